@@ -1,0 +1,195 @@
+// Validated configuration, built once per isolate from the EnvSource. Nothing here throws:
+// every problem becomes a finding, and a fatal finding makes the app fail closed (token and
+// protected routes answer 503; the health report's `configuration` check fails) instead of
+// crashing somewhere deep in a handler.
+import type { EnvSource } from './env-source.ts'
+import { detectEnvironment, type Environment, type EnvironmentDecision } from './environment.ts'
+import { Secret } from './secret.ts'
+import { type ConfigFinding, resolveSecrets } from './secrets.ts'
+import { parseTunables, type Tunables } from './tunables.ts'
+
+export type { EnvSource } from './env-source.ts'
+export type { Environment } from './environment.ts'
+export type { ConfigFinding } from './secrets.ts'
+export type { Tunables } from './tunables.ts'
+export { Secret }
+
+export interface RedisConfig {
+  url: string
+  token: Secret
+}
+
+export interface Config {
+  environment: Environment
+  environmentSource: EnvironmentDecision['source']
+  version: string
+  agentSecret?: Secret
+  jwtSecret?: Secret
+  jwtPreviousSecret?: Secret
+  cronSecret?: Secret
+  databaseUrl?: Secret
+  /** Where Neon's SQL-over-HTTP requests go when not Neon's own endpoint (local stand-in). */
+  neonFetchEndpoint?: string
+  redis?: RedisConfig
+  /** Every Redis key this deployment writes starts with it (environments may share a database). */
+  redisKeyPrefix: string
+  tunables: Tunables
+  findings: ConfigFinding[]
+  /** True when a fatal finding exists: the app must refuse to issue or accept tokens. */
+  failClosed: boolean
+}
+
+export const APP_VERSION = '0.1.0'
+
+export function loadConfig(env: EnvSource): Config {
+  const decision = detectEnvironment(env)
+  const { environment } = decision
+  const findings: ConfigFinding[] = []
+  if (decision.problem) {
+    findings.push({ variable: decision.source, severity: 'fatal', message: decision.problem })
+  }
+
+  const secrets = resolveSecrets(env, environment)
+  findings.push(...secrets.findings)
+  const { tunables, findings: tunableFindings } = parseTunables(env, environment)
+  findings.push(...tunableFindings)
+
+  const databaseUrl = readDatabaseUrl(env, environment, findings)
+  const neonFetchEndpoint = readServiceUrl(env, 'NEON_FETCH_ENDPOINT', findings)
+  const redis = readRedis(env, findings)
+  const cronSecret = readCronSecret(env, environment, findings)
+  const redisKeyPrefix = readKeyPrefix(env, environment, findings)
+
+  return {
+    environment,
+    environmentSource: decision.source,
+    version: env.APP_VERSION?.trim() || APP_VERSION,
+    agentSecret: secrets.agentSecret,
+    jwtSecret: secrets.jwtSecret,
+    jwtPreviousSecret: secrets.jwtPreviousSecret,
+    cronSecret,
+    databaseUrl,
+    neonFetchEndpoint,
+    redis,
+    redisKeyPrefix,
+    tunables,
+    findings,
+    failClosed: findings.some((f) => f.severity === 'fatal'),
+  }
+}
+
+function readDatabaseUrl(
+  env: EnvSource,
+  environment: Environment,
+  findings: ConfigFinding[],
+): Secret | undefined {
+  const raw = env.DATABASE_URL?.trim()
+  if (!raw) {
+    findings.push({
+      variable: 'DATABASE_URL',
+      severity: environment === 'development' ? 'warning' : 'fatal',
+      message: 'DATABASE_URL is not set',
+    })
+    return undefined
+  }
+  const url = parseUrl(raw)
+  if (!url || !/^postgres(ql)?:$/.test(url.protocol) || !url.hostname) {
+    findings.push({
+      variable: 'DATABASE_URL',
+      severity: 'fatal',
+      message: 'DATABASE_URL must be a postgres:// connection string',
+    })
+    return undefined
+  }
+  return new Secret(raw)
+}
+
+/** Plain http is allowed to loopback only (local stand-ins); anything else must be https. */
+function readServiceUrl(
+  env: EnvSource,
+  variable: string,
+  findings: ConfigFinding[],
+): string | undefined {
+  const raw = env[variable]?.trim()
+  if (!raw) return undefined
+  const url = parseUrl(raw)
+  const loopback = url && /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(url.hostname)
+  if (!url || !(url.protocol === 'https:' || (url.protocol === 'http:' && loopback))) {
+    findings.push({
+      variable,
+      severity: 'fatal',
+      message: `${variable} must be an https URL (plain http only to loopback)`,
+    })
+    return undefined
+  }
+  return raw.replace(/\/+$/, '')
+}
+
+function readRedis(env: EnvSource, findings: ConfigFinding[]): RedisConfig | undefined {
+  const url = readServiceUrl(env, 'UPSTASH_REDIS_REST_URL', findings)
+  const token = env.UPSTASH_REDIS_REST_TOKEN?.trim()
+  const urlSet = Boolean(env.UPSTASH_REDIS_REST_URL?.trim())
+  if (urlSet !== Boolean(token)) {
+    findings.push({
+      variable: urlSet ? 'UPSTASH_REDIS_REST_TOKEN' : 'UPSTASH_REDIS_REST_URL',
+      severity: 'fatal',
+      message: 'UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together',
+    })
+    return undefined
+  }
+  return url && token ? { url, token: new Secret(token) } : undefined
+}
+
+function readCronSecret(
+  env: EnvSource,
+  environment: Environment,
+  findings: ConfigFinding[],
+): Secret | undefined {
+  const raw = env.CRON_SECRET?.trim()
+  if (!raw) {
+    if (environment !== 'development') {
+      findings.push({
+        variable: 'CRON_SECRET',
+        severity: 'warning',
+        message: 'CRON_SECRET is not set: the scheduled flush route rejects every call',
+      })
+    }
+    return undefined
+  }
+  const secret = new Secret(raw)
+  if (secret.byteLength < 16) {
+    findings.push({
+      variable: 'CRON_SECRET',
+      severity: environment === 'production' ? 'fatal' : 'warning',
+      message: 'CRON_SECRET is shorter than 16 bytes',
+    })
+  }
+  return secret
+}
+
+function readKeyPrefix(
+  env: EnvSource,
+  environment: Environment,
+  findings: ConfigFinding[],
+): string {
+  const fallback = `agent-api:${environment}:`
+  const raw = env.REDIS_KEY_PREFIX?.trim()
+  if (!raw) return fallback
+  if (!/^[\w:.-]{1,64}$/.test(raw)) {
+    findings.push({
+      variable: 'REDIS_KEY_PREFIX',
+      severity: 'fatal',
+      message: 'REDIS_KEY_PREFIX must be 1-64 characters of letters, digits, _ : . -',
+    })
+    return fallback
+  }
+  return raw
+}
+
+function parseUrl(raw: string): URL | undefined {
+  try {
+    return new URL(raw)
+  } catch {
+    return undefined
+  }
+}
