@@ -1,0 +1,88 @@
+// The one Hono app, deployed unchanged to Cloudflare Workers (src/worker.ts) and Vercel's
+// edge runtime (api/index.ts). Read top to bottom, this file is the request path:
+//
+//   request id → services → logging/timing → security headers → body limit
+//   → routes (auth → rate limit → validation → handler) → problem+json for every error
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { HTTPException } from 'hono/http-exception'
+import { requestId } from 'hono/request-id'
+import { secureHeaders } from 'hono/secure-headers'
+import type { AppEnv } from './context.ts'
+import { observe } from './middleware/observe.ts'
+import { attachServices } from './middleware/services.ts'
+import { ProblemError, problemResponse, problems } from './problem.ts'
+import { healthRoutes } from './routes/health.ts'
+import { ServiceCache } from './services.ts'
+
+export const MAX_BODY_BYTES = 64 * 1024
+
+export interface AppOptions {
+  /** The isolate's services; the entries share it with their scheduled handlers. */
+  services?: ServiceCache
+}
+
+export function createApp(options: AppOptions = {}) {
+  const services = options.services ?? new ServiceCache()
+
+  const app = new Hono<AppEnv>()
+    .use(requestId({ limitLength: 128 }))
+    .use(attachServices(services))
+    .use(observe())
+    .use(
+      secureHeaders({
+        // An API answers JSON, never pages to frame; /docs sets its own policy.
+        xFrameOptions: 'DENY',
+        crossOriginResourcePolicy: false,
+        crossOriginOpenerPolicy: false,
+        contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+      }),
+    )
+    .use(async (c, next) => {
+      await next()
+      // Nothing an agent receives is meant for shared caches unless a route says otherwise.
+      if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store')
+    })
+    .use(
+      bodyLimit({
+        maxSize: MAX_BODY_BYTES,
+        onError: () => {
+          throw problems.tooLarge(MAX_BODY_BYTES)
+        },
+      }),
+    )
+    .route('/', healthRoutes)
+
+  app.notFound((c) =>
+    problemResponse(
+      {
+        status: 404,
+        code: 'not_found',
+        detail: `No route for ${c.req.method} ${new URL(c.req.url).pathname}`,
+      },
+      c.var.requestId,
+    ),
+  )
+
+  app.onError((err, c) => {
+    const requestId = c.var.requestId ?? crypto.randomUUID()
+    if (err instanceof ProblemError) return problemResponse(err.problem, requestId)
+    if (err instanceof HTTPException && err.status < 500) {
+      return problemResponse(
+        { status: err.status, code: 'bad_request', detail: err.message || undefined },
+        requestId,
+      )
+    }
+    // Anything else is a bug or an outage: log it (redacted), answer without internals.
+    ;(c.var.log ?? c.var.services?.log)?.error('unhandled error', { error: err })
+    return problemResponse(
+      { status: 500, code: 'internal_error', detail: 'An unexpected error occurred' },
+      requestId,
+    )
+  })
+
+  return app
+}
+
+export type App = ReturnType<typeof createApp>
+export type AppType = App

@@ -1,0 +1,19 @@
+// The typed Hono context every route and middleware shares.
+import type { Logger } from './log.ts'
+import type { Services } from './services.ts'
+import type { Trace } from './trace.ts'
+
+export interface AppVariables {
+  requestId: string
+  services: Services
+  trace: Trace
+  /** The request's logger (request id bound). */
+  log: Logger
+  /** The authenticated agent, once auth has run. */
+  agentId?: string
+}
+
+export interface AppEnv {
+  Bindings: Record<string, unknown>
+  Variables: AppVariables
+}

@@ -1,0 +1,116 @@
+// Postgres over Neon's HTTP endpoint. Every statement is parameterised (the `sql` tag makes
+// that the easy path), every call has a timeout, and every call is observed.
+import { NeonDbError, neon, neonConfig } from '@neondatabase/serverless'
+import type { Secret } from '../config/secret.ts'
+import type { EventBus } from '../events.ts'
+import type { Trace } from '../trace.ts'
+
+export interface SqlStatement {
+  readonly text: string
+  readonly params: readonly unknown[]
+}
+
+/** Tagged template that turns interpolations into $n parameters, never into SQL text. */
+export function sql(strings: TemplateStringsArray, ...values: unknown[]): SqlStatement {
+  let text = strings[0] ?? ''
+  for (let i = 0; i < values.length; i++) text += `$${i + 1}${strings[i + 1] ?? ''}`
+  return { text, params: values }
+}
+
+export interface CallOptions {
+  trace?: Trace
+  /** Overrides the configured timeout (e.g. the health check's shorter one). */
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
+export interface TransactionOptions extends CallOptions {
+  isolationLevel?: 'ReadCommitted' | 'RepeatableRead' | 'Serializable'
+  readOnly?: boolean
+}
+
+export type Row = Record<string, unknown>
+
+export interface Database {
+  query<R extends Row = Row>(statement: SqlStatement, options?: CallOptions): Promise<R[]>
+  /** All statements in one HTTP request and one transaction; rolled back on the first error. */
+  transaction(statements: readonly SqlStatement[], options?: TransactionOptions): Promise<Row[][]>
+}
+
+export interface DatabaseOptions {
+  url: Secret
+  /** Where SQL-over-HTTP requests go instead of Neon's endpoint (local stand-in). */
+  fetchEndpoint?: string
+  timeoutMs: number
+  events?: EventBus
+}
+
+export function createDatabase(options: DatabaseOptions): Database {
+  if (options.fetchEndpoint) {
+    // The driver reads its endpoint from this global config at call time; it is set from the
+    // validated configuration, the same value for every call in this isolate.
+    neonConfig.fetchEndpoint = options.fetchEndpoint
+  }
+  const client = neon(options.url.reveal(), { disableWarningInBrowsers: true })
+
+  const observe = async <T>(
+    operation: string,
+    call: CallOptions | undefined,
+    run: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> => {
+    const start = performance.now()
+    const timeout = AbortSignal.timeout(call?.timeoutMs ?? options.timeoutMs)
+    const signal = call?.signal ? AbortSignal.any([call.signal, timeout]) : timeout
+    let ok = false
+    try {
+      const result = await run(signal)
+      ok = true
+      return result
+    } finally {
+      const durationMs = performance.now() - start
+      call?.trace?.add('db', durationMs)
+      options.events?.emit({ type: 'upstream.call', upstream: 'neon', operation, ok, durationMs })
+    }
+  }
+
+  return {
+    query: <R extends Row = Row>(statement: SqlStatement, call?: CallOptions) =>
+      observe('query', call, async (signal) => {
+        const rows = await client.query(statement.text, [...statement.params], {
+          fetchOptions: { signal },
+        })
+        return rows as R[]
+      }),
+    transaction: (statements, call) =>
+      observe('transaction', call, async (signal) => {
+        const results = await client.transaction(
+          statements.map((s) => client.query(s.text, [...s.params])),
+          {
+            fetchOptions: { signal },
+            ...(call?.isolationLevel ? { isolationLevel: call.isolationLevel } : {}),
+            ...(call?.readOnly === undefined ? {} : { readOnly: call.readOnly }),
+          },
+        )
+        return results as Row[][]
+      }),
+  }
+}
+
+/** SQLSTATE classes that mean the database is unreachable or overloaded, not a bad query. */
+const OUTAGE_SQLSTATE = /^(08|53|57P|58)/
+
+/**
+ * Whether an error means Postgres (or the path to it) is failing, as opposed to a statement
+ * the database rejected. Only the former counts against the circuit breaker.
+ */
+export function isDatabaseOutage(err: unknown): boolean {
+  if (err instanceof NeonDbError) {
+    return err.code === undefined || err.code === null || OUTAGE_SQLSTATE.test(err.code)
+  }
+  return true // aborts, timeouts, network failures
+}
+
+/** The SQLSTATE of a rejected statement, if any (e.g. "23505" unique violation). */
+export function sqlState(err: unknown): string | undefined {
+  return err instanceof NeonDbError && typeof err.code === 'string' ? err.code : undefined
+}

@@ -1,0 +1,43 @@
+// Typed events the app emits from `finally` blocks. Metrics, alerts and tests subscribe;
+// nothing counts things ad hoc inside handlers.
+
+export type UpstreamName = 'neon' | 'redis'
+
+export type AppEvent =
+  | {
+      type: 'http.request'
+      method: string
+      route: string
+      status: number
+      durationMs: number
+      agentId?: string
+    }
+  | {
+      type: 'upstream.call'
+      upstream: UpstreamName
+      operation: string
+      ok: boolean
+      durationMs: number
+    }
+
+export type AppEventType = AppEvent['type']
+export type EventListener = (event: AppEvent) => void
+
+export class EventBus {
+  readonly #listeners = new Set<EventListener>()
+
+  on(listener: EventListener): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  emit(event: AppEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event)
+      } catch {
+        // A broken subscriber must never break the request that emitted the event.
+      }
+    }
+  }
+}

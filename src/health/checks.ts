@@ -1,0 +1,95 @@
+// Health checks: each answers pass, warn or fail with how long it took. `/health` (liveness)
+// runs only the ones that need no upstream; `/health/ready` runs them all with short timeouts.
+import { sql } from '../db/client.ts'
+import { withTimeout } from '../resilience/timeout.ts'
+import type { Services } from '../services.ts'
+import type { Trace } from '../trace.ts'
+
+export type CheckStatus = 'pass' | 'warn' | 'fail'
+
+export interface CheckResult {
+  name: string
+  status: CheckStatus
+  durationMs: number
+  /** Operator-facing facts; never a secret, URL or raw upstream error. */
+  details: Record<string, unknown>
+}
+
+const RANK: Record<CheckStatus, number> = { pass: 0, warn: 1, fail: 2 }
+
+export function worst(statuses: Iterable<CheckStatus>): CheckStatus {
+  let result: CheckStatus = 'pass'
+  for (const status of statuses) if (RANK[status] > RANK[result]) result = status
+  return result
+}
+
+async function timed(
+  name: string,
+  run: () => Promise<Omit<CheckResult, 'name' | 'durationMs'>>,
+): Promise<CheckResult> {
+  const start = performance.now()
+  const result = await run()
+  return { name, durationMs: Math.round(performance.now() - start), ...result }
+}
+
+export function configurationCheck(services: Services): CheckResult {
+  const { config } = services
+  const fatal = config.findings.filter((f) => f.severity === 'fatal')
+  const warnings = config.findings.filter((f) => f.severity === 'warning')
+  return {
+    name: 'configuration',
+    status: fatal.length ? 'fail' : warnings.length ? 'warn' : 'pass',
+    durationMs: 0,
+    details: {
+      environment: config.environment,
+      // Messages name variables, never values.
+      problems: fatal.map((f) => f.message),
+      warnings: warnings.map((f) => f.message),
+    },
+  }
+}
+
+export function databaseCheck(services: Services, trace?: Trace): Promise<CheckResult> {
+  return timed('database', async () => {
+    const { db, config } = services
+    if (!db) {
+      return {
+        status: config.environment === 'development' ? 'warn' : 'fail',
+        details: { configured: false },
+      }
+    }
+    try {
+      await db.query(sql`SELECT 1`, { timeoutMs: config.tunables.healthCheckTimeoutMs, trace })
+      return { status: 'pass', details: { configured: true } }
+    } catch (err) {
+      return { status: 'fail', details: { configured: true, error: describe(err) } }
+    }
+  })
+}
+
+export function redisCheck(services: Services, trace?: Trace): Promise<CheckResult> {
+  return timed('redis', async () => {
+    const { redis, config } = services
+    // Redis is optional: without it the app runs on per-isolate state, which is a warning.
+    if (!redis) return { status: 'warn', details: { configured: false } }
+    try {
+      await withTimeout(
+        redis.run('ping', (r) => r.ping(), trace),
+        config.tunables.healthCheckTimeoutMs,
+      )
+      return { status: 'pass', details: { configured: true } }
+    } catch (err) {
+      return { status: 'warn', details: { configured: true, error: describe(err) } }
+    }
+  })
+}
+
+/** A short, safe description of an upstream failure: its kind, never its raw text. */
+export function describe(err: unknown): string {
+  if (err instanceof Error) {
+    if (err.name === 'TimeoutError' || err.name === 'AbortError') return 'timeout'
+    if (/connect|fetch failed|network|refused|ECONN/i.test(err.message)) return 'unreachable'
+    return 'error'
+  }
+  return 'error'
+}

@@ -1,0 +1,39 @@
+// Work that runs on a schedule rather than on a request: Workers' cron trigger calls it
+// through `scheduled()`, Vercel Cron through POST /api/v1/internal/flush.
+import type { Services } from './services.ts'
+
+export interface ScheduledRun {
+  cron: string
+  scheduledTime: number
+}
+
+export interface JobReport {
+  job: string
+  ok: boolean
+  durationMs: number
+  result?: Record<string, unknown>
+}
+
+type Job = { name: string; run: (services: Services) => Promise<Record<string, unknown>> }
+
+// Jobs register here as the features that need them arrive (the progress flush first).
+const JOBS: Job[] = []
+
+export async function runScheduledJobs(
+  services: Services,
+  run: ScheduledRun,
+): Promise<JobReport[]> {
+  const reports: JobReport[] = []
+  for (const job of JOBS) {
+    const start = performance.now()
+    try {
+      const result = await job.run(services)
+      reports.push({ job: job.name, ok: true, durationMs: performance.now() - start, result })
+    } catch (err) {
+      services.log.error('scheduled job failed', { job: job.name, error: err })
+      reports.push({ job: job.name, ok: false, durationMs: performance.now() - start })
+    }
+  }
+  services.log.info('scheduled run', { cron: run.cron, jobs: reports.length })
+  return reports
+}

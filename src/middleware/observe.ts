@@ -1,0 +1,48 @@
+// One structured log line, one `http.request` event and a Server-Timing header per request.
+import type { MiddlewareHandler } from 'hono'
+import { routePath } from 'hono/route'
+import type { AppEnv } from '../context.ts'
+import { Trace } from '../trace.ts'
+
+export function observe(): MiddlewareHandler<AppEnv> {
+  return async function observe(c, next) {
+    const start = performance.now()
+    const { services } = c.var
+    const trace = new Trace()
+    const log = services.log.child({ request_id: c.var.requestId })
+    c.set('trace', trace)
+    c.set('log', log)
+    try {
+      await next()
+    } finally {
+      const durationMs = performance.now() - start
+      const status = c.res.status
+      const route = matchedRoute(c)
+      c.res.headers.set('Server-Timing', trace.serverTiming(durationMs))
+      const agentId = c.var.agentId
+      services.events.emit({
+        type: 'http.request',
+        method: c.req.method,
+        route,
+        status,
+        durationMs,
+        agentId,
+      })
+      const fields = {
+        method: c.req.method,
+        route,
+        status,
+        duration_ms: Math.round(durationMs * 10) / 10,
+        ...(agentId ? { agent_id: agentId } : {}),
+      }
+      if (status >= 500) log.error('request', fields)
+      else log.info('request', fields)
+    }
+  }
+}
+
+/** The route pattern that answered (never the raw path, which may carry ids), or "unmatched". */
+function matchedRoute(c: Parameters<MiddlewareHandler<AppEnv>>[0]): string {
+  const path = routePath(c, -1)
+  return path && !path.endsWith('*') ? path : 'unmatched'
+}

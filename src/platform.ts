@@ -1,0 +1,37 @@
+// Runtime seams: time, deferred work and isolate identity. Everything that differs between
+// workerd, Vercel's edge runtime and the tests passes through here.
+import type { Context } from 'hono'
+
+export interface Clock {
+  /** Milliseconds since the epoch. Injected so breakers, caches and tokens run on fake time. */
+  now(): number
+}
+
+export const systemClock: Clock = { now: () => Date.now() }
+
+/** What both platforms' execution contexts offer for work that outlives the response. */
+export interface WaitUntil {
+  waitUntil(promise: Promise<unknown>): void
+}
+
+/**
+ * Run `task` after the response without delaying it: through the platform's `waitUntil`
+ * (Workers' ExecutionContext, Vercel's request context via the entry), or detached where
+ * none exists (plain Node). A failure is reported, never thrown into the request.
+ */
+export function defer(c: Context, task: Promise<unknown>, onError: (err: unknown) => void): void {
+  const guarded = task.catch(onError)
+  let ctx: WaitUntil | undefined
+  try {
+    ctx = c.executionCtx
+  } catch {
+    ctx = undefined // Hono throws when the entry passed no execution context
+  }
+  ctx?.waitUntil(guarded)
+}
+
+/** A short random id naming this isolate in logs and health reports. */
+export function newIsolateId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6))
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+}

@@ -1,0 +1,114 @@
+// RFC 9457 problem details: the one shape every error leaves the API in.
+//
+// Handlers throw `ProblemError`; the error boundary in app.ts turns it (and anything else)
+// into `application/problem+json`. A `type` is a relative reference to /problems/<code>,
+// which the docs describe.
+
+export interface FieldError {
+  /** Dotted path into the request body, e.g. "updates.3.progress". */
+  path: string
+  message: string
+}
+
+export interface ProblemInit {
+  status: number
+  /** Stable machine-readable code, e.g. "validation_failed", "invalid_client". */
+  code: string
+  title?: string
+  detail?: string
+  errors?: FieldError[]
+  /** Extra members (e.g. OAuth's `error` and `error_description`). */
+  extensions?: Record<string, unknown>
+  headers?: Record<string, string>
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
+
+export class ProblemError extends Error {
+  readonly problem: ProblemInit
+
+  constructor(problem: ProblemInit) {
+    super(problem.detail ?? problem.code)
+    this.name = 'ProblemError'
+    this.problem = problem
+  }
+}
+
+export interface ProblemBody {
+  type: string
+  title: string
+  status: number
+  detail?: string
+  code: string
+  request_id: string
+  errors?: FieldError[]
+  [extension: string]: unknown
+}
+
+export function problemBody(init: ProblemInit, requestId: string): ProblemBody {
+  return {
+    ...init.extensions,
+    type: `/problems/${init.code}`,
+    title: init.title ?? TITLES[init.status] ?? 'Error',
+    status: init.status,
+    ...(init.detail === undefined ? {} : { detail: init.detail }),
+    code: init.code,
+    request_id: requestId,
+    ...(init.errors ? { errors: init.errors } : {}),
+  }
+}
+
+export function problemResponse(init: ProblemInit, requestId: string): Response {
+  const headers = new Headers(init.headers)
+  headers.set('Content-Type', PROBLEM_CONTENT_TYPE)
+  headers.set('Cache-Control', 'no-store')
+  return new Response(JSON.stringify(problemBody(init, requestId)), {
+    status: init.status,
+    headers,
+  })
+}
+
+/** Shorthands for the problems many routes raise. */
+export const problems = {
+  validation: (errors: FieldError[], detail = 'The request body is not valid') =>
+    new ProblemError({ status: 400, code: 'validation_failed', detail, errors }),
+  invalidJson: () =>
+    new ProblemError({ status: 400, code: 'invalid_json', detail: 'The body is not valid JSON' }),
+  notFound: (detail = 'No such resource') =>
+    new ProblemError({ status: 404, code: 'not_found', detail }),
+  unsupportedMediaType: (accepted: readonly string[]) =>
+    new ProblemError({
+      status: 415,
+      code: 'unsupported_media_type',
+      detail: `Send the body as ${accepted.join(' or ')}`,
+      headers: { 'Accept-Post': accepted.join(', ') },
+    }),
+  tooLarge: (limit: number) =>
+    new ProblemError({
+      status: 413,
+      code: 'body_too_large',
+      detail: `The body exceeds ${limit} bytes`,
+    }),
+  unavailable: (code: string, detail: string, retryAfterSeconds: number) =>
+    new ProblemError({
+      status: 503,
+      code,
+      detail,
+      headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
+    }),
+}

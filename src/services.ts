@@ -1,0 +1,97 @@
+// Everything a request needs that outlives it, built once per isolate from the validated
+// configuration and handed to handlers through Hono's typed context (`c.var.services`).
+import { toEnvSource } from './config/env-source.ts'
+import { type Config, type EnvSource, loadConfig } from './config/index.ts'
+import { createDatabase, type Database } from './db/client.ts'
+import { EventBus } from './events.ts'
+import { createLogger, type Logger, type LogSink } from './log.ts'
+import { type Clock, newIsolateId, systemClock } from './platform.ts'
+import { createRedisStore, type RedisStore } from './redis.ts'
+
+export interface Isolate {
+  id: string
+  startedAt: number
+}
+
+export interface Services {
+  config: Config
+  log: Logger
+  events: EventBus
+  clock: Clock
+  isolate: Isolate
+  /** Absent when DATABASE_URL is not configured (development only; elsewhere fail-closed). */
+  db?: Database
+  /** Absent when Upstash is not configured: the app then runs on per-isolate state. */
+  redis?: RedisStore
+}
+
+export interface ServiceOptions {
+  clock?: Clock
+  logSink?: LogSink
+}
+
+export function buildServices(env: EnvSource, options: ServiceOptions = {}): Services {
+  const config = loadConfig(env)
+  const clock = options.clock ?? systemClock
+  const isolate: Isolate = { id: newIsolateId(), startedAt: clock.now() }
+  const log = createLogger({
+    level: config.tunables.logLevel,
+    sink: options.logSink,
+    base: { env: config.environment, isolate: isolate.id },
+  })
+  const events = new EventBus()
+
+  for (const finding of config.findings) {
+    const fields = { variable: finding.variable, severity: finding.severity }
+    if (finding.severity === 'fatal') log.error(`configuration: ${finding.message}`, fields)
+    else log.warn(`configuration: ${finding.message}`, fields)
+  }
+
+  const db = config.databaseUrl
+    ? createDatabase({
+        url: config.databaseUrl,
+        fetchEndpoint: config.neonFetchEndpoint,
+        timeoutMs: config.tunables.databaseTimeoutMs,
+        events,
+      })
+    : undefined
+  const redis = config.redis
+    ? createRedisStore({
+        config: config.redis,
+        keyPrefix: config.redisKeyPrefix,
+        timeoutMs: config.tunables.redisTimeoutMs,
+        events,
+      })
+    : undefined
+
+  return { config, log, events, clock, isolate, db, redis }
+}
+
+/**
+ * Keeps one Services per isolate. Platforms usually pass the same env object on every
+ * request; when a different object arrives (tests, a redeployed binding), its variables are
+ * compared and the services are rebuilt only if they really changed.
+ */
+export class ServiceCache {
+  readonly #options: ServiceOptions
+  #byObject = new WeakMap<object, Services>()
+  #last?: { fingerprint: string; services: Services }
+
+  constructor(options: ServiceOptions = {}) {
+    this.#options = options
+  }
+
+  get(envObject: object): Services {
+    const known = this.#byObject.get(envObject)
+    if (known) return known
+    const env = toEnvSource(envObject)
+    const fingerprint = JSON.stringify(Object.entries(env).sort(([a], [b]) => a.localeCompare(b)))
+    let services = this.#last?.fingerprint === fingerprint ? this.#last.services : undefined
+    if (!services) {
+      services = buildServices(env, this.#options)
+      this.#last = { fingerprint, services }
+    }
+    this.#byObject.set(envObject, services)
+    return services
+  }
+}

@@ -1,0 +1,39 @@
+import { expect, test } from 'vitest'
+import { Secret } from '../../src/config/secret.ts'
+import { createLogger, redact } from '../../src/log.ts'
+
+test('credential-shaped values and keys are masked in every log line', () => {
+  const lines: string[] = []
+  const log = createLogger({ level: 'debug', sink: (l) => lines.push(l) })
+  const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJlLXZhbHVl'
+  log.info('request', {
+    authorization: 'Bearer abc.def',
+    nested: { agent_secret: 'plain', note: `token was ${jwt}` },
+    url: 'postgres://user:hunter2@db.example.com/app',
+    header: 'Basic dXNlcjpwYXNz',
+    secret: new Secret('s3cr3t-value'),
+    token_type: 'Bearer',
+  })
+  const text = lines.join('\n')
+  for (const leaked of ['abc.def', 'plain', jwt, 'hunter2', 'dXNlcjpwYXNz', 's3cr3t-value']) {
+    expect(text).not.toContain(leaked)
+  }
+  const record = JSON.parse(lines[0]!)
+  expect(record).toMatchObject({ level: 'info', msg: 'request', token_type: 'Bearer' })
+  expect(record.url).toBe('postgres://user:[redacted]@db.example.com/app')
+})
+
+test('levels below the threshold are dropped', () => {
+  const lines: string[] = []
+  const log = createLogger({ level: 'warn', sink: (l) => lines.push(l) })
+  log.info('quiet')
+  log.warn('loud')
+  expect(lines.map((l) => JSON.parse(l).msg)).toEqual(['loud'])
+})
+
+test('errors keep name and a redacted message, never the stack', () => {
+  const err = new Error('connect to postgres://a:b@h/d failed')
+  expect(redact({ error: err })).toEqual({
+    error: { name: 'Error', message: 'connect to postgres://a:[redacted]@h/d failed' },
+  })
+})
