@@ -1,0 +1,87 @@
+// A scenario: the deployed entry of the current runtime, wired to its own schema, its own
+// proxies in front of the Neon and Upstash stand-ins (so its fault plans touch nobody else)
+// and its own Redis key prefix. Written once, run in workerd and in the edge VM.
+
+import { afterAll } from 'vitest'
+import { dispatch, runtimeName } from '#runtime'
+import { control } from './control.ts'
+
+export interface ScenarioOptions {
+  /** Variables added to (or, with undefined, removed from) the default env. */
+  env?: Record<string, string | undefined>
+  /** Run with Upstash configured (default: whenever the stack has Redis). */
+  redis?: boolean
+}
+
+export type Upstream = ReturnType<typeof control.upstream>
+
+export interface Scenario {
+  runtime: 'workers' | 'edge'
+  env: Record<string, string>
+  hasRedis: boolean
+  neon: Upstream
+  /** Fault control of this scenario's Redis proxy (throws when the stack has no Redis). */
+  redis: Upstream
+  /** Sends a request to the app; relative paths resolve against https://agent-api.test. */
+  fetch(path: string, init?: RequestInit): Promise<Response>
+  /** Waits until every request's background work (waitUntil) has finished. */
+  settle(): Promise<void>
+  /** Another env over the same schema and proxies (e.g. a second isolate, another config). */
+  withEnv(overrides: Record<string, string | undefined>): Scenario
+}
+
+export function randomSecret(bytes = 32): string {
+  const raw = crypto.getRandomValues(new Uint8Array(bytes))
+  return Array.from(raw, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+/** Call at the top level of a test file (it registers an afterAll that cleans up). */
+export async function scenario(options: ScenarioOptions = {}): Promise<Scenario> {
+  const resources = await control.createScenario()
+  afterAll(() => control.closeScenario(resources.id))
+  const hasRedis = (options.redis ?? true) && resources.upstashUrl !== undefined
+  const base: Record<string, string | undefined> = {
+    APP_ENV: 'development',
+    DEV_AGENT_SECRET: randomSecret(),
+    DEV_JWT_SECRET: randomSecret(),
+    CRON_SECRET: randomSecret(),
+    LOG_LEVEL: 'warn',
+    NEON_FETCH_ENDPOINT: resources.neonFetchEndpoint,
+    DATABASE_URL: resources.databaseUrl,
+    UPSTASH_REDIS_REST_URL: hasRedis ? resources.upstashUrl : undefined,
+    UPSTASH_REDIS_REST_TOKEN: hasRedis ? resources.upstashToken : undefined,
+    REDIS_KEY_PREFIX: `t:${randomSecret(6)}:`,
+    ...options.env,
+  }
+  return build(resources.id, base, hasRedis)
+}
+
+function build(id: string, vars: Record<string, string | undefined>, hasRedis: boolean): Scenario {
+  const env = Object.fromEntries(
+    Object.entries(vars).filter((e): e is [string, string] => e[1] !== undefined),
+  )
+  const pending: Promise<unknown>[] = []
+  return {
+    runtime: runtimeName,
+    env,
+    hasRedis,
+    neon: control.upstream(id, 'neon'),
+    redis: control.upstream(id, 'redis'),
+    async fetch(path, init) {
+      const request = new Request(new URL(path, 'https://agent-api.test'), init)
+      const { response, settled } = await dispatch(request, env)
+      pending.push(settled)
+      return response
+    },
+    async settle() {
+      while (pending.length) await Promise.allSettled(pending.splice(0))
+    },
+    withEnv(overrides) {
+      return build(
+        id,
+        { ...vars, ...overrides },
+        hasRedis && overrides.UPSTASH_REDIS_REST_URL !== '',
+      )
+    },
+  }
+}

@@ -1,0 +1,43 @@
+import { cloudflareTest } from '@cloudflare/vitest-plugin'
+import { defineConfig } from 'vitest/config'
+
+// Scenario tests are written once and run in both runtimes; `#runtime` resolves to the
+// runtime's own way of dispatching a request to the deployed entry.
+const scenarios = ['test/scenarios/**/*.test.ts']
+// Each runtime project starts its own local stack (stand-ins + control server).
+const stackSetup = 'test/support/global-setup.ts'
+const runtimeModule = (name: string) => ({
+  '#runtime': new URL(`./test/support/runtime-${name}.ts`, import.meta.url).pathname,
+})
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          environment: 'node',
+          include: ['test/unit/**/*.test.ts'],
+        },
+      },
+      {
+        plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
+        resolve: { alias: runtimeModule('workers') },
+        test: {
+          name: 'workers',
+          globalSetup: [stackSetup],
+          include: [...scenarios, 'test/workers/**/*.test.ts'],
+        },
+      },
+      {
+        resolve: { alias: runtimeModule('edge') },
+        test: {
+          name: 'edge',
+          globalSetup: [stackSetup],
+          environment: 'edge-runtime',
+          include: [...scenarios, 'test/edge/**/*.test.ts'],
+        },
+      },
+    ],
+  },
+})
