@@ -1,0 +1,14 @@
+import { readFile } from 'node:fs/promises'
+import { expect, test } from 'vitest'
+import { replaceTable } from '../../scripts/config-table.ts'
+
+test('the README configuration table matches the tunables (run `npm run docs` to update)', async () => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+  expect(readme).toBe(replaceTable(readme))
+})
+
+test('the README shows the two set-up commands', async () => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+  expect(readme).toContain('npm run dev')
+  expect(readme).toContain('npm test')
+})
