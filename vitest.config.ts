@@ -17,6 +17,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           environment: 'node',
+          // Two cores shared by three projects: allow for a busy machine.
+          testTimeout: 20_000,
           include: ['test/unit/**/*.test.ts'],
         },
       },
@@ -25,6 +27,7 @@ export default defineConfig({
         resolve: { alias: runtimeModule('workers') },
         test: {
           name: 'workers',
+          testTimeout: 20_000,
           globalSetup: [stackSetup],
           include: [...scenarios, 'test/workers/**/*.test.ts'],
         },
@@ -33,6 +36,7 @@ export default defineConfig({
         resolve: { alias: runtimeModule('edge') },
         test: {
           name: 'edge',
+          testTimeout: 20_000,
           globalSetup: [stackSetup],
           environment: 'edge-runtime',
           include: [...scenarios, 'test/edge/**/*.test.ts'],
