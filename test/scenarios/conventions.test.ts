@@ -53,3 +53,53 @@ describe(`conventions (${s.runtime})`, () => {
     expect((await res.json()).code).toBe('body_too_large')
   })
 })
+
+describe(`nothing secret leaves the app (${s.runtime})`, () => {
+  test('no secret, token or connection string in any log line or response', async () => {
+    const verbose = s.withEnv({ LOG_LEVEL: 'debug' })
+    const bodies: string[] = []
+    for (const [path, init] of [
+      ['/health', {}],
+      ['/health/ready', {}],
+      ['/nope', { headers: { Authorization: `Bearer ${s.env.DEV_JWT_SECRET}` } }],
+      ['/health', { method: 'POST', body: 'x'.repeat(70_000) }],
+    ] as const) {
+      const res = await verbose.fetch(path, init)
+      bodies.push(JSON.stringify([...res.headers]), await res.text())
+    }
+    await verbose.settle()
+    const logs = s.logs()
+    expect(logs.some((l) => l.includes('"msg":"request"'))).toBe(true)
+    const everything = [...logs, ...bodies].join('\n')
+    const secrets = [
+      'DEV_AGENT_SECRET',
+      'DEV_JWT_SECRET',
+      'CRON_SECRET',
+      'DATABASE_URL',
+      'UPSTASH_REDIS_REST_TOKEN',
+    ]
+      .map((name) => verbose.env[name])
+      .filter((v): v is string => v !== undefined)
+    for (const secret of secrets) expect(everything).not.toContain(secret)
+  })
+
+  test('each request logs one structured line with id, method, route, status and duration', async () => {
+    const before = s.logs().length
+    const verbose = s.withEnv({ LOG_LEVEL: 'info' })
+    await verbose.fetch('/health', { headers: { 'X-Request-Id': 'log-line-1' } })
+    const lines = s
+      .logs()
+      .slice(before)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'request')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatchObject({
+      level: 'info',
+      request_id: 'log-line-1',
+      method: 'GET',
+      route: '/health',
+      status: 200,
+    })
+    expect(typeof lines[0]?.duration_ms).toBe('number')
+  })
+})

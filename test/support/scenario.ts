@@ -2,7 +2,7 @@
 // proxies in front of the Neon and Upstash stand-ins (so its fault plans touch nobody else)
 // and its own Redis key prefix. Written once, run in workerd and in the edge VM.
 
-import { afterAll } from 'vitest'
+import { afterAll, vi } from 'vitest'
 import { dispatch, runtimeName } from '#runtime'
 import { control } from './control.ts'
 
@@ -26,6 +26,8 @@ export interface Scenario {
   fetch(path: string, init?: RequestInit): Promise<Response>
   /** Waits until every request's background work (waitUntil) has finished. */
   settle(): Promise<void>
+  /** Every log line the app wrote since the scenario began (they go to console.log). */
+  logs(): string[]
   /** Another env over the same schema and proxies (e.g. a second isolate, another config). */
   withEnv(overrides: Record<string, string | undefined>): Scenario
 }
@@ -39,6 +41,11 @@ export function randomSecret(bytes = 32): string {
 export async function scenario(options: ScenarioOptions = {}): Promise<Scenario> {
   const resources = await control.createScenario()
   afterAll(() => control.closeScenario(resources.id))
+  const lines: string[] = []
+  const spy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+    lines.push(args.map(String).join(' '))
+  })
+  afterAll(() => spy.mockRestore())
   const hasRedis = (options.redis ?? true) && resources.upstashUrl !== undefined
   const base: Record<string, string | undefined> = {
     APP_ENV: 'development',
@@ -53,10 +60,15 @@ export async function scenario(options: ScenarioOptions = {}): Promise<Scenario>
     REDIS_KEY_PREFIX: `t:${randomSecret(6)}:`,
     ...options.env,
   }
-  return build(resources.id, base, hasRedis)
+  return build(resources.id, base, hasRedis, lines)
 }
 
-function build(id: string, vars: Record<string, string | undefined>, hasRedis: boolean): Scenario {
+function build(
+  id: string,
+  vars: Record<string, string | undefined>,
+  hasRedis: boolean,
+  lines: string[],
+): Scenario {
   const env = Object.fromEntries(
     Object.entries(vars).filter((e): e is [string, string] => e[1] !== undefined),
   )
@@ -76,12 +88,10 @@ function build(id: string, vars: Record<string, string | undefined>, hasRedis: b
     async settle() {
       while (pending.length) await Promise.allSettled(pending.splice(0))
     },
+    logs: () => [...lines],
     withEnv(overrides) {
-      return build(
-        id,
-        { ...vars, ...overrides },
-        hasRedis && overrides.UPSTASH_REDIS_REST_URL !== '',
-      )
+      const redis = hasRedis && overrides.UPSTASH_REDIS_REST_URL !== ''
+      return build(id, { ...vars, ...overrides }, redis, lines)
     },
   }
 }
