@@ -128,8 +128,12 @@ Agent API (development) on ${base}
     await stack.close()
     process.exit(0)
   }
-  process.on('SIGINT', stop)
-  process.on('SIGTERM', stop)
+  // Miniflare installs signal handlers that exit at once; ours must run instead, so that
+  // PGlite closes cleanly and its files under .data/ stay consistent.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.removeAllListeners(signal)
+    process.on(signal, stop)
+  }
 }
 
 main().catch((err) => {
