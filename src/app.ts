@@ -13,6 +13,7 @@ import { observe } from './middleware/observe.ts'
 import { attachServices } from './middleware/services.ts'
 import { ProblemError, problemResponse, problems } from './problem.ts'
 import { healthRoutes } from './routes/health.ts'
+import { tokenRoutes } from './routes/token.ts'
 import { ServiceCache } from './services.ts'
 
 export const MAX_BODY_BYTES = 64 * 1024
@@ -52,6 +53,7 @@ export function createApp(options: AppOptions = {}) {
       }),
     )
     .route('/', healthRoutes)
+    .route('/', tokenRoutes)
 
   app.notFound((c) =>
     problemResponse(

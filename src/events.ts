@@ -19,6 +19,13 @@ export type AppEvent =
       ok: boolean
       durationMs: number
     }
+  | { type: 'token.issued'; grant: 'client_credentials' | 'refresh_token'; agentId: string }
+  | { type: 'token.denied'; grant: string; reason: string }
+  | { type: 'token.verified'; cached: boolean }
+  | { type: 'token.rejected'; reason: string }
+  | { type: 'token.revoked'; kind: 'access' | 'refresh' }
+  | { type: 'ratelimit.limited'; limiter: string }
+  | { type: 'upstream.fallback'; upstream: UpstreamName; operation: string }
 
 export type AppEventType = AppEvent['type']
 export type EventListener = (event: AppEvent) => void

@@ -35,3 +35,17 @@ export function newIsolateId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(6))
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
 }
+
+/**
+ * The caller's address as the platform reports it: Workers set `cf-connecting-ip`; Vercel
+ * puts the client first in `x-forwarded-for`. Only the current platform's header is trusted,
+ * since the other one passes through from the client untouched.
+ */
+export function clientAddress(headers: Headers, platform: 'workers' | 'vercel' | 'node'): string {
+  const raw =
+    platform === 'workers'
+      ? headers.get('cf-connecting-ip')
+      : headers.get('x-forwarded-for')?.split(',')[0]
+  const address = raw?.trim()
+  return address && address.length <= 64 ? address : 'unknown'
+}

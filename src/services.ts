@@ -1,5 +1,6 @@
 // Everything a request needs that outlives it, built once per isolate from the validated
 // configuration and handed to handlers through Hono's typed context (`c.var.services`).
+import { type AuthState, createAuthState } from './auth/state.ts'
 import { toEnvSource } from './config/env-source.ts'
 import { type Config, type EnvSource, loadConfig } from './config/index.ts'
 import { createDatabase, type Database } from './db/client.ts'
@@ -7,6 +8,9 @@ import { EventBus } from './events.ts'
 import { createLogger, type Logger, type LogSink } from './log.ts'
 import { type Clock, newIsolateId, systemClock } from './platform.ts'
 import { createRedisStore, type RedisStore } from './redis.ts'
+
+/** Which entry serves this isolate; it decides which headers can be trusted. */
+export type PlatformName = 'workers' | 'vercel' | 'node'
 
 export interface Isolate {
   id: string
@@ -19,6 +23,8 @@ export interface Services {
   events: EventBus
   clock: Clock
   isolate: Isolate
+  platform: PlatformName
+  auth: AuthState
   /** Absent when DATABASE_URL is not configured (development only; elsewhere fail-closed). */
   db?: Database
   /** Absent when Upstash is not configured: the app then runs on per-isolate state. */
@@ -28,6 +34,7 @@ export interface Services {
 export interface ServiceOptions {
   clock?: Clock
   logSink?: LogSink
+  platform?: PlatformName
 }
 
 export function buildServices(env: EnvSource, options: ServiceOptions = {}): Services {
@@ -64,7 +71,9 @@ export function buildServices(env: EnvSource, options: ServiceOptions = {}): Ser
       })
     : undefined
 
-  return { config, log, events, clock, isolate, db, redis }
+  const auth = createAuthState({ config, redis, log, events })
+  const platform = options.platform ?? 'node'
+  return { config, log, events, clock, isolate, platform, auth, db, redis }
 }
 
 /**

@@ -5,6 +5,7 @@
 import type { ExecutionContext } from 'hono'
 import { createApp } from './app.ts'
 import { type EnvSource, processEnv } from './config/env-source.ts'
+import { ServiceCache } from './services.ts'
 
 export interface VercelContext {
   waitUntil?: (promise: Promise<unknown>) => void
@@ -29,7 +30,7 @@ export function vercelExecutionContext(context?: VercelContext): ExecutionContex
  * the app's env, read once per isolate.
  */
 export function createVercelHandler(readEnv: () => EnvSource = processEnv) {
-  const app = createApp()
+  const app = createApp({ services: new ServiceCache({ platform: 'vercel' }) })
   let env: EnvSource | undefined
   return (request: Request, context?: VercelContext): Promise<Response> => {
     env ??= readEnv()

@@ -10,7 +10,7 @@ interface ScheduledEvent {
   scheduledTime: number
 }
 
-const services = new ServiceCache()
+const services = new ServiceCache({ platform: 'workers' })
 const app = createApp({ services })
 
 export default {

@@ -1,7 +1,7 @@
 // Every number an operator may tune, with its variable, per-environment default and bounds.
 // This table is the single source for parsing, validation and the README's configuration
 // table (a test keeps the two in step).
-import * as z from 'zod/mini'
+import { z } from '../schemas/common.ts'
 import type { EnvSource } from './env-source.ts'
 import type { Environment } from './environment.ts'
 import type { ConfigFinding } from './secrets.ts'
@@ -56,6 +56,20 @@ export const NUMERIC_TUNABLES = {
     default: 2 * SECOND,
     min: 0,
     max: MINUTE,
+  },
+  grantCacheTtlMs: {
+    variable: 'GRANT_CACHE_TTL_MS',
+    description: 'How long an isolate trusts an agent-user grant it looked up',
+    default: 30 * SECOND,
+    min: 0,
+    max: HOUR,
+  },
+  grantCacheMaxEntries: {
+    variable: 'GRANT_CACHE_MAX_ENTRIES',
+    description: 'Agent-user grants kept per isolate',
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
   },
   progressBatchSize: {
     variable: 'PROGRESS_BATCH_SIZE',
@@ -238,6 +252,13 @@ export const NUMERIC_TUNABLES = {
     default: 600,
     min: 1,
     max: 10_000_000,
+  },
+  rateLimitMaxIdentifiers: {
+    variable: 'RATE_LIMIT_MAX_IDENTIFIERS',
+    description: 'Clients tracked per isolate by the fallback limiter and leases',
+    default: 10_000,
+    min: 100,
+    max: 1_000_000,
   },
   rateLimitRequestsWindowSeconds: {
     variable: 'RATE_LIMIT_REQUESTS_WINDOW_SECONDS',

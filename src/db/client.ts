@@ -32,7 +32,7 @@ export interface TransactionOptions extends CallOptions {
 export type Row = Record<string, unknown>
 
 export interface Database {
-  query<R extends Row = Row>(statement: SqlStatement, options?: CallOptions): Promise<R[]>
+  query<R = Row>(statement: SqlStatement, options?: CallOptions): Promise<R[]>
   /** All statements in one HTTP request and one transaction; rolled back on the first error. */
   transaction(statements: readonly SqlStatement[], options?: TransactionOptions): Promise<Row[][]>
 }
@@ -74,7 +74,7 @@ export function createDatabase(options: DatabaseOptions): Database {
   }
 
   return {
-    query: <R extends Row = Row>(statement: SqlStatement, call?: CallOptions) =>
+    query: <R = Row>(statement: SqlStatement, call?: CallOptions) =>
       observe('query', call, async (signal) => {
         const rows = await client.query(statement.text, [...statement.params], {
           fetchOptions: { signal },

@@ -2,7 +2,7 @@
 import { createVercelHandler } from '../../src/vercel.ts'
 import type { Dispatch } from './runtime.ts'
 
-export const runtimeName = 'edge'
+export const runtimeName: 'workers' | 'edge' = 'edge'
 
 const handlers = new WeakMap<object, ReturnType<typeof createVercelHandler>>()
 

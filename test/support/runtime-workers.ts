@@ -3,7 +3,7 @@ import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import worker from '../../src/worker.ts'
 import type { Dispatch } from './runtime.ts'
 
-export const runtimeName = 'workers'
+export const runtimeName: 'workers' | 'edge' = 'workers'
 
 export const dispatch: Dispatch = async (request, env) => {
   const ctx = createExecutionContext()

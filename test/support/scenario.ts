@@ -4,6 +4,8 @@
 
 import { afterAll, vi } from 'vitest'
 import { dispatch, runtimeName } from '#runtime'
+import { Secret } from '../../src/config/secret.ts'
+import { createDatabase, type Database } from '../../src/db/client.ts'
 import { control } from './control.ts'
 
 export interface ScenarioOptions {
@@ -26,6 +28,10 @@ export interface Scenario {
   fetch(path: string, init?: RequestInit): Promise<Response>
   /** Waits until every request's background work (waitUntil) has finished. */
   settle(): Promise<void>
+  /** The scenario's own database (its schema), through the Neon stand-in like the app's. */
+  db(): Database
+  /** Headers that make the current runtime see `address` as the client's address. */
+  from(address: string): Record<string, string>
   /** Every log line the app wrote since the scenario began (they go to console.log). */
   logs(): string[]
   /** Another env over the same schema and proxies (e.g. a second isolate, another config). */
@@ -89,6 +95,16 @@ function build(
       while (pending.length) await Promise.allSettled(pending.splice(0))
     },
     logs: () => [...lines],
+    db: () =>
+      createDatabase({
+        url: new Secret(env.DATABASE_URL!),
+        fetchEndpoint: env.NEON_FETCH_ENDPOINT,
+        timeoutMs: 10_000,
+      }),
+    from: (address): Record<string, string> =>
+      runtimeName === 'workers'
+        ? { 'cf-connecting-ip': address }
+        : { 'x-forwarded-for': `${address}, 10.0.0.1` },
     withEnv(overrides) {
       const redis = hasRedis && overrides.UPSTASH_REDIS_REST_URL !== ''
       return build(id, { ...vars, ...overrides }, redis, lines)

@@ -1,0 +1,145 @@
+// Access tokens: HS256 JWTs with `typ: at+jwt` (RFC 9068), signed with the environment's
+// current secret and verified against the current and previous ones. Verification pins the
+// algorithm, issuer, audience and environment, and requires every claim the contract names.
+import { errors, jwtVerify, SignJWT } from 'jose'
+import type { Environment } from '../config/environment.ts'
+import type { KeyRing } from './keys.ts'
+
+export const AUDIENCE = 'agent-api'
+export const issuerFor = (environment: Environment) => `agent-api/${environment}`
+
+export interface AccessClaims {
+  iss: string
+  aud: string
+  sub: string
+  scope: string
+  env: Environment
+  jti: string
+  iat: number
+  nbf: number
+  exp: number
+}
+
+export async function issueAccessToken(
+  ring: KeyRing,
+  input: {
+    agentId: string
+    scope: string
+    environment: Environment
+    ttlSeconds: number
+    now: number
+  },
+): Promise<{ token: string; claims: AccessClaims }> {
+  const iat = Math.floor(input.now / 1000)
+  const claims: AccessClaims = {
+    iss: issuerFor(input.environment),
+    aud: AUDIENCE,
+    sub: input.agentId,
+    scope: input.scope,
+    env: input.environment,
+    jti: crypto.randomUUID(),
+    iat,
+    nbf: iat,
+    exp: iat + input.ttlSeconds,
+  }
+  const token = await new SignJWT({ ...claims })
+    .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: ring.signing.kid })
+    .sign(ring.signing.key)
+  return { token, claims }
+}
+
+/** Why a token was refused; logged and counted, never shown beyond "invalid_token". */
+export type TokenRejection =
+  | 'malformed'
+  | 'unknown_kid'
+  | 'bad_signature'
+  | 'algorithm'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'claims'
+  | 'environment'
+
+export class TokenError extends Error {
+  readonly reason: TokenRejection
+
+  constructor(reason: TokenRejection) {
+    super(`access token rejected: ${reason}`)
+    this.name = 'TokenError'
+    this.reason = reason
+  }
+}
+
+const REQUIRED = ['iss', 'aud', 'sub', 'scope', 'env', 'jti', 'iat', 'nbf', 'exp'] as const
+
+export async function verifyAccessToken(
+  ring: KeyRing,
+  token: string,
+  options: {
+    environment: Environment
+    now: number
+    toleranceSeconds: number
+    /** For revocation only: accept a token whose exp has passed. */
+    allowExpired?: boolean
+  },
+): Promise<AccessClaims> {
+  let payload: Record<string, unknown>
+  try {
+    const result = await jwtVerify(
+      token,
+      (header) => {
+        const key = typeof header.kid === 'string' ? ring.verifying.get(header.kid) : undefined
+        if (!key) throw new TokenError('unknown_kid')
+        return key
+      },
+      {
+        algorithms: ['HS256'],
+        typ: 'at+jwt',
+        issuer: issuerFor(options.environment),
+        audience: AUDIENCE,
+        requiredClaims: [...REQUIRED],
+        clockTolerance: options.allowExpired ? Number.MAX_SAFE_INTEGER : options.toleranceSeconds,
+        currentDate: new Date(options.now),
+      },
+    )
+    payload = result.payload as Record<string, unknown>
+  } catch (err) {
+    throw err instanceof TokenError ? err : new TokenError(rejectionOf(err))
+  }
+  const claims = payload as Partial<AccessClaims>
+  if (claims.env !== options.environment) throw new TokenError('environment')
+  if (
+    typeof claims.sub !== 'string' ||
+    typeof claims.scope !== 'string' ||
+    typeof claims.jti !== 'string' ||
+    typeof claims.exp !== 'number' ||
+    typeof claims.nbf !== 'number' ||
+    typeof claims.iat !== 'number'
+  ) {
+    throw new TokenError('claims')
+  }
+  return claims as AccessClaims
+}
+
+function rejectionOf(err: unknown): TokenRejection {
+  if (err instanceof errors.JWTExpired) return 'expired'
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    return err.claim === 'nbf' || err.claim === 'iat' ? 'not_yet_valid' : 'claims'
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) return 'bad_signature'
+  if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported) {
+    return 'algorithm'
+  }
+  return 'malformed'
+}
+
+/** The payload of a JWT without verifying it (for logging which agent a bad token claimed). */
+export function unverifiedSubject(token: string): string | undefined {
+  try {
+    const part = token.split('.')[1]
+    if (!part) return undefined
+    const json = JSON.parse(atob(part.replaceAll('-', '+').replaceAll('_', '/')))
+    return typeof json?.sub === 'string' ? json.sub.slice(0, 128) : undefined
+  } catch {
+    return undefined
+  }
+}

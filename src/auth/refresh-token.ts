@@ -1,0 +1,151 @@
+// Refresh tokens: opaque, 256 random bits, stored only as their SHA-256. Every use spends
+// the token and issues its successor in the same family in one statement; presenting a spent
+// token again means it leaked, so the whole family is revoked (OAuth 2.0 Security BCP §4.14).
+import { type Database, sql } from '../db/client.ts'
+import type { Trace } from '../trace.ts'
+import { base64url, randomToken, sha256 } from './encoding.ts'
+
+const PREFIX = 'rt_'
+
+export function looksLikeRefreshToken(token: string): boolean {
+  return token.startsWith(PREFIX) && token.length === PREFIX.length + 43
+}
+
+export async function hashRefreshToken(token: string): Promise<string> {
+  return base64url(await sha256(token))
+}
+
+export interface IssuedRefreshToken {
+  token: string
+  familyId: string
+  expiresAt: number
+}
+
+export async function issueRefreshToken(
+  db: Database,
+  input: { agentId: string; scope: string; ttlSeconds: number; now: number; familyId?: string },
+  trace?: Trace,
+): Promise<IssuedRefreshToken> {
+  const token = PREFIX + randomToken(32)
+  const familyId = input.familyId ?? crypto.randomUUID()
+  const expiresAt = input.now + input.ttlSeconds * 1000
+  await db.query(
+    sql`INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, issued_at, expires_at)
+        VALUES (${await hashRefreshToken(token)}, ${familyId}, ${input.agentId}, ${input.scope},
+                ${new Date(input.now).toISOString()}, ${new Date(expiresAt).toISOString()})`,
+    { trace },
+  )
+  return { token, familyId, expiresAt }
+}
+
+export type RotationResult =
+  | { ok: true; agentId: string; scope: string; allowedScopes: string[]; next: IssuedRefreshToken }
+  | { ok: false; reason: 'unknown' | 'expired' | 'revoked' | 'reused' | 'agent_inactive' }
+
+interface RotatedRow {
+  agent_id: string
+  scope: string
+  family_id: string
+  allowed_scopes: string[]
+}
+
+interface StateRow {
+  family_id: string
+  spent_at: string | null
+  revoked_at: string | null
+  expires_at: string
+  active: boolean
+}
+
+/**
+ * Spends `presented` and issues its successor, atomically: the UPDATE's row lock makes two
+ * concurrent uses of one token resolve to one winner, and the loser is treated as reuse.
+ */
+export async function rotateRefreshToken(
+  db: Database,
+  presented: string,
+  input: { ttlSeconds: number; now: number },
+  trace?: Trace,
+): Promise<RotationResult> {
+  const presentedHash = await hashRefreshToken(presented)
+  const token = PREFIX + randomToken(32)
+  const nowIso = new Date(input.now).toISOString()
+  const expiresAt = input.now + input.ttlSeconds * 1000
+  const rows = await db.query<RotatedRow>(
+    sql`WITH spent AS (
+          UPDATE refresh_tokens t SET spent_at = ${nowIso}
+          FROM agents a
+          WHERE t.token_hash = ${presentedHash} AND a.id = t.agent_id AND a.active
+            AND t.spent_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > ${nowIso}
+          RETURNING t.family_id, t.agent_id, t.scope, a.allowed_scopes
+        ), next AS (
+          INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, issued_at, expires_at)
+          SELECT ${await hashRefreshToken(token)}, family_id, agent_id, scope, ${nowIso},
+                 ${new Date(expiresAt).toISOString()}
+          FROM spent
+          RETURNING family_id
+        )
+        SELECT s.agent_id, s.scope, s.family_id, s.allowed_scopes FROM spent s JOIN next USING (family_id)`,
+    { trace },
+  )
+  const row = rows[0]
+  if (row) {
+    return {
+      ok: true,
+      agentId: row.agent_id,
+      scope: row.scope,
+      allowedScopes: row.allowed_scopes,
+      next: { token, familyId: row.family_id, expiresAt },
+    }
+  }
+
+  // Not rotated: find out why, and revoke the family if this was a replay.
+  const state = await db.query<StateRow>(
+    sql`SELECT t.family_id, t.spent_at, t.revoked_at, t.expires_at, a.active
+        FROM refresh_tokens t JOIN agents a ON a.id = t.agent_id
+        WHERE t.token_hash = ${presentedHash}`,
+    { trace },
+  )
+  const found = state[0]
+  if (!found) return { ok: false, reason: 'unknown' }
+  if (found.revoked_at) return { ok: false, reason: 'revoked' }
+  if (!found.active) return { ok: false, reason: 'agent_inactive' }
+  if (found.spent_at) {
+    await revokeFamily(db, found.family_id, 'reuse_detected', input.now, trace)
+    return { ok: false, reason: 'reused' }
+  }
+  return { ok: false, reason: 'expired' }
+}
+
+export async function revokeFamily(
+  db: Database,
+  familyId: string,
+  why: string,
+  now: number,
+  trace?: Trace,
+): Promise<void> {
+  await db.query(
+    sql`UPDATE refresh_tokens SET revoked_at = ${new Date(now).toISOString()}, revoked_why = ${why}
+        WHERE family_id = ${familyId} AND revoked_at IS NULL`,
+    { trace },
+  )
+}
+
+/** RFC 7009 for refresh tokens: revokes the token's whole family if `agentId` owns it. */
+export async function revokeRefreshToken(
+  db: Database,
+  presented: string,
+  agentId: string,
+  now: number,
+  trace?: Trace,
+): Promise<boolean> {
+  const rows = await db.query<{ family_id: string }>(
+    sql`SELECT family_id FROM refresh_tokens
+        WHERE token_hash = ${await hashRefreshToken(presented)} AND agent_id = ${agentId}`,
+    { trace },
+  )
+  const familyId = rows[0]?.family_id
+  if (!familyId) return false
+  await revokeFamily(db, familyId, 'revoked_by_agent', now, trace)
+  return true
+}

@@ -1,0 +1,68 @@
+// A per-isolate sliding-window limiter (the same approximation @upstash/ratelimit's
+// slidingWindow uses: this window's count plus the previous window's, weighted by how much of
+// it still overlaps). Pure: state in a bounded LRU, time passed in.
+import { BoundedLru } from '../cache/lru.ts'
+import type { LimitDecision, LimitSpec } from './types.ts'
+
+interface WindowState {
+  start: number
+  current: number
+  previous: number
+}
+
+export class SlidingWindowLimiter {
+  readonly #spec: LimitSpec
+  readonly #state: BoundedLru<string, WindowState>
+
+  constructor(spec: LimitSpec, maxIdentifiers: number) {
+    this.#spec = spec
+    this.#state = new BoundedLru({ maxEntries: maxIdentifiers })
+  }
+
+  /** Counts `cost` against `id` if that stays within the limit. */
+  consume(id: string, now: number, cost = 1): LimitDecision {
+    const state = this.#current(id, now)
+    const used = this.#used(state, now)
+    const allowed = used + cost <= this.#spec.limit
+    if (allowed) state.current += cost
+    this.#store(id, state, now)
+    return this.#decision(allowed, allowed ? used + cost : used, state)
+  }
+
+  /** The decision a request would get now, without counting it. */
+  peek(id: string, now: number): LimitDecision {
+    const state = this.#current(id, now)
+    const used = this.#used(state, now)
+    return this.#decision(used < this.#spec.limit, used, state)
+  }
+
+  #current(id: string, now: number): WindowState {
+    const { windowMs } = this.#spec
+    const start = now - (now % windowMs)
+    const state = this.#state.peek(id)?.value
+    if (!state) return { start, current: 0, previous: 0 }
+    if (state.start === start) return state
+    // Moved on: one window later the old count becomes "previous"; further, both are gone.
+    return { start, current: 0, previous: state.start === start - windowMs ? state.current : 0 }
+  }
+
+  #used(state: WindowState, now: number): number {
+    const overlap = 1 - (now - state.start) / this.#spec.windowMs
+    return state.current + Math.floor(state.previous * overlap)
+  }
+
+  #store(id: string, state: WindowState, now: number): void {
+    // Kept until the window after this one ends, when it can no longer weigh on anything.
+    this.#state.set(id, state, { now, ttlMs: state.start + 2 * this.#spec.windowMs - now })
+  }
+
+  #decision(allowed: boolean, used: number, state: WindowState): LimitDecision {
+    const { limit, windowMs } = this.#spec
+    return {
+      allowed,
+      limit,
+      remaining: Math.max(0, limit - used),
+      resetAt: state.start + windowMs,
+    }
+  }
+}

@@ -1,0 +1,7 @@
+// Request schemas (zod, validating) and response types (what the app answers), shared by the
+// routes, the SDK (type-only) and the OpenAPI document.
+export * from './context.ts'
+export * from './health.ts'
+export * from './problem.ts'
+export * from './progress.ts'
+export * from './token.ts'

@@ -1,0 +1,51 @@
+// POST /api/v1/agent/progress and GET /api/v1/agent/progress/batches/{batchId} (CONTRACT.md).
+import { boundedString, identifier, z } from './common.ts'
+
+export const PROGRESS_STATUSES = [
+  'not_started',
+  'in_progress',
+  'completed',
+  'failed',
+  'skipped',
+] as const
+
+export const MAX_DATA_BYTES = 4 * 1024
+export const MAX_UPDATES = 100
+
+const jsonObjectWithin = (maxBytes: number) =>
+  z.record(z.string(), z.unknown()).check(
+    z.refine((value) => new TextEncoder().encode(JSON.stringify(value)).byteLength <= maxBytes, {
+      message: `Must be at most ${maxBytes} bytes as JSON`,
+    }),
+  )
+
+export const progressUpdate = z.strictObject({
+  user_id: identifier,
+  task_id: identifier,
+  status: z.enum(PROGRESS_STATUSES),
+  progress: z.number().check(z.int(), z.minimum(0), z.maximum(100)),
+  occurred_at: z.iso.datetime({ offset: true }),
+  idempotency_key: z.optional(boundedString(1, 128)),
+  data: z.optional(jsonObjectWithin(MAX_DATA_BYTES)),
+})
+
+export const progressBatch = z.strictObject({
+  updates: z.array(progressUpdate).check(z.minLength(1), z.maxLength(MAX_UPDATES)),
+})
+
+export type ProgressUpdate = z.input<typeof progressUpdate>
+export type ProgressRequest = ProgressUpdate | z.input<typeof progressBatch>
+
+export interface ProgressAccepted {
+  batch_id: string
+  accepted: number
+  duplicates: number
+  status: 'queued' | 'committed'
+}
+
+export interface BatchStatus {
+  batch_id: string
+  status: 'queued' | 'committed'
+  accepted: number
+  committed_at: string | null
+}

@@ -1,0 +1,66 @@
+// POST /api/v1/agent/token and /token/revoke (CONTRACT.md "Access tokens", RFC 6749, RFC 7009).
+import { boundedString, identifier, z } from './common.ts'
+
+export const SCOPES = ['context:read', 'progress:write'] as const
+export type Scope = (typeof SCOPES)[number]
+
+/** RFC 6749 §3.3 scope syntax: space-separated tokens of visible ASCII except " and \. */
+export const scopeString = z
+  .string()
+  .check(
+    z.maxLength(1024),
+    z.regex(
+      /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/,
+      'Scopes are space-separated',
+    ),
+  )
+
+const secret = boundedString(1, 1024)
+const refreshToken = boundedString(1, 512)
+
+/** JSON form 1: `{ agent_id, agent_secret, scope? }` (grant_type optional). */
+export const jsonClientCredentials = z.strictObject({
+  grant_type: z.optional(z.literal('client_credentials')),
+  agent_id: identifier,
+  agent_secret: secret,
+  scope: z.optional(scopeString),
+})
+
+/** JSON refresh: `{ grant_type: "refresh_token", refresh_token, scope? }`. */
+export const jsonRefresh = z.strictObject({
+  grant_type: z.literal('refresh_token'),
+  refresh_token: refreshToken,
+  scope: z.optional(scopeString),
+})
+
+export type TokenRequest = z.input<typeof jsonClientCredentials> | z.input<typeof jsonRefresh>
+
+export interface TokenResponse {
+  access_token: string
+  token_type: 'Bearer'
+  expires_in: number
+  /** RFC 3339 instant the access token expires. */
+  expires_at: string
+  refresh_token: string
+  refresh_expires_in: number
+  scope: string
+  environment: 'development' | 'staging' | 'production'
+}
+
+/** RFC 7009 revocation request (JSON form; the form encoding carries the same fields). */
+export const jsonRevoke = z.strictObject({
+  token: boundedString(1, 8192),
+  token_type_hint: z.optional(z.enum(['access_token', 'refresh_token'])),
+  agent_id: z.optional(identifier),
+  agent_secret: z.optional(secret),
+})
+
+export type RevokeRequest = z.input<typeof jsonRevoke>
+
+/** OAuth error codes the token endpoints answer with (inside problem+json). */
+export type OAuthError =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unsupported_grant_type'
+  | 'invalid_scope'
