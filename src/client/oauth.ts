@@ -1,0 +1,112 @@
+// The token endpoints, spoken as RFC 6749 / RFC 7009 clients do: form bodies and HTTP Basic
+// client authentication, so credentials never travel in a JSON body that might get logged.
+import type { TokenResponse } from '../schemas/index.ts'
+import { basicAuthorization } from './encoding.ts'
+import { AgentApiError, errorFromResponse } from './errors.ts'
+import { type HttpRuntime, type Outcome, type RetryPolicy, send } from './http.ts'
+
+export type Grant = { type: 'client_credentials' } | { type: 'refresh_token'; refreshToken: string }
+
+export interface OAuthClient {
+  /** Shared by concurrent callers, so it takes no caller's AbortSignal. */
+  requestToken(grant: Grant): Promise<TokenResponse>
+  /** RFC 7009: `token` is a refresh token or an access token's `jti`. */
+  revoke(token: string, hint: 'refresh_token' | 'access_token'): Promise<void>
+}
+
+export interface OAuthClientOptions {
+  baseUrl: string
+  agentId: string
+  agentSecret: string
+  scope?: string | undefined
+  runtime: HttpRuntime
+  policy: RetryPolicy
+}
+
+export const TOKEN_PATH = '/api/v1/agent/token'
+export const REVOKE_PATH = '/api/v1/agent/token/revoke'
+
+/**
+ * A refresh token is spent the moment the server processes it, and re-using a spent one revokes
+ * its whole family. So a refresh is retried only when the server said it did nothing (429, 503);
+ * after a network error or another 5xx its fate is unknown and the caller must not resend it.
+ */
+export function refreshRetryable(outcome: Outcome): boolean {
+  return 'response' in outcome && [429, 503].includes(outcome.response.status)
+}
+
+export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
+  const { runtime, policy, agentSecret } = options
+  const authorization = basicAuthorization(options.agentId, agentSecret)
+
+  function post(path: string, form: URLSearchParams, secret: string, retryRefresh: boolean) {
+    const sensitive = () => [agentSecret, authorization.slice('Basic '.length), secret]
+    return send(
+      runtime,
+      policy,
+      () =>
+        new Request(options.baseUrl + path, {
+          method: 'POST',
+          headers: {
+            Authorization: authorization,
+            'Content-Type': 'application/x-www-form-urlencoded',
+            Accept: 'application/json',
+          },
+          body: form.toString(),
+        }),
+      {
+        method: 'POST',
+        path,
+        sensitive,
+        ...(retryRefresh ? { retryable: refreshRetryable } : {}),
+      },
+    ).then(async (res) => {
+      if (res.ok) return res
+      throw await errorFromResponse(res, {
+        method: 'POST',
+        path,
+        now: runtime.now(),
+        sensitive: sensitive(),
+      })
+    })
+  }
+
+  return {
+    async requestToken(grant) {
+      const form = new URLSearchParams({ grant_type: grant.type })
+      const refreshToken = grant.type === 'refresh_token' ? grant.refreshToken : ''
+      if (grant.type === 'refresh_token') form.set('refresh_token', refreshToken)
+      if (options.scope && grant.type === 'client_credentials') form.set('scope', options.scope)
+      const res = await post(TOKEN_PATH, form, refreshToken, grant.type === 'refresh_token')
+      const body: unknown = await res.json().catch(() => undefined)
+      if (!isTokenResponse(body)) {
+        throw new AgentApiError({
+          status: res.status,
+          code: 'invalid_token_response',
+          message: `POST ${TOKEN_PATH}: the response is not a token response`,
+          ...(res.headers.get('x-request-id')
+            ? { requestId: res.headers.get('x-request-id')! }
+            : {}),
+        })
+      }
+      return body
+    },
+
+    async revoke(token, hint) {
+      const form = new URLSearchParams({ token, token_type_hint: hint })
+      const res = await post(REVOKE_PATH, form, token, false)
+      await res.body?.cancel()
+    },
+  }
+}
+
+function isTokenResponse(body: unknown): body is TokenResponse {
+  if (body === null || typeof body !== 'object') return false
+  const { access_token, expires_in } = body as Record<string, unknown>
+  return (
+    typeof access_token === 'string' &&
+    access_token !== '' &&
+    typeof expires_in === 'number' &&
+    expires_in > 0
+  )
+}
