@@ -12,6 +12,7 @@ import type { AppEnv } from './context.ts'
 import { observe } from './middleware/observe.ts'
 import { attachServices } from './middleware/services.ts'
 import { ProblemError, problemResponse, problems } from './problem.ts'
+import { contextRoutes } from './routes/context.ts'
 import { healthRoutes } from './routes/health.ts'
 import { tokenRoutes } from './routes/token.ts'
 import { ServiceCache } from './services.ts'
@@ -54,6 +55,7 @@ export function createApp(options: AppOptions = {}) {
     )
     .route('/', healthRoutes)
     .route('/', tokenRoutes)
+    .route('/', contextRoutes)
 
   app.notFound((c) =>
     problemResponse(

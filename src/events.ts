@@ -26,6 +26,16 @@ export type AppEvent =
   | { type: 'token.revoked'; kind: 'access' | 'refresh' }
   | { type: 'ratelimit.limited'; limiter: string }
   | { type: 'upstream.fallback'; upstream: UpstreamName; operation: string }
+  | { type: 'cache.read'; cache: string; status: 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | 'ERROR' }
+  | { type: 'context.degraded'; source: string; reason: string }
+  | {
+      type: 'breaker.transition'
+      upstream: UpstreamName
+      from: 'CLOSED' | 'OPEN' | 'HALF_OPEN'
+      to: 'CLOSED' | 'OPEN' | 'HALF_OPEN'
+      /** Adopted from another isolate's snapshot rather than caused here. */
+      remote: boolean
+    }
 
 export type AppEventType = AppEvent['type']
 export type EventListener = (event: AppEvent) => void

@@ -1,6 +1,7 @@
 // Runtime seams: time, deferred work and isolate identity. Everything that differs between
 // workerd, Vercel's edge runtime and the tests passes through here.
 import type { Context } from 'hono'
+import type { Trace } from './trace.ts'
 
 export interface Clock {
   /** Milliseconds since the epoch. Injected so breakers, caches and tokens run on fake time. */
@@ -8,6 +9,15 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Date.now() }
+
+/**
+ * What a request lends the upstream calls it makes: its timings, and the platform's
+ * waitUntil for work (like publishing a breaker transition) that must not delay it.
+ */
+export interface CallScope {
+  trace?: Trace
+  defer?: (work: Promise<unknown>) => void
+}
 
 /** What both platforms' execution contexts offer for work that outlives the response. */
 export interface WaitUntil {

@@ -3,14 +3,18 @@
 import { Redis } from '@upstash/redis/cloudflare'
 import type { RedisConfig } from './config/index.ts'
 import type { EventBus } from './events.ts'
-import type { Trace } from './trace.ts'
+import type { CallScope } from './platform.ts'
+import type { CircuitBreakerPolicy } from './resilience/policy.ts'
 
 export interface RedisStore {
   readonly client: Redis
   /** A key in this deployment's namespace, e.g. key('revoked', jti). */
   key(...parts: string[]): string
-  /** Runs Redis work, timed into the request's trace and reported as an upstream call. */
-  run<T>(operation: string, work: (client: Redis) => Promise<T>, trace?: Trace): Promise<T>
+  /**
+   * Runs Redis work through the Redis breaker (so an outage fails fast instead of waiting out
+   * a timeout per call), timed into the request's trace and reported as an upstream call.
+   */
+  run<T>(operation: string, work: (client: Redis) => Promise<T>, scope?: CallScope): Promise<T>
 }
 
 export function createRedisStore(options: {
@@ -18,6 +22,7 @@ export function createRedisStore(options: {
   keyPrefix: string
   timeoutMs: number
   events?: EventBus
+  breaker?: CircuitBreakerPolicy
 }): RedisStore {
   const client = new Redis(
     {
@@ -33,16 +38,19 @@ export function createRedisStore(options: {
   return {
     client,
     key: (...parts) => options.keyPrefix + parts.join(':'),
-    async run(operation, work, trace) {
+    async run(operation, work, scope) {
       const start = performance.now()
       let ok = false
+      const { breaker } = options
       try {
-        const result = await work(client)
+        const result = breaker
+          ? await breaker.execute(() => work(client), { isFailure: isRedisOutage })
+          : await work(client)
         ok = true
         return result
       } finally {
         const durationMs = performance.now() - start
-        trace?.add('redis', durationMs)
+        scope?.trace?.add('redis', durationMs)
         options.events?.emit({
           type: 'upstream.call',
           upstream: 'redis',
@@ -53,4 +61,15 @@ export function createRedisStore(options: {
       }
     },
   }
+}
+
+/**
+ * Whether a Redis error means Redis (or the way to it) is failing. Errors Redis itself
+ * answered about a command (wrong type, missing script, bad arguments) are the caller's.
+ */
+export function isRedisOutage(err: unknown): boolean {
+  if (!(err instanceof Error)) return true
+  if (err.name === 'TimeoutError' || err.name === 'AbortError') return true
+  const text = err.message.replace(/^Command failed: /, '')
+  return !/^(WRONGTYPE|NOSCRIPT|EXECABORT|ERR (?!service unavailable))/.test(text)
 }

@@ -1,6 +1,7 @@
 // Everything a request needs that outlives it, built once per isolate from the validated
 // configuration and handed to handlers through Hono's typed context (`c.var.services`).
 import { type AuthState, createAuthState } from './auth/state.ts'
+import type { SwrCache } from './cache/swr.ts'
 import { toEnvSource } from './config/env-source.ts'
 import { type Config, type EnvSource, loadConfig } from './config/index.ts'
 import { createDatabase, type Database } from './db/client.ts'
@@ -8,6 +9,9 @@ import { EventBus } from './events.ts'
 import { createLogger, type Logger, type LogSink } from './log.ts'
 import { type Clock, newIsolateId, systemClock } from './platform.ts'
 import { createRedisStore, type RedisStore } from './redis.ts'
+import { BreakerRegistry } from './resilience/registry.ts'
+import { redisBreakerStore } from './resilience/shared-store.ts'
+import { type CachedContext, contextCache } from './users/context.ts'
 
 /** Which entry serves this isolate; it decides which headers can be trusted. */
 export type PlatformName = 'workers' | 'vercel' | 'node'
@@ -24,7 +28,11 @@ export interface Services {
   clock: Clock
   isolate: Isolate
   platform: PlatformName
+  /** Injected randomness (jitter), so property tests can fix it. */
+  random: () => number
+  breakers: BreakerRegistry
   auth: AuthState
+  caches: { userContext: SwrCache<CachedContext> }
   /** Absent when DATABASE_URL is not configured (development only; elsewhere fail-closed). */
   db?: Database
   /** Absent when Upstash is not configured: the app then runs on per-isolate state. */
@@ -35,6 +43,7 @@ export interface ServiceOptions {
   clock?: Clock
   logSink?: LogSink
   platform?: PlatformName
+  random?: () => number
 }
 
 export function buildServices(env: EnvSource, options: ServiceOptions = {}): Services {
@@ -54,26 +63,52 @@ export function buildServices(env: EnvSource, options: ServiceOptions = {}): Ser
     else log.warn(`configuration: ${finding.message}`, fields)
   }
 
-  const db = config.databaseUrl
-    ? createDatabase({
-        url: config.databaseUrl,
-        fetchEndpoint: config.neonFetchEndpoint,
-        timeoutMs: config.tunables.databaseTimeoutMs,
-        events,
-      })
-    : undefined
+  const random = options.random ?? Math.random
+  const now = () => clock.now()
+  const t = config.tunables
+  const breakers = new BreakerRegistry({ tunables: t, now, random, isolate: isolate.id, events })
+
   const redis = config.redis
     ? createRedisStore({
         config: config.redis,
         keyPrefix: config.redisKeyPrefix,
-        timeoutMs: config.tunables.redisTimeoutMs,
+        timeoutMs: t.redisTimeoutMs,
         events,
+        breaker: breakers.get('redis'),
+      })
+    : undefined
+  const db = config.databaseUrl
+    ? createDatabase({
+        url: config.databaseUrl,
+        fetchEndpoint: config.neonFetchEndpoint,
+        timeoutMs: t.databaseTimeoutMs,
+        events,
+        // Shared with the other isolates through Redis when there is one.
+        breaker: breakers.get('neon', {
+          shared: redis ? redisBreakerStore(redis) : undefined,
+          probeLeaseMs: t.databaseTimeoutMs + 1000,
+        }),
+        retry: { attempts: 2, baseDelayMs: 100, budgetMs: t.databaseTimeoutMs, now, random },
       })
     : undefined
 
   const auth = createAuthState({ config, redis, log, events })
   const platform = options.platform ?? 'node'
-  return { config, log, events, clock, isolate, platform, auth, db, redis }
+  const caches = { userContext: contextCache(t, now, events) }
+  return {
+    config,
+    log,
+    events,
+    clock,
+    isolate,
+    platform,
+    random,
+    breakers,
+    auth,
+    caches,
+    db,
+    redis,
+  }
 }
 
 /**

@@ -3,7 +3,7 @@
 // cache-hit reads cost no database round trip; removing a grant takes effect within that time.
 import { BoundedLru } from '../cache/lru.ts'
 import { type Database, sql } from '../db/client.ts'
-import type { Trace } from '../trace.ts'
+import type { CallScope } from '../platform.ts'
 
 export class GrantCache {
   readonly #entries: BoundedLru<string, boolean>
@@ -29,7 +29,7 @@ export class GrantCache {
     agentId: string,
     userId: string,
     now: number,
-    trace?: Trace,
+    scope?: CallScope,
   ): Promise<boolean> {
     const hit = this.cached(agentId, userId, now)
     if (hit && !hit.stale) return hit.granted
@@ -38,7 +38,7 @@ export class GrantCache {
             SELECT 1 FROM agent_user_grants g JOIN users u ON u.id = g.user_id
             WHERE g.agent_id = ${agentId} AND g.user_id = ${userId}
           ) AS granted`,
-      { trace },
+      { ...scope, idempotent: true },
     )
     const granted = rows[0]?.granted === true
     // Kept ten TTLs past freshness so a degraded read can still authorize from it.

@@ -5,8 +5,8 @@
 // honour a revocation within that time. Without Redis (or while it fails) the list is per
 // isolate: a revocation then takes effect only where it was made — documented in the README.
 import { BoundedLru } from '../cache/lru.ts'
+import type { CallScope } from '../platform.ts'
 import type { RedisStore } from '../redis.ts'
-import type { Trace } from '../trace.ts'
 
 export interface RevocationOptions {
   redis?: RedisStore
@@ -27,7 +27,7 @@ export class RevocationList {
     this.#checked = new BoundedLru({ maxEntries: options.maxEntries })
   }
 
-  async revoke(agentId: string, jti: string, expSeconds: number, now: number, trace?: Trace) {
+  async revoke(agentId: string, jti: string, expSeconds: number, now: number, scope?: CallScope) {
     const key = `${agentId}:${jti}`
     const ttlMs = expSeconds * 1000 - now
     if (ttlMs <= 0) return // already expired: nothing left to deny
@@ -39,7 +39,7 @@ export class RevocationList {
       await redis.run(
         'revoke',
         (r) => r.set(redis.key('revoked', key), '1', { pxat: expSeconds * 1000 }),
-        trace,
+        scope,
       )
     } catch (err) {
       this.#options.onRedisError?.(err)
@@ -47,20 +47,20 @@ export class RevocationList {
     }
   }
 
-  async isRevoked(agentId: string, jti: string, now: number, trace?: Trace): Promise<boolean> {
+  async isRevoked(agentId: string, jti: string, now: number, scope?: CallScope): Promise<boolean> {
     const key = `${agentId}:${jti}`
     if (this.#revoked.get(key, now)) return true
     const { redis, checkTtlMs } = this.#options
-    if (!redis || checkTtlMs === 0 || this.#checked.get(key, now)) return false
+    if (!redis || this.#checked.get(key, now)) return false
     try {
       const found = await redis.run(
         'revocation-check',
         (r) => r.exists(redis.key('revoked', key)),
-        trace,
+        scope,
       )
       if (found > 0) {
-        // Remember it until the next check; the token expires soon enough anyway.
-        this.#revoked.set(key, true, { now, ttlMs: checkTtlMs })
+        // Remember it for a while (at least a second): the token expires soon enough anyway.
+        this.#revoked.set(key, true, { now, ttlMs: Math.max(checkTtlMs, 1000) })
         return true
       }
       this.#checked.set(key, true, { now, ttlMs: checkTtlMs })

@@ -171,8 +171,8 @@ export const NUMERIC_TUNABLES = {
   },
   breakerMinimumCalls: {
     variable: 'BREAKER_MINIMUM_CALLS',
-    description: 'Calls in the window before a rate can open the circuit',
-    default: 10,
+    description: 'Calls in the window before any rule can open the circuit',
+    default: 5,
     min: 1,
     max: 1000,
   },

@@ -3,7 +3,9 @@
 import { NeonDbError, neon, neonConfig } from '@neondatabase/serverless'
 import type { Secret } from '../config/secret.ts'
 import type { EventBus } from '../events.ts'
-import type { Trace } from '../trace.ts'
+import type { CallScope } from '../platform.ts'
+import type { CircuitBreakerPolicy } from '../resilience/policy.ts'
+import { type RetryOptions, retry } from '../resilience/retry.ts'
 
 export interface SqlStatement {
   readonly text: string
@@ -17,11 +19,12 @@ export function sql(strings: TemplateStringsArray, ...values: unknown[]): SqlSta
   return { text, params: values }
 }
 
-export interface CallOptions {
-  trace?: Trace
+export interface CallOptions extends CallScope {
   /** Overrides the configured timeout (e.g. the health check's shorter one). */
   timeoutMs?: number
   signal?: AbortSignal
+  /** A read that may safely run twice: retried with jitter within the retry budget. */
+  idempotent?: boolean
 }
 
 export interface TransactionOptions extends CallOptions {
@@ -43,6 +46,10 @@ export interface DatabaseOptions {
   fetchEndpoint?: string
   timeoutMs: number
   events?: EventBus
+  /** The Neon circuit breaker every call goes through. */
+  breaker?: CircuitBreakerPolicy
+  /** How idempotent reads are retried (attempts, backoff, budget). */
+  retry?: Omit<RetryOptions, 'retryable'>
 }
 
 export function createDatabase(options: DatabaseOptions): Database {
@@ -53,17 +60,22 @@ export function createDatabase(options: DatabaseOptions): Database {
   }
   const client = neon(options.url.reveal(), { disableWarningInBrowsers: true })
 
-  const observe = async <T>(
+  // One attempt: its own timeout, through the breaker, timed and reported.
+  const attempt = async <T>(
     operation: string,
     call: CallOptions | undefined,
     run: (signal: AbortSignal) => Promise<T>,
   ): Promise<T> => {
     const start = performance.now()
-    const timeout = AbortSignal.timeout(call?.timeoutMs ?? options.timeoutMs)
-    const signal = call?.signal ? AbortSignal.any([call.signal, timeout]) : timeout
     let ok = false
+    const once = () => {
+      const timeout = AbortSignal.timeout(call?.timeoutMs ?? options.timeoutMs)
+      return run(call?.signal ? AbortSignal.any([call.signal, timeout]) : timeout)
+    }
     try {
-      const result = await run(signal)
+      const result = options.breaker
+        ? await options.breaker.execute(once, { isFailure: isDatabaseOutage, defer: call?.defer })
+        : await once()
       ok = true
       return result
     } finally {
@@ -72,6 +84,18 @@ export function createDatabase(options: DatabaseOptions): Database {
       options.events?.emit({ type: 'upstream.call', upstream: 'neon', operation, ok, durationMs })
     }
   }
+
+  const observe = <T>(
+    operation: string,
+    call: CallOptions | undefined,
+    run: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> =>
+    call?.idempotent && options.retry
+      ? retry(() => attempt(operation, call, run), {
+          ...options.retry,
+          retryable: isDatabaseOutage,
+        })
+      : attempt(operation, call, run)
 
   return {
     query: <R = Row>(statement: SqlStatement, call?: CallOptions) =>

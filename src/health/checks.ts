@@ -74,7 +74,7 @@ export function redisCheck(services: Services, trace?: Trace): Promise<CheckResu
     if (!redis) return { status: 'warn', details: { configured: false } }
     try {
       await withTimeout(
-        redis.run('ping', (r) => r.ping(), trace),
+        redis.run('ping', (r) => r.ping(), { trace }),
         config.tunables.healthCheckTimeoutMs,
       )
       return { status: 'pass', details: { configured: true } }

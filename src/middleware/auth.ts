@@ -90,7 +90,7 @@ export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
   if (now > claims.exp * 1000 + tolerance)
     throw invalidToken('The access token is invalid or expired')
 
-  if (await auth.revocations.isRevoked(claims.sub, claims.jti, now, c.var.trace)) {
+  if (await auth.revocations.isRevoked(claims.sub, claims.jti, now, { trace: c.var.trace })) {
     services.events.emit({ type: 'token.rejected', reason: 'revoked' })
     throw invalidToken('The access token has been revoked')
   }

@@ -8,18 +8,16 @@
 //    (and so brute-force protection) on; a Redis error never fails the request.
 import { Ratelimit } from '@upstash/ratelimit'
 import { BoundedLru } from '../cache/lru.ts'
+import type { CallScope } from '../platform.ts'
 import type { RedisStore } from '../redis.ts'
-import type { Trace } from '../trace.ts'
 import { SlidingWindowLimiter } from './sliding-window.ts'
 import type { LimitDecision, LimitSpec } from './types.ts'
 
 export type { LimitDecision, LimitSpec } from './types.ts'
 
-export interface LimitContext {
+/** `defer` takes the limiter's background work (ratelimit's `pending`). */
+export interface LimitContext extends CallScope {
   now: number
-  trace?: Trace
-  /** Where the limiter's background work (ratelimit's `pending`) goes: the platform's waitUntil. */
-  defer?: (work: Promise<unknown>) => void
 }
 
 export interface Limiter {
@@ -75,7 +73,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
   }
 
   const take = async (id: string, rate: number, ctx: LimitContext) => {
-    const result = await redis.run('ratelimit', () => global.limit(id, { rate }), ctx.trace)
+    const result = await redis.run('ratelimit', () => global.limit(id, { rate }), ctx)
     ctx.defer?.(result.pending)
     return result
   }
@@ -125,7 +123,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
     },
     async peek(id, ctx) {
       try {
-        const result = await redis.run('ratelimit', () => global.getRemaining(id), ctx.trace)
+        const result = await redis.run('ratelimit', () => global.getRemaining(id), ctx)
         return {
           allowed: result.remaining > 0,
           limit: spec.limit,

@@ -515,7 +515,7 @@ async function revoke(c: Context<AppEnv>, agentId: string, request: RevokeReques
   }
   if (!jti || exp === undefined) return
   try {
-    await auth.revocations.revoke(agentId, jti, exp, now, c.var.trace)
+    await auth.revocations.revoke(agentId, jti, exp, now, { trace: c.var.trace })
   } catch {
     // Redis is configured but failing: the revocation holds only in this isolate. RFC 7009
     // §2.2.1 lets us say so with a 503, and the agent can retry.

@@ -1,0 +1,130 @@
+// A stale-while-revalidate cache over BoundedLru, read as `cache.swr(key, load)`:
+//
+//   fresh (within TTL)                 → HIT, no load
+//   stale, within one TTL past expiry  → STALE: served now, one background reload per key
+//   older, or absent                   → MISS: loaded now (concurrent misses share one load)
+//   `bypass`                           → BYPASS: loaded now, and the entry refreshed
+//
+// Entries stay readable with `stale()` until their stale window ends, for callers whose load
+// failed (the fallback ladder). `null` means "not found" and is cached briefly.
+import { BoundedLru, type LruEntry } from './lru.ts'
+
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
+
+export interface SwrResult<V> {
+  value: V | null
+  status: CacheStatus
+  /** When the value was stored (ms since epoch). */
+  storedAt: number
+  /** When it stops being fresh. */
+  expiresAt: number
+}
+
+export interface SwrOptions<V> {
+  maxEntries: number
+  maxBytes: number
+  ttlMs: number
+  /** How long past its TTL an entry remains available to `stale()`. */
+  staleMs: number
+  negativeTtlMs: number
+  sizeOf: (value: V) => number
+  now: () => number
+  onRead?: (status: CacheStatus | 'ERROR') => void
+}
+
+export class SwrCache<V> {
+  readonly #options: SwrOptions<V>
+  readonly #lru: BoundedLru<string, V | null>
+  readonly #loading = new Map<string, Promise<V | null>>()
+
+  constructor(options: SwrOptions<V>) {
+    this.#options = options
+    this.#lru = new BoundedLru({ maxEntries: options.maxEntries, maxBytes: options.maxBytes })
+  }
+
+  get size(): number {
+    return this.#lru.size
+  }
+
+  get bytes(): number {
+    return this.#lru.bytes
+  }
+
+  async swr(
+    key: string,
+    load: () => Promise<V | null>,
+    options: { defer?: (work: Promise<unknown>) => void; bypass?: boolean } = {},
+  ): Promise<SwrResult<V>> {
+    const { now, ttlMs, onRead } = this.#options
+    if (!options.bypass) {
+      const at = now()
+      const entry = this.#lru.getStale(key, at)
+      if (entry && at < entry.expiresAt) {
+        onRead?.('HIT')
+        return result(entry, 'HIT')
+      }
+      // Stale-while-revalidate for up to one TTL past expiry; older entries are for fallbacks.
+      if (entry && entry.value !== null && at < entry.expiresAt + ttlMs) {
+        const reload = this.#load(key, load)
+        const background = reload.catch(() => {}) // the next reader retries; stale stays
+        if (options.defer) options.defer(background)
+        onRead?.('STALE')
+        return result(entry, 'STALE')
+      }
+    }
+    let value: V | null
+    try {
+      value = await this.#load(key, load)
+    } catch (err) {
+      onRead?.('ERROR')
+      throw err
+    }
+    const status = options.bypass ? 'BYPASS' : 'MISS'
+    onRead?.(status)
+    const entry = this.#lru.peek(key)
+    if (entry && entry.value === value) return result(entry, status)
+    // Too large to keep (or already replaced): still the answer to this read.
+    const at = now()
+    return { value, status, storedAt: at, expiresAt: at }
+  }
+
+  /** Whatever is stored, even stale, within its stale window (for fallbacks). */
+  stale(key: string): LruEntry<V | null> | undefined {
+    return this.#lru.getStale(key, this.#options.now())
+  }
+
+  invalidate(key: string): void {
+    this.#lru.delete(key)
+  }
+
+  /** One load per key at a time; its result is stored when it lands. */
+  #load(key: string, load: () => Promise<V | null>): Promise<V | null> {
+    const running = this.#loading.get(key)
+    if (running) return running
+    const promise = Promise.resolve()
+      .then(load)
+      .then((value) => {
+        this.#store(key, value)
+        return value
+      })
+    this.#loading.set(key, promise)
+    const done = () => {
+      if (this.#loading.get(key) === promise) this.#loading.delete(key)
+    }
+    promise.then(done, done)
+    return promise
+  }
+
+  #store(key: string, value: V | null): void {
+    const { now, ttlMs, staleMs, negativeTtlMs, sizeOf } = this.#options
+    if (value === null) {
+      this.#lru.set(key, null, { now: now(), ttlMs: negativeTtlMs, bytes: key.length })
+      return
+    }
+    this.#lru.set(key, value, { now: now(), ttlMs, staleMs, bytes: sizeOf(value) + key.length })
+  }
+}
+
+function result<V>(entry: LruEntry<V | null>, status: CacheStatus): SwrResult<V> {
+  return { value: entry.value, status, storedAt: entry.storedAt, expiresAt: entry.expiresAt }
+}

@@ -1,0 +1,232 @@
+// A breaker put to work around an upstream: ask for a permit, run the call, record how it
+// went, and tell the other isolates about transitions.
+//
+// Shared state (what cockatiel, opossum, resilience4j and Polly leave out): every transition
+// is published to Redis as a small versioned snapshot, off the request path; before a call,
+// an isolate whose view of the others is older than the snapshot TTL reads it. A remote OPEN
+// is advice — this isolate opens until the remote period ends, never longer — and a `SET NX
+// PX` lease elects one half-open probe across all isolates. Any Redis failure leaves the
+// breaker on its local state; it never fails the request.
+import type { EventBus, UpstreamName } from '../events.ts'
+import {
+  Breaker,
+  type BreakerConfig,
+  type BreakerData,
+  initialBreaker,
+  type Transition,
+} from './breaker.ts'
+
+export class CircuitOpenError extends Error {
+  readonly upstream: string
+  readonly retryAt: number
+
+  constructor(upstream: string, retryAt: number) {
+    super(`${upstream} circuit is open`)
+    this.name = 'CircuitOpenError'
+    this.upstream = upstream
+    this.retryAt = retryAt
+  }
+}
+
+/** What isolates tell each other about a breaker. */
+export interface RemoteBreakerView {
+  v: 1
+  state: BreakerData['state']
+  since: number
+  openUntil: number | null
+  isolate: string
+}
+
+export interface SharedBreakerStore {
+  read(name: string): Promise<RemoteBreakerView | undefined>
+  publish(name: string, view: RemoteBreakerView): Promise<void>
+  /** True when this isolate won the right to probe (SET NX PX). */
+  claimProbe(name: string, isolate: string, ttlMs: number): Promise<boolean>
+}
+
+export interface ExecuteOptions {
+  /** Whether an error means the upstream is failing (else it is the caller's problem). */
+  isFailure?: (err: unknown) => boolean
+  /** Where publishing goes: the platform's waitUntil. Without it, publishing is awaited. */
+  defer?: (work: Promise<unknown>) => void
+}
+
+export interface PolicyOptions {
+  name: UpstreamName
+  config: BreakerConfig
+  now: () => number
+  random: () => number
+  isolate: string
+  events?: EventBus
+  shared?: SharedBreakerStore
+  /** How long a view read from Redis is trusted. */
+  snapshotTtlMs?: number
+  /** How long a won probe lease lasts (the probe's own timeout, plus a margin). */
+  probeLeaseMs?: number
+}
+
+export interface BreakerReport {
+  name: string
+  state: BreakerData['state']
+  since: string
+  openUntil: string | null
+  metrics: BreakerData['metrics']
+  shared: boolean
+}
+
+export class CircuitBreakerPolicy {
+  readonly name: UpstreamName
+  readonly #options: PolicyOptions
+  readonly #breaker: Breaker
+  #remoteReadAt = Number.NEGATIVE_INFINITY
+  #remoteRead?: Promise<void>
+
+  constructor(options: PolicyOptions, restored?: BreakerData) {
+    this.name = options.name
+    this.#options = options
+    this.#breaker = new Breaker(options.config, restored ?? initialBreaker(options.now()))
+  }
+
+  get state() {
+    return this.#breaker.state
+  }
+
+  /** Fails fast when open, so callers can skip straight to their fallback. */
+  isOpen(now = this.#options.now()): boolean {
+    const d = this.#breaker.data
+    return d.state === 'OPEN' && now < (d.openUntil ?? 0)
+  }
+
+  snapshot(): BreakerData {
+    return this.#breaker.snapshot()
+  }
+
+  report(): BreakerReport {
+    const d = this.#breaker.data
+    return {
+      name: this.name,
+      state: d.state,
+      since: new Date(d.since).toISOString(),
+      openUntil: d.openUntil === null ? null : new Date(d.openUntil).toISOString(),
+      metrics: { ...d.metrics },
+      shared: this.#options.shared !== undefined,
+    }
+  }
+
+  reset(defer?: (work: Promise<unknown>) => void): void {
+    this.#announce(this.#breaker.reset(this.#options.now()), defer)
+  }
+
+  async execute<T>(work: () => Promise<T>, options: ExecuteOptions = {}): Promise<T> {
+    const { now, shared, isolate } = this.#options
+    if (shared) await this.#refreshRemote()
+
+    const { permit, transition } = this.#breaker.acquire(now())
+    this.#announce(transition, options.defer)
+    if (!permit.allowed) throw new CircuitOpenError(this.name, permit.retryAt)
+
+    if (permit.probe && shared) {
+      let won = true
+      try {
+        won = await shared.claimProbe(this.name, isolate, this.#options.probeLeaseMs ?? 10_000)
+      } catch {
+        won = true // Redis unavailable: probe on local state
+      }
+      if (!won) {
+        this.#breaker.releaseProbe()
+        this.#breaker.countRejected()
+        throw new CircuitOpenError(this.name, now() + 1000)
+      }
+    }
+
+    const start = now()
+    try {
+      const result = await work()
+      this.#finish(start, { ok: true, probe: permit.probe }, options)
+      return result
+    } catch (err) {
+      const failed = options.isFailure ? options.isFailure(err) : true
+      this.#finish(start, { ok: !failed, probe: permit.probe, failure: failureKind(err) }, options)
+      throw err
+    }
+  }
+
+  #finish(
+    start: number,
+    outcome: { ok: boolean; probe: boolean; failure?: string },
+    options: ExecuteOptions,
+  ) {
+    const { now, random } = this.#options
+    const at = now()
+    const transition = this.#breaker.record(at, { ...outcome, durationMs: at - start }, random())
+    this.#announce(transition, options.defer)
+  }
+
+  /** Reads the shared view at most once per TTL (concurrent callers share one read). */
+  async #refreshRemote(): Promise<void> {
+    const { now, shared, snapshotTtlMs = 2000 } = this.#options
+    if (!shared || now() - this.#remoteReadAt < snapshotTtlMs) return
+    this.#remoteRead ??= (async () => {
+      try {
+        const view = await shared.read(this.name)
+        this.#remoteReadAt = now()
+        if (view) this.#adopt(view)
+      } catch {
+        this.#remoteReadAt = now() // Redis unavailable: stay local, ask again after the TTL
+      } finally {
+        this.#remoteRead = undefined
+      }
+    })()
+    await this.#remoteRead
+  }
+
+  #adopt(view: RemoteBreakerView): void {
+    const at = this.#options.now()
+    const local = this.#breaker.data
+    let transition: Transition | undefined
+    if (view.state === 'OPEN' && view.openUntil !== null && view.openUntil > at) {
+      transition = this.#breaker.adoptRemoteOpen(at, view.openUntil)
+    } else if (view.state === 'CLOSED' && view.since > local.since && local.state !== 'CLOSED') {
+      transition = this.#breaker.adoptRemoteClose(at)
+    }
+    // Adopted transitions are not published again: they came from Redis.
+    if (transition) this.#emit(transition, true)
+  }
+
+  #announce(transition: Transition | undefined, defer?: (work: Promise<unknown>) => void): void {
+    if (!transition) return
+    this.#emit(transition, false)
+    const { shared, isolate } = this.#options
+    if (!shared) return
+    const d = this.#breaker.data
+    const view: RemoteBreakerView = {
+      v: 1,
+      state: d.state,
+      since: d.since,
+      openUntil: d.openUntil,
+      isolate,
+    }
+    const publishing = shared.publish(this.name, view).catch(() => {})
+    if (defer) defer(publishing)
+  }
+
+  #emit(transition: Transition, remote: boolean): void {
+    this.#options.events?.emit({
+      type: 'breaker.transition',
+      upstream: this.name,
+      from: transition.from,
+      to: transition.to,
+      remote,
+    })
+  }
+}
+
+/** A short, safe label for why a call failed (never the upstream's raw text). */
+function failureKind(err: unknown): string {
+  if (err instanceof Error) {
+    if (err.name === 'TimeoutError' || err.name === 'AbortError') return 'timeout'
+    if (/connect|fetch failed|network|refused|ECONN/i.test(err.message)) return 'unreachable'
+    return err.name || 'error'
+  }
+  return 'error'
+}

@@ -1,0 +1,209 @@
+// GET /api/v1/agent/users/{userId}/context — scope context:read.
+//
+// grants check → `cache.userContext.swr(userId, load)` → on failure the fallback ladder:
+// stale cache, then a basic answer (or mock data in development). A failing database or an
+// open circuit degrades the answer (`degraded: true`, `X-Degraded`), never to a 5xx.
+import { type Context, Hono } from 'hono'
+import type { AppEnv } from '../context.ts'
+import { requireAuth } from '../middleware/auth.ts'
+import { defer } from '../platform.ts'
+import { problems } from '../problem.ts'
+import { fallbackLadder, mockRung, type Rung } from '../resilience/fallback.ts'
+import { CircuitOpenError } from '../resilience/policy.ts'
+import type { ContextSource } from '../schemas/context.ts'
+import { basicMembers, type CachedContext, loadUserContext, mockMembers } from '../users/context.ts'
+
+type Grant = 'granted' | 'denied' | 'unknown'
+
+interface Served {
+  members: string
+  etag?: string
+  source: ContextSource
+  cacheStatus: 'HIT' | 'MISS' | 'STALE' | 'BYPASS'
+  cachedAt: number | null
+  /** Seconds a client may reuse this answer. */
+  maxAge: number
+  degraded?: string
+}
+
+/** The grant, from the isolate's cache or the database; `unknown` when neither can say. */
+async function grantFor(c: Context<AppEnv>, agentId: string, userId: string): Promise<Grant> {
+  const { services } = c.var
+  const now = services.clock.now()
+  const { grants } = services.auth
+  if (!services.db) return grants.cached(agentId, userId, now)?.granted ? 'granted' : 'unknown'
+  try {
+    const granted = await grants.check(services.db, agentId, userId, now, scope(c))
+    return granted ? 'granted' : 'denied'
+  } catch {
+    const stale = grants.cached(agentId, userId, now)
+    return stale ? (stale.granted ? 'granted' : 'denied') : 'unknown'
+  }
+}
+
+function scope(c: Context<AppEnv>) {
+  return {
+    trace: c.var.trace,
+    defer: (work: Promise<unknown>) =>
+      defer(c, work, (err) => c.var.log.warn('background work failed', { error: err })),
+  }
+}
+
+async function serve(
+  c: Context<AppEnv>,
+  userId: string,
+  grant: Grant,
+): Promise<Served | 'not_found'> {
+  const { services } = c.var
+  const { caches, config, clock, db } = services
+  const bypass = /\bno-cache\b/i.test(c.req.header('cache-control') ?? '')
+  const ttlSeconds = Math.floor(config.tunables.contextCacheTtlMs / 1000)
+  const neon = services.breakers.get('neon')
+  const call = scope(c)
+
+  type Value = Served | 'not_found'
+  const rungs: Rung<Value, ContextSource>[] = []
+  if (grant === 'granted' && db) {
+    rungs.push({
+      source: 'database',
+      attempt: async () => {
+        // An open circuit answers at once: skip to the rungs below without waiting.
+        if (!bypass && neon.isOpen()) {
+          const hit = caches.userContext.stale(userId)
+          if (hit && clock.now() < hit.expiresAt && hit.value) {
+            return fromCache(hit.value, 'cache', 'HIT', hit.storedAt, hit.expiresAt, clock.now())
+          }
+          throw new CircuitOpenError('neon', 0)
+        }
+        const result = await caches.userContext.swr(
+          userId,
+          () => loadUserContext(db, userId, call),
+          { defer: call.defer, bypass },
+        )
+        if (result.value === null) return 'not_found'
+        const fromDb = result.status === 'MISS' || result.status === 'BYPASS'
+        return fromDb
+          ? {
+              members: result.value.members,
+              etag: result.value.etag,
+              source: 'database',
+              cacheStatus: result.status,
+              cachedAt: null,
+              maxAge: ttlSeconds,
+            }
+          : fromCache(
+              result.value,
+              result.status === 'STALE' ? 'stale-cache' : 'cache',
+              result.status,
+              result.storedAt,
+              result.expiresAt,
+              clock.now(),
+            )
+      },
+    })
+    rungs.push({
+      source: 'stale-cache',
+      attempt: () => {
+        const hit = caches.userContext.stale(userId)
+        if (!hit?.value) return undefined
+        return fromCache(
+          hit.value,
+          'stale-cache',
+          'STALE',
+          hit.storedAt,
+          hit.expiresAt,
+          clock.now(),
+        )
+      },
+    })
+  }
+  if (config.tunables.contextFallbackMock) {
+    rungs.push(
+      mockRung(config.environment, 'mock', () => ({
+        members: mockMembers(userId),
+        source: 'mock' as const,
+        cacheStatus: 'MISS' as const,
+        cachedAt: null,
+        maxAge: 0,
+      })),
+    )
+  }
+  rungs.push({
+    source: 'basic',
+    attempt: () => ({
+      members: basicMembers(userId),
+      source: 'basic',
+      cacheStatus: 'MISS',
+      cachedAt: null,
+      maxAge: 0,
+    }),
+  })
+
+  const answer = await fallbackLadder(rungs)
+  if (answer.value === 'not_found') return 'not_found'
+  if (answer.source === 'database') return answer.value
+  // Anything below the first rung is a degraded answer; say why.
+  const reason = answer.reason ?? 'database_unavailable'
+  services.events.emit({ type: 'context.degraded', source: answer.source, reason })
+  return { ...answer.value, source: answer.source, maxAge: 0, degraded: reason }
+}
+
+function fromCache(
+  value: CachedContext,
+  source: 'cache' | 'stale-cache',
+  cacheStatus: Served['cacheStatus'],
+  storedAt: number,
+  expiresAt: number,
+  now: number,
+): Served {
+  return {
+    members: value.members,
+    etag: value.etag,
+    source,
+    cacheStatus,
+    cachedAt: storedAt,
+    maxAge: Math.max(0, Math.floor((expiresAt - now) / 1000)),
+  }
+}
+
+export const contextRoutes = new Hono<AppEnv>().get(
+  '/api/v1/agent/users/:userId/context',
+  requireAuth('context:read'),
+  async (c) => {
+    const userId = c.req.param('userId')
+    if (userId.length < 1 || userId.length > 128) {
+      throw problems.validation([{ path: 'userId', message: 'Must be 1 to 128 characters' }])
+    }
+    const grant = await grantFor(c, c.var.agentId!, userId)
+    if (grant === 'denied') throw problems.notFound('No such user')
+    const served = await serve(c, userId, grant)
+    // Unknown user and missing grant are the same 404: nothing tells them apart.
+    if (served === 'not_found') throw problems.notFound('No such user')
+
+    const degraded = served.degraded !== undefined
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/json',
+      'X-Cache': served.cacheStatus,
+      'Cache-Control': degraded ? 'private, no-store' : `private, max-age=${served.maxAge}`,
+    }
+    if (served.etag && !degraded) headers.ETag = served.etag
+    if (degraded) headers['X-Degraded'] = served.degraded!
+    if (served.cacheStatus === 'HIT' || served.cacheStatus === 'STALE') c.var.trace.add('cache', 0)
+
+    const ifNoneMatch = c.req.header('if-none-match')
+    if (served.etag && !degraded && ifNoneMatch && matches(ifNoneMatch, served.etag)) {
+      return c.body(null, 304, headers)
+    }
+    const cachedAt =
+      served.cachedAt === null ? 'null' : `"${new Date(served.cachedAt).toISOString()}"`
+    const body = `{${served.members},"source":"${served.source}","cached_at":${cachedAt},"degraded":${degraded}}`
+    return c.body(body, 200, headers)
+  },
+)
+
+/** RFC 9110 If-None-Match: weak comparison over a list (or "*"). */
+function matches(header: string, etag: string): boolean {
+  if (header.trim() === '*') return true
+  const bare = etag.replace(/^W\//, '')
+  return header.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === bare)
+}
