@@ -36,10 +36,13 @@ export function redisBreakerStore(redis: RedisStore): SharedBreakerStore {
       )
     },
     async claimProbe(name, isolate, ttlMs) {
+      const lease = `${key(name)}:probe`
       const result = await redis.run('breaker-probe', (r) =>
-        r.set(`${key(name)}:probe`, isolate, { nx: true, px: ttlMs }),
+        r.set(lease, isolate, { nx: true, px: ttlMs }),
       )
-      return result === 'OK'
+      if (result === 'OK') return true
+      // Lost, unless the lease is already ours (our last probe failed and we probe again).
+      return (await redis.run('breaker-probe', (r) => r.get<string>(lease))) === isolate
     },
   }
 }
