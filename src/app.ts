@@ -14,6 +14,8 @@ import { attachServices } from './middleware/services.ts'
 import { ProblemError, problemResponse, problems } from './problem.ts'
 import { contextRoutes } from './routes/context.ts'
 import { healthRoutes } from './routes/health.ts'
+import { internalRoutes } from './routes/internal.ts'
+import { progressRoutes } from './routes/progress.ts'
 import { tokenRoutes } from './routes/token.ts'
 import { ServiceCache } from './services.ts'
 
@@ -56,6 +58,8 @@ export function createApp(options: AppOptions = {}) {
     .route('/', healthRoutes)
     .route('/', tokenRoutes)
     .route('/', contextRoutes)
+    .route('/', progressRoutes)
+    .route('/', internalRoutes)
 
   app.notFound((c) =>
     problemResponse(

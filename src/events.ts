@@ -29,6 +29,13 @@ export type AppEvent =
   | { type: 'cache.read'; cache: string; status: 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | 'ERROR' }
   | { type: 'context.degraded'; source: string; reason: string }
   | {
+      type: 'progress.accepted'
+      mode: 'queued' | 'committed'
+      accepted: number
+      duplicates: number
+    }
+  | { type: 'batch.flush'; items: number; changedUsers: number; ok: boolean; durationMs: number }
+  | {
       type: 'breaker.transition'
       upstream: UpstreamName
       from: 'CLOSED' | 'OPEN' | 'HALF_OPEN'

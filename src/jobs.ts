@@ -1,5 +1,6 @@
 // Work that runs on a schedule rather than on a request: Workers' cron trigger calls it
 // through `scheduled()`, Vercel Cron through POST /api/v1/internal/flush.
+import { flushProgress } from './progress/flush.ts'
 import type { Services } from './services.ts'
 
 export interface ScheduledRun {
@@ -16,8 +17,13 @@ export interface JobReport {
 
 type Job = { name: string; run: (services: Services) => Promise<Record<string, unknown>> }
 
-// Jobs register here as the features that need them arrive (the progress flush first).
-const JOBS: Job[] = []
+const JOBS: Job[] = [
+  {
+    // Drains the buffer even when no request arrives to trigger a flush.
+    name: 'progress-flush',
+    run: async (services) => ({ ...(await flushProgress(services)) }),
+  },
+]
 
 export async function runScheduledJobs(
   services: Services,

@@ -8,6 +8,7 @@ import { createDatabase, type Database } from './db/client.ts'
 import { EventBus } from './events.ts'
 import { createLogger, type Logger, type LogSink } from './log.ts'
 import { type Clock, newIsolateId, systemClock } from './platform.ts'
+import { createProgressService, type ProgressService } from './progress/service.ts'
 import { createRedisStore, type RedisStore } from './redis.ts'
 import { BreakerRegistry } from './resilience/registry.ts'
 import { redisBreakerStore } from './resilience/shared-store.ts'
@@ -33,6 +34,7 @@ export interface Services {
   breakers: BreakerRegistry
   auth: AuthState
   caches: { userContext: SwrCache<CachedContext> }
+  progress: ProgressService
   /** Absent when DATABASE_URL is not configured (development only; elsewhere fail-closed). */
   db?: Database
   /** Absent when Upstash is not configured: the app then runs on per-isolate state. */
@@ -95,7 +97,15 @@ export function buildServices(env: EnvSource, options: ServiceOptions = {}): Ser
   const auth = createAuthState({ config, redis, log, events })
   const platform = options.platform ?? 'node'
   const caches = { userContext: contextCache(t, now, events) }
+  const progress = createProgressService({
+    config,
+    db,
+    redis,
+    contextCache: caches.userContext,
+    now,
+  })
   return {
+    progress,
     config,
     log,
     events,

@@ -99,6 +99,27 @@ export const NUMERIC_TUNABLES = {
     min: SECOND,
     max: 10 * MINUTE,
   },
+  progressDedupeTtlMs: {
+    variable: 'PROGRESS_DEDUPE_TTL_MS',
+    description: 'How long Redis remembers an idempotency key (Postgres remembers it forever)',
+    default: DAY_S * SECOND,
+    min: MINUTE,
+    max: 30 * DAY_S * SECOND,
+  },
+  progressCommitWindowMs: {
+    variable: 'PROGRESS_COMMIT_WINDOW_MS',
+    description: 'Without Redis: how long progress writes gather into one transaction',
+    default: 5,
+    min: 0,
+    max: SECOND,
+  },
+  contextInvalidationPollMs: {
+    variable: 'CONTEXT_INVALIDATION_POLL_MS',
+    description: 'How often an isolate looks for context invalidations made by others',
+    default: 2 * SECOND,
+    min: 100,
+    max: MINUTE,
+  },
   contextCacheTtlMs: {
     variable: 'CONTEXT_CACHE_TTL_MS',
     description: 'User context served fresh from the isolate cache',

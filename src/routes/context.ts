@@ -174,6 +174,8 @@ export const contextRoutes = new Hono<AppEnv>().get(
     if (userId.length < 1 || userId.length > 128) {
       throw problems.validation([{ path: 'userId', message: 'Must be 1 to 128 characters' }])
     }
+    // Pick up other isolates' invalidations (in the background, at most once per interval).
+    c.var.services.progress.invalidations.poll(scope(c))
     const grant = await grantFor(c, c.var.agentId!, userId)
     if (grant === 'denied') throw problems.notFound('No such user')
     const served = await serve(c, userId, grant)

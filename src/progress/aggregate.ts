@@ -1,0 +1,38 @@
+// Aggregation per (user, task): the event log keeps every update once; current state keeps
+// the latest by occurred_at. Pure, so properties can check it against any arrival order.
+import { type BufferedUpdate, groupOf } from './model.ts'
+
+/** Orders updates of one group by recency: occurred_at, then arrival, then key (a total order). */
+export function newer(a: BufferedUpdate, b: BufferedUpdate): boolean {
+  const ta = Date.parse(a.occurredAt)
+  const tb = Date.parse(b.occurredAt)
+  if (ta !== tb) return ta > tb
+  if (a.receivedAt !== b.receivedAt) return a.receivedAt > b.receivedAt
+  return a.idempotencyKey > b.idempotencyKey
+}
+
+export interface Aggregated {
+  /** Every update, once per (agent, idempotency key), in arrival order. */
+  events: BufferedUpdate[]
+  /** The latest update of each (user, task). */
+  latest: BufferedUpdate[]
+  /** Users whose current state may change. */
+  users: string[]
+}
+
+export function aggregate(updates: readonly BufferedUpdate[]): Aggregated {
+  const seen = new Set<string>()
+  const events: BufferedUpdate[] = []
+  const latest = new Map<string, BufferedUpdate>()
+  for (const update of updates) {
+    const key = `${update.agentId}\u0000${update.idempotencyKey}`
+    if (seen.has(key)) continue // a duplicate within the flush: the first one is the update
+    seen.add(key)
+    events.push(update)
+    const group = groupOf(update)
+    const current = latest.get(group)
+    if (!current || newer(update, current)) latest.set(group, update)
+  }
+  const groups = [...latest.values()]
+  return { events, latest: groups, users: [...new Set(groups.map((u) => u.userId))] }
+}

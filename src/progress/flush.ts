@@ -1,0 +1,108 @@
+// Flushing the buffer: one flush at a time across all isolates (a lease in Redis), each
+// draining everything that is waiting, in rounds of one claim → one Neon transaction → one
+// ack. A write that fails puts its items back for the next flush; a flush that dies leaves
+// its claim to expire, and the next claim re-delivers it. Writes are idempotent, so a
+// re-delivered update is never applied twice.
+import type { CallScope } from '../platform.ts'
+import type { Services } from '../services.ts'
+import { writeUpdates } from './writer.ts'
+
+export interface FlushReport {
+  flushed: number
+  remaining: number
+  rounds: number
+  /** Why nothing was flushed, when nothing was. */
+  skipped?: 'no_buffer' | 'no_database' | 'lease_held' | 'circuit_open'
+  error?: string
+}
+
+/** Whether an append's result calls for a flush now: a full group, or an old enough item. */
+export function flushDue(
+  state: { largestGroup: number; oldestAt: number | null },
+  now: number,
+  rules: { batchSize: number; delayMs: number },
+): boolean {
+  return (
+    state.largestGroup >= rules.batchSize ||
+    (state.oldestAt !== null && now - state.oldestAt >= rules.delayMs)
+  )
+}
+
+const ITEMS_PER_ROUND = 1000
+const MAX_ROUNDS = 20
+
+export async function flushProgress(
+  services: Services,
+  scope: CallScope = {},
+): Promise<FlushReport> {
+  const { progress, db, clock, config, events, log } = services
+  const buffer = progress.buffer
+  if (!buffer) return { flushed: 0, remaining: 0, rounds: 0, skipped: 'no_buffer' }
+  if (!db) return { flushed: 0, remaining: await remaining(), rounds: 0, skipped: 'no_database' }
+  if (services.breakers.get('neon').isOpen()) {
+    return { flushed: 0, remaining: await remaining(), rounds: 0, skipped: 'circuit_open' }
+  }
+
+  const token = crypto.randomUUID()
+  const leaseMs = config.tunables.progressClaimTimeoutMs
+  if (!(await buffer.acquireLease(token, leaseMs, scope))) {
+    return { flushed: 0, remaining: await remaining(), rounds: 0, skipped: 'lease_held' }
+  }
+
+  const started = clock.now()
+  let flushed = 0
+  let rounds = 0
+  let error: string | undefined
+  try {
+    // Stop well inside the lease, so no second flush starts while this one still writes.
+    while (rounds < MAX_ROUNDS && clock.now() - started < leaseMs / 2) {
+      const items = await buffer.claim(clock.now(), ITEMS_PER_ROUND, scope)
+      if (items.length === 0) break
+      rounds++
+      const roundStart = performance.now()
+      try {
+        const result = await writeUpdates(db, items, scope)
+        await buffer.ack(items, clock.now(), scope)
+        flushed += items.length
+        progress.invalidate(result.changedUsers, scope)
+        events.emit({
+          type: 'batch.flush',
+          items: items.length,
+          changedUsers: result.changedUsers.length,
+          ok: true,
+          durationMs: performance.now() - roundStart,
+        })
+      } catch (err) {
+        error = err instanceof Error ? err.name : 'error'
+        events.emit({
+          type: 'batch.flush',
+          items: items.length,
+          changedUsers: 0,
+          ok: false,
+          durationMs: performance.now() - roundStart,
+        })
+        log.warn('progress flush failed; its items go back to the buffer', {
+          items: items.length,
+          error: err,
+        })
+        await buffer.nack(items, scope).catch(() => {
+          // Redis failed too: the claim expires and the next flush re-delivers the items.
+        })
+        break
+      }
+      if (items.length < ITEMS_PER_ROUND) break
+    }
+  } finally {
+    await buffer.releaseLease(token, scope).catch(() => {})
+  }
+  return { flushed, remaining: await remaining(), rounds, ...(error ? { error } : {}) }
+
+  async function remaining(): Promise<number> {
+    try {
+      const stats = await buffer!.stats(scope)
+      return stats.ready + stats.processing
+    } catch {
+      return -1
+    }
+  }
+}

@@ -1,0 +1,23 @@
+// One accepted progress update as the buffer keeps it and the writer stores it.
+import type { ProgressStatus } from '../schemas/context.ts'
+
+export interface BufferedUpdate {
+  /** Unique per accepted update (the buffer's item id). */
+  id: string
+  batchId: string
+  agentId: string
+  idempotencyKey: string
+  userId: string
+  taskId: string
+  status: ProgressStatus
+  progress: number
+  /** JSON text of the update's `data`, or null. */
+  data: string | null
+  /** RFC 3339, as the agent sent it. */
+  occurredAt: string
+  /** When the API accepted it (ms since epoch). */
+  receivedAt: number
+}
+
+export const groupOf = (u: Pick<BufferedUpdate, 'userId' | 'taskId'>) =>
+  `${u.userId}\u0000${u.taskId}`

@@ -1,0 +1,60 @@
+// The isolate's progress machinery: the Redis buffer when Redis is configured, the
+// coalescing committer when the database is, and context invalidation for changed users.
+import type { SwrCache } from '../cache/swr.ts'
+import type { Config } from '../config/index.ts'
+import type { Database } from '../db/client.ts'
+import type { CallScope } from '../platform.ts'
+import type { RedisStore } from '../redis.ts'
+import type { CachedContext } from '../users/context.ts'
+import { ContextInvalidations } from '../users/invalidation.ts'
+import { ProgressBuffer } from './buffer.ts'
+import { CoalescingCommitter } from './direct.ts'
+
+export interface ProgressService {
+  buffer?: ProgressBuffer
+  committer?: CoalescingCommitter
+  invalidations: ContextInvalidations
+  /** Drops changed users' cached context here and, through Redis, everywhere. */
+  invalidate(users: readonly string[], scope?: CallScope): void
+}
+
+const BATCH_TTL_MS = 7 * 24 * 60 * 60 * 1000
+
+export function createProgressService(deps: {
+  config: Config
+  db?: Database
+  redis?: RedisStore
+  contextCache: SwrCache<CachedContext>
+  now: () => number
+}): ProgressService {
+  const t = deps.config.tunables
+  const invalidations = new ContextInvalidations({
+    cache: deps.contextCache,
+    redis: deps.redis,
+    now: deps.now,
+    pollMs: t.contextInvalidationPollMs,
+  })
+  return {
+    buffer: deps.redis
+      ? new ProgressBuffer(deps.redis, {
+          maxDepth: t.progressBufferMaxDepth,
+          claimTimeoutMs: t.progressClaimTimeoutMs,
+          dedupeTtlMs: t.progressDedupeTtlMs,
+          batchTtlMs: BATCH_TTL_MS,
+        })
+      : undefined,
+    committer: deps.db
+      ? new CoalescingCommitter({
+          db: deps.db,
+          windowMs: t.progressCommitWindowMs,
+          maxUpdates: 1000,
+          now: deps.now,
+        })
+      : undefined,
+    invalidations,
+    invalidate(users, scope) {
+      const publishing = invalidations.publish(users, scope).catch(() => {})
+      scope?.defer?.(publishing)
+    },
+  }
+}

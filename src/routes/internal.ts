@@ -1,0 +1,41 @@
+// POST /api/v1/internal/flush — drains the progress buffer for Vercel Cron (which sends
+// GET, so GET is accepted too). Authenticated with `Authorization: Bearer ${CRON_SECRET}`.
+import { type Context, Hono } from 'hono'
+import { sha256, timingSafeEqual } from '../auth/encoding.ts'
+import type { AppEnv } from '../context.ts'
+import { defer } from '../platform.ts'
+import { ProblemError } from '../problem.ts'
+import { flushProgress } from '../progress/flush.ts'
+
+async function authorized(c: Context<AppEnv>): Promise<boolean> {
+  const secret = c.var.services.config.cronSecret
+  const header = c.req.header('authorization') ?? ''
+  const presented = /^Bearer (.+)$/.exec(header)?.[1]
+  if (!secret || !presented) return false
+  const [a, b] = await Promise.all([sha256(presented), sha256(secret.reveal())])
+  return timingSafeEqual(a, b)
+}
+
+async function flush(c: Context<AppEnv>) {
+  if (!(await authorized(c))) {
+    throw new ProblemError({
+      status: 401,
+      code: 'invalid_token',
+      detail: 'This route takes the cron secret as a bearer token',
+      headers: { 'WWW-Authenticate': 'Bearer realm="agent-api-internal"' },
+    })
+  }
+  const report = await flushProgress(c.var.services, {
+    trace: c.var.trace,
+    defer: (work) => defer(c, work, () => {}),
+  })
+  return c.json({
+    flushed: report.flushed,
+    remaining: Math.max(0, report.remaining),
+    ...(report.skipped ? { skipped: report.skipped } : {}),
+  })
+}
+
+export const internalRoutes = new Hono<AppEnv>()
+  .post('/api/v1/internal/flush', flush)
+  .get('/api/v1/internal/flush', flush)
