@@ -47,7 +47,7 @@ async function main() {
     prepareDefaultSchema: true,
   })
   console.log(
-    `database: ${stack.info.postgres === 'pglite' ? 'PGlite in .data/pglite' : 'PostgreSQL server'} behind the Neon HTTP stand-in at ${stack.info.neonFetchEndpoint}`,
+    `database: ${stack.info.postgres === 'pglite' ? 'PGlite in .data/pglite' : 'PostgreSQL server'} behind the Neon HTTP stand-in at ${stack.neon.url}`,
   )
   console.log(
     hasRedis

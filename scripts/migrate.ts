@@ -1,5 +1,5 @@
 // `npm run db:migrate`: applies pending migrations over Neon's HTTP endpoint to DATABASE_URL
-// (NEON_FETCH_ENDPOINT redirects it, e.g. to the local stand-in). `--seed` adds the demo data.
+// (NEON_FETCH_ENDPOINT, a template like http://{host}:{port}/sql, redirects it). `--seed` adds the demo data.
 import { Secret } from '../src/config/secret.ts'
 import { createDatabase } from '../src/db/client.ts'
 import { migrate } from '../src/db/migrate.ts'

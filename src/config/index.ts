@@ -28,7 +28,7 @@ export interface Config {
   jwtPreviousSecret?: Secret
   cronSecret?: Secret
   databaseUrl?: Secret
-  /** Where Neon's SQL-over-HTTP requests go when not Neon's own endpoint (local stand-in). */
+  /** Template of the SQL-over-HTTP endpoint when not Neon's own ({host}, {port}). */
   neonFetchEndpoint?: string
   redis?: RedisConfig
   /** Every Redis key this deployment writes starts with it (environments may share a database). */
@@ -55,7 +55,7 @@ export function loadConfig(env: EnvSource): Config {
   findings.push(...tunableFindings)
 
   const databaseUrl = readDatabaseUrl(env, environment, findings)
-  const neonFetchEndpoint = readServiceUrl(env, 'NEON_FETCH_ENDPOINT', findings)
+  const neonFetchEndpoint = readEndpointTemplate(env, findings)
   const redis = readRedis(env, findings)
   const cronSecret = readCronSecret(env, environment, findings)
   const redisKeyPrefix = readKeyPrefix(env, environment, findings)
@@ -123,6 +123,34 @@ function readServiceUrl(
     return undefined
   }
   return raw.replace(/\/+$/, '')
+}
+
+/**
+ * NEON_FETCH_ENDPOINT is a URL template: `{host}` and `{port}` take the connection string's.
+ * It must be https, or plain http whose host is loopback or `{host}` (then checked per call).
+ */
+function readEndpointTemplate(env: EnvSource, findings: ConfigFinding[]): string | undefined {
+  const raw = env.NEON_FETCH_ENDPOINT?.trim()
+  if (!raw) return undefined
+  const probe = parseUrl(raw.replaceAll('{host}', '127.0.0.1').replaceAll('{port}', '443'))
+  const literalHost = parseUrl(
+    raw.replaceAll('{port}', '443').replace('{host}', 'placeholder.invalid'),
+  )?.hostname
+  const loopbackOrTemplated =
+    literalHost === 'placeholder.invalid' ||
+    /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(literalHost ?? '')
+  if (
+    !probe ||
+    !(probe.protocol === 'https:' || (probe.protocol === 'http:' && loopbackOrTemplated))
+  ) {
+    findings.push({
+      variable: 'NEON_FETCH_ENDPOINT',
+      severity: 'fatal',
+      message: 'NEON_FETCH_ENDPOINT must be an https URL template (plain http only to loopback)',
+    })
+    return undefined
+  }
+  return raw
 }
 
 function readRedis(env: EnvSource, findings: ConfigFinding[]): RedisConfig | undefined {

@@ -42,7 +42,11 @@ export interface Database {
 
 export interface DatabaseOptions {
   url: Secret
-  /** Where SQL-over-HTTP requests go instead of Neon's endpoint (local stand-in). */
+  /**
+   * Where SQL-over-HTTP requests go instead of Neon's endpoint, as a template in which
+   * `{host}` and `{port}` stand for the connection string's (e.g. the local stand-in's
+   * `http://{host}:{port}/sql`).
+   */
   fetchEndpoint?: string
   timeoutMs: number
   events?: EventBus
@@ -54,9 +58,10 @@ export interface DatabaseOptions {
 
 export function createDatabase(options: DatabaseOptions): Database {
   if (options.fetchEndpoint) {
-    // The driver reads its endpoint from this global config at call time; it is set from the
-    // validated configuration, the same value for every call in this isolate.
-    neonConfig.fetchEndpoint = options.fetchEndpoint
+    // The driver reads its endpoint from this global config at call time. A template that
+    // depends only on each connection string's host and port keeps databases with different
+    // connection strings apart in one isolate (as Neon's own local-proxy recipe does).
+    neonConfig.fetchEndpoint = endpointFromTemplate(options.fetchEndpoint)
   }
   const client = neon(options.url.reveal(), { disableWarningInBrowsers: true })
 
@@ -117,6 +122,19 @@ export function createDatabase(options: DatabaseOptions): Database {
         )
         return results as Row[][]
       }),
+  }
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[?::1\]?)$/
+
+export function endpointFromTemplate(template: string) {
+  return (host: string, port: number | string): string => {
+    const url = template.replaceAll('{host}', host).replaceAll('{port}', String(port || 443))
+    // Plain http only to this machine: credentials travel in the request headers.
+    if (url.startsWith('http://') && !LOOPBACK.test(new URL(url).hostname)) {
+      throw new Error('refusing SQL over plain http to a remote host')
+    }
+    return url
   }
 }
 

@@ -14,6 +14,9 @@ import { type NeonHttpStandin, startNeonHttpStandin } from './neon-http.ts'
 import { connectPostgres, type PostgresUpstream } from './postgres.ts'
 import { startUpstashRestStandin, type UpstashRestStandin } from './upstash-rest.ts'
 
+/** Every local "Neon endpoint" serves SQL over HTTP at its own host and port. */
+export const NEON_ENDPOINT_TEMPLATE = 'http://{host}:{port}/sql'
+
 // Injected errors look like each upstream's own outage answers.
 const NEON_INJECTED_ERROR = {
   status: 503,
@@ -89,7 +92,11 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const migrations = await loadMigrations()
 
   const databaseFor = (databaseUrl: string) =>
-    createDatabase({ url: new Secret(databaseUrl), fetchEndpoint: neon.url, timeoutMs: 60_000 })
+    createDatabase({
+      url: new Secret(databaseUrl),
+      fetchEndpoint: NEON_ENDPOINT_TEMPLATE,
+      timeoutMs: 60_000,
+    })
 
   const prepare = async (databaseUrl: string) => {
     const db = databaseFor(databaseUrl)
@@ -129,11 +136,15 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     }
     const id = schema
     scenarios.set(id, { schema, proxies })
+    // The scenario's connection string names its own proxy as the "Neon endpoint host", so
+    // the endpoint template sends its queries through that proxy (and its fault plan).
+    const viaProxy = new URL(databaseUrl)
+    viaProxy.host = new URL(proxies.neon!.url).host
     return {
       id,
       schema,
-      databaseUrl,
-      neonFetchEndpoint: `${proxies.neon!.url}/sql`,
+      databaseUrl: viaProxy.toString(),
+      neonFetchEndpoint: NEON_ENDPOINT_TEMPLATE,
       upstashUrl: proxies.redis?.url,
       upstashToken: upstash?.token,
     }
@@ -154,7 +165,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   })
 
   const info: StackInfo = {
-    neonFetchEndpoint: neon.url,
+    neonFetchEndpoint: NEON_ENDPOINT_TEMPLATE,
     databaseUrl: neon.connectionString(),
     upstashUrl: upstash?.url,
     upstashToken: upstash?.token,

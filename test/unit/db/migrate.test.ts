@@ -28,7 +28,11 @@ afterAll(async () => {
 })
 
 function databaseFor(url: string) {
-  return createDatabase({ url: new Secret(url), fetchEndpoint: neon.url, timeoutMs: 30_000 })
+  return createDatabase({
+    url: new Secret(url),
+    fetchEndpoint: 'http://{host}:{port}/sql',
+    timeoutMs: 30_000,
+  })
 }
 
 async function freshSchema(): Promise<Database> {

@@ -1,0 +1,71 @@
+import fc from 'fast-check'
+import { expect, test } from 'vitest'
+import { aggregate, newer } from '../../../src/progress/aggregate.ts'
+import { canonicalJson, derivedKey } from '../../../src/progress/idempotency.ts'
+import type { BufferedUpdate } from '../../../src/progress/model.ts'
+
+const update = fc.record({
+  id: fc.uuid(),
+  batchId: fc.constant('b'),
+  agentId: fc.constantFrom('a1', 'a2'),
+  idempotencyKey: fc.constantFrom('k1', 'k2', 'k3', 'k4', 'k5', 'k6'),
+  userId: fc.constantFrom('u1', 'u2'),
+  taskId: fc.constantFrom('t1', 't2'),
+  status: fc.constantFrom('in_progress' as const, 'completed' as const),
+  progress: fc.integer({ min: 0, max: 100 }),
+  data: fc.constant(null),
+  occurredAt: fc
+    .integer({ min: 0, max: 50 })
+    .map((s) => new Date(1_700_000_000_000 + s * 1000).toISOString()),
+  receivedAt: fc.integer({ min: 0, max: 5 }),
+}) satisfies fc.Arbitrary<BufferedUpdate>
+
+test('property: one event per (agent, key); the latest per (user, task) whatever the order', () => {
+  fc.assert(
+    fc.property(fc.array(update, { maxLength: 40 }), fc.func(fc.integer()), (updates, _seed) => {
+      const { events, latest, users } = aggregate(updates)
+      const keys = events.map((e) => `${e.agentId}/${e.idempotencyKey}`)
+      expect(new Set(keys).size).toBe(keys.length)
+      // The first occurrence of each key is the event kept.
+      for (const e of events) {
+        expect(
+          updates.find((u) => u.agentId === e.agentId && u.idempotencyKey === e.idempotencyKey),
+        ).toBe(e)
+      }
+      // latest: exactly one per group, and nothing in its group's events is newer.
+      for (const l of latest) {
+        const group = events.filter((e) => e.userId === l.userId && e.taskId === l.taskId)
+        expect(group.some((e) => e !== l && newer(e, l))).toBe(false)
+      }
+      expect(new Set(latest.map((l) => `${l.userId}/${l.taskId}`)).size).toBe(latest.length)
+      expect(users.sort()).toEqual([...new Set(latest.map((l) => l.userId))].sort())
+      // Arrival order changes nothing about the chosen state (given unique keys).
+      const reversed = aggregate([...events].reverse())
+      const pick = (xs: BufferedUpdate[]) => xs.map((x) => x.id).sort()
+      expect(pick(reversed.latest)).toEqual(pick(latest))
+    }),
+  )
+})
+
+test('derived idempotency keys depend on content only, not on key order', async () => {
+  const a = {
+    user_id: 'u',
+    task_id: 't',
+    status: 'in_progress' as const,
+    progress: 1,
+    occurred_at: '2026-01-01T00:00:00Z',
+    data: { b: 1, a: [1, { y: 2, x: 1 }] },
+  }
+  const b = {
+    data: { a: [1, { x: 1, y: 2 }], b: 1 },
+    occurred_at: '2026-01-01T00:00:00Z',
+    progress: 1,
+    status: 'in_progress' as const,
+    task_id: 't',
+    user_id: 'u',
+  }
+  expect(await derivedKey(a)).toBe(await derivedKey(b))
+  expect(await derivedKey({ ...a, progress: 2 })).not.toBe(await derivedKey(a))
+  expect(await derivedKey({ ...a, idempotency_key: 'ignored' })).toBe(await derivedKey(a))
+  expect(canonicalJson({ b: 1, a: undefined, c: null })).toBe('{"b":1,"c":null}')
+})

@@ -1,0 +1,168 @@
+// The buffer and the flush against the real engines (through the stand-ins): exactly-once
+// effect under re-delivery, out-of-order arrival, failed writes, and the flush lease.
+import { describe, expect, test } from 'vitest'
+import { sql } from '../../../src/db/client.ts'
+import { flushProgress } from '../../../src/progress/flush.ts'
+import type { BufferedUpdate } from '../../../src/progress/model.ts'
+import { writeUpdates } from '../../../src/progress/writer.ts'
+import { useNodeStack } from '../../support/node-stack.ts'
+
+const stack = useNodeStack()
+let n = 0
+
+function item(over: Partial<BufferedUpdate> = {}): BufferedUpdate {
+  n++
+  return {
+    id: crypto.randomUUID(),
+    batchId: crypto.randomUUID(),
+    agentId: 'demo-agent',
+    idempotencyKey: `k-${n}-${Math.random()}`,
+    userId: 'demo-user-1',
+    taskId: `t-${n}`,
+    status: 'in_progress',
+    progress: 10,
+    data: null,
+    occurredAt: new Date(Date.now() - 60_000).toISOString(),
+    receivedAt: Date.now(),
+    ...over,
+  }
+}
+
+async function count(services: ReturnType<ReturnType<typeof stack>['services']>, taskId: string) {
+  const rows = await services.db!.query<{ n: number }>(
+    sql`SELECT count(*)::int AS n FROM progress_events WHERE task_id = ${taskId}`,
+  )
+  return rows[0]?.n ?? 0
+}
+
+describe('progress buffer and flush', () => {
+  test('a flush killed after the write and before the ack re-delivers, and writes nothing twice', async (ctx) => {
+    const { hasRedis, services: make } = stack()
+    if (!hasRedis) ctx.skip()
+    let now = Date.now()
+    const services = make({ PROGRESS_CLAIM_TIMEOUT_MS: '5000' }, { clock: { now: () => now } })
+    const buffer = services.progress.buffer!
+    const u = item()
+    expect(await buffer.append({ id: u.batchId, agentId: u.agentId }, [u], now)).toMatchObject({
+      ok: true,
+      accepted: 1,
+    })
+
+    // A flush claims and writes... then dies before acknowledging.
+    const claimed = await buffer.claim(now, 100)
+    expect(claimed.map((c) => c.id)).toEqual([u.id])
+    await writeUpdates(services.db!, claimed, {})
+    expect(await buffer.claim(now, 100)).toEqual([]) // invisible while the claim is alive
+
+    // The claim expires: the next flush re-delivers, writes again (a no-op), and acks.
+    now += 6000
+    const report = await flushProgress(services)
+    expect(report).toMatchObject({ flushed: 1, remaining: 0 })
+    expect(await count(services, u.taskId)).toBe(1)
+    const batch = await buffer.batch(u.batchId)
+    expect(batch).toMatchObject({ pending: 0, accepted: 1 })
+    expect(batch?.committedAt).not.toBeNull()
+  })
+
+  test('a failed write puts its items back for the next flush', async (ctx) => {
+    const { hasRedis, services: make, resources, stack: local } = stack()
+    if (!hasRedis) ctx.skip()
+    const services = make({
+      BREAKER_CONSECUTIVE_FAILURES: '1000',
+      BREAKER_MINIMUM_CALLS: '20',
+      BREAKER_WINDOW_SIZE: '20',
+      BREAKER_FAILURE_RATE_PERCENT: '100',
+    })
+    const u = item()
+    await services.progress.buffer!.append({ id: u.batchId, agentId: u.agentId }, [u], Date.now())
+    const neon = local.control.url && resources.id
+    void neon
+    const proxy = await fetch(`${local.info.controlUrl}/scenarios/${resources.id}/faults/neon`, {
+      method: 'PUT',
+      body: JSON.stringify({ errorRate: 1 }),
+    })
+    expect(proxy.status).toBe(204)
+    try {
+      const failed = await flushProgress(services)
+      expect(failed.flushed).toBe(0)
+      expect(failed.error).toBeDefined()
+      expect(failed.remaining).toBeGreaterThanOrEqual(1)
+    } finally {
+      await fetch(`${local.info.controlUrl}/scenarios/${resources.id}/faults/neon`, {
+        method: 'DELETE',
+      })
+    }
+    const retried = await flushProgress(services)
+    expect(retried.flushed).toBeGreaterThanOrEqual(1)
+    expect(await count(services, u.taskId)).toBe(1)
+  })
+
+  test('one flush at a time: a second flush while the lease is held does nothing', async (ctx) => {
+    const { hasRedis, services: make } = stack()
+    if (!hasRedis) ctx.skip()
+    const services = make()
+    const buffer = services.progress.buffer!
+    expect(await buffer.acquireLease('someone-else', 10_000)).toBe(true)
+    try {
+      expect(await flushProgress(services)).toMatchObject({ flushed: 0, skipped: 'lease_held' })
+    } finally {
+      await buffer.releaseLease('someone-else')
+    }
+  })
+
+  test('the same key in two requests is accepted once; the depth bound refuses whole requests', async (ctx) => {
+    const { hasRedis, services: make } = stack()
+    if (!hasRedis) ctx.skip()
+    const services = make({
+      PROGRESS_BUFFER_MAX_DEPTH: '100',
+      REDIS_KEY_PREFIX: `t:${crypto.randomUUID().slice(0, 8)}:`,
+    })
+    const buffer = services.progress.buffer!
+    const key = `same-${Math.random()}`
+    const a = await buffer.append(
+      { id: crypto.randomUUID(), agentId: 'demo-agent' },
+      [item({ idempotencyKey: key })],
+      Date.now(),
+    )
+    const b = await buffer.append(
+      { id: crypto.randomUUID(), agentId: 'demo-agent' },
+      [item({ idempotencyKey: key }), item()],
+      Date.now(),
+    )
+    expect(a).toMatchObject({ accepted: 1, duplicates: 0 })
+    expect(b).toMatchObject({ accepted: 1, duplicates: 1 })
+    const full = await buffer.append(
+      { id: crypto.randomUUID(), agentId: 'demo-agent' },
+      Array.from({ length: 99 }, () => item()),
+      Date.now(),
+    )
+    expect(full.ok).toBe(false) // 2 + 99 > 100: all refused, none stored
+    expect((await buffer.stats()).ready).toBe(2)
+  })
+
+  test('without Redis, concurrent requests coalesce into one transaction', async () => {
+    const { services: make, resources, stack: local } = stack()
+    const services = make({
+      UPSTASH_REDIS_REST_URL: '',
+      UPSTASH_REDIS_REST_TOKEN: '',
+      PROGRESS_COMMIT_WINDOW_MS: '20',
+    })
+    expect(services.progress.buffer).toBeUndefined()
+    const reset = await fetch(
+      `${local.info.controlUrl}/scenarios/${resources.id}/stats/neon/reset`,
+      { method: 'POST' },
+    )
+    expect(reset.status).toBe(204)
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, () => {
+        const u = item()
+        return services.progress.committer!.commit({ id: u.batchId, agentId: u.agentId }, [u], {})
+      }),
+    )
+    expect(outcomes.every((o) => o.accepted === 1)).toBe(true)
+    const stats = await (
+      await fetch(`${local.info.controlUrl}/scenarios/${resources.id}/stats/neon`)
+    ).json()
+    expect(stats.requests).toBe(1)
+  })
+})
