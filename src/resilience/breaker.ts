@@ -54,10 +54,15 @@ export interface BreakerData {
   window: Outcome[]
   probesInFlight: number
   probeSuccesses: number
+  /** Counts HALF_OPEN episodes; a probe permit belongs to the episode that granted it. */
+  episode: number
   metrics: BreakerMetrics
 }
 
-export type Permit = { allowed: true; probe: boolean } | { allowed: false; retryAt: number }
+export type Permit =
+  | { allowed: true; probe: false }
+  | { allowed: true; probe: true; episode: number }
+  | { allowed: false; retryAt: number }
 
 export interface Transition {
   from: BreakerState
@@ -76,6 +81,7 @@ export function initialBreaker(now: number): BreakerData {
     window: [],
     probesInFlight: 0,
     probeSuccesses: 0,
+    episode: 0,
     metrics: {
       calls: 0,
       failures: 0,
@@ -130,7 +136,7 @@ export class Breaker {
         return { permit: this.#reject(now), transition }
       }
       d.probesInFlight++
-      return { permit: { allowed: true, probe: true }, transition }
+      return { permit: { allowed: true, probe: true, episode: d.episode }, transition }
     }
     return { permit: { allowed: true, probe: false } }
   }
@@ -138,7 +144,13 @@ export class Breaker {
   /** Records a call that was let through (by `acquire`) and has finished. */
   record(
     now: number,
-    outcome: { ok: boolean; durationMs: number; probe: boolean; failure?: string },
+    outcome: {
+      ok: boolean
+      durationMs: number
+      probe: boolean
+      episode?: number
+      failure?: string
+    },
     random: number,
   ): Transition | undefined {
     const d = this.#data
@@ -152,8 +164,9 @@ export class Breaker {
     }
 
     if (outcome.probe) {
-      // A probe that outlived a reset (or a remote update) no longer belongs to this state.
-      if (d.state !== 'HALF_OPEN') return undefined
+      // A probe that outlived its episode (a reset, a remote update, a re-open) no longer
+      // speaks for the current state: counting it would free a slot or close on stale news.
+      if (d.state !== 'HALF_OPEN' || outcome.episode !== d.episode) return undefined
       d.probesInFlight = Math.max(0, d.probesInFlight - 1)
       if (!outcome.ok) return this.#trip(now, random)
       d.probeSuccesses++
@@ -167,12 +180,17 @@ export class Breaker {
     return this.#shouldTrip() ? this.#trip(now, random) : undefined
   }
 
-  /** Takes a remote isolate's OPEN as advice: open until its end, never longer. */
+  /**
+   * Takes a remote isolate's OPEN as advice: open until its end, never longer. While this
+   * isolate's own open period runs, the earlier end wins; once it is over (the breaker still
+   * says OPEN until its next acquire), the remote period is newer news and is followed.
+   */
   adoptRemoteOpen(now: number, openUntil: number): Transition | undefined {
     const d = this.#data
     if (openUntil <= now) return undefined
     if (d.state === 'OPEN') {
-      d.openUntil = Math.min(d.openUntil ?? openUntil, openUntil)
+      const running = d.openUntil !== null && now < d.openUntil
+      d.openUntil = running ? Math.min(d.openUntil!, openUntil) : openUntil
       return undefined
     }
     const transition = this.#enter('OPEN', now)
@@ -191,9 +209,9 @@ export class Breaker {
   }
 
   /** Releases a probe permit whose call never ran (e.g. the probe election was lost). */
-  releaseProbe(): void {
+  releaseProbe(episode: number): void {
     const d = this.#data
-    if (d.state === 'HALF_OPEN' && d.probesInFlight > 0) d.probesInFlight--
+    if (d.state === 'HALF_OPEN' && d.episode === episode && d.probesInFlight > 0) d.probesInFlight--
   }
 
   reset(now: number): Transition | undefined {
@@ -231,6 +249,7 @@ export class Breaker {
     d.since = now
     d.probesInFlight = 0
     d.probeSuccesses = 0
+    if (state === 'HALF_OPEN') d.episode++
     if (state !== 'OPEN') d.openUntil = null
     if (state === 'CLOSED') {
       d.trips = 0
@@ -279,6 +298,7 @@ export function isBreakerData(value: unknown): value is BreakerData {
     typeof d.since === 'number' &&
     Array.isArray(d.window) &&
     typeof d.trips === 'number' &&
+    typeof d.episode === 'number' &&
     typeof d.metrics === 'object'
   )
 }

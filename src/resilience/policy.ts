@@ -42,12 +42,17 @@ export interface SharedBreakerStore {
   publish(name: string, view: RemoteBreakerView): Promise<void>
   /** True when this isolate won the right to probe (SET NX PX). */
   claimProbe(name: string, isolate: string, ttlMs: number): Promise<boolean>
+  /** Gives the probe lease back (only if this isolate still holds it). */
+  releaseProbe(name: string, isolate: string): Promise<void>
 }
 
 export interface ExecuteOptions {
   /** Whether an error means the upstream is failing (else it is the caller's problem). */
   isFailure?: (err: unknown) => boolean
-  /** Where publishing goes: the platform's waitUntil. Without it, publishing is awaited. */
+  /**
+   * Where publishing goes: the platform's waitUntil, so the request never waits for it.
+   * Without it, publishing still runs, detached.
+   */
   defer?: (work: Promise<unknown>) => void
 }
 
@@ -125,16 +130,21 @@ export class CircuitBreakerPolicy {
     this.#announce(transition, options.defer)
     if (!permit.allowed) throw new CircuitOpenError(this.name, permit.retryAt)
 
+    const episode = permit.probe ? permit.episode : undefined
+    let leased = false
     if (permit.probe && shared) {
       let won = true
       try {
         won = await shared.claimProbe(this.name, isolate, this.#options.probeLeaseMs ?? 10_000)
+        leased = won
       } catch {
         won = true // Redis unavailable: probe on local state
       }
       if (!won) {
-        this.#breaker.releaseProbe()
+        this.#breaker.releaseProbe(permit.episode)
         this.#breaker.countRejected()
+        // Someone else probes: read their verdict on the next call rather than after the TTL.
+        this.#remoteReadAt = Number.NEGATIVE_INFINITY
         throw new CircuitOpenError(this.name, now() + 1000)
       }
     }
@@ -142,18 +152,33 @@ export class CircuitBreakerPolicy {
     const start = now()
     try {
       const result = await work()
-      this.#finish(start, { ok: true, probe: permit.probe }, options)
+      this.#finish(start, { ok: true, probe: permit.probe, episode }, options)
       return result
     } catch (err) {
       const failed = options.isFailure ? options.isFailure(err) : true
-      this.#finish(start, { ok: !failed, probe: permit.probe, failure: failureKind(err) }, options)
+      this.#finish(
+        start,
+        { ok: !failed, probe: permit.probe, episode, failure: failureKind(err) },
+        options,
+      )
       throw err
+    } finally {
+      // The verdict is in (and published): let whoever probes next have the lease.
+      if (leased) this.#detach(() => shared!.releaseProbe(this.name, isolate), options.defer)
     }
+  }
+
+  /** Runs store work off the request path; any store failure, even a synchronous throw, is dropped. */
+  #detach(work: () => Promise<unknown>, defer?: (work: Promise<unknown>) => void): void {
+    const running = Promise.resolve()
+      .then(work)
+      .catch(() => {})
+    defer?.(running)
   }
 
   #finish(
     start: number,
-    outcome: { ok: boolean; probe: boolean; failure?: string },
+    outcome: { ok: boolean; probe: boolean; episode?: number; failure?: string },
     options: ExecuteOptions,
   ) {
     const { now, random } = this.#options
@@ -166,17 +191,22 @@ export class CircuitBreakerPolicy {
   async #refreshRemote(): Promise<void> {
     const { now, shared, snapshotTtlMs = 2000 } = this.#options
     if (!shared || now() - this.#remoteReadAt < snapshotTtlMs) return
-    this.#remoteRead ??= (async () => {
-      try {
-        const view = await shared.read(this.name)
-        this.#remoteReadAt = now()
-        if (view) this.#adopt(view)
-      } catch {
-        this.#remoteReadAt = now() // Redis unavailable: stay local, ask again after the TTL
-      } finally {
+    if (!this.#remoteRead) {
+      const reading = Promise.resolve()
+        .then(() => shared.read(this.name))
+        .then(
+          (view) => {
+            this.#remoteReadAt = now()
+            if (view) this.#adopt(view)
+          },
+          () => {
+            this.#remoteReadAt = now() // Redis unavailable: stay local, ask again after the TTL
+          },
+        )
+      this.#remoteRead = reading.finally(() => {
         this.#remoteRead = undefined
-      }
-    })()
+      })
+    }
     await this.#remoteRead
   }
 
@@ -197,7 +227,9 @@ export class CircuitBreakerPolicy {
     if (!transition) return
     this.#emit(transition, false)
     const { shared, isolate } = this.#options
-    if (!shared) return
+    // Only OPEN and CLOSED are news to others: a HALF_OPEN view would overwrite another
+    // isolate's CLOSED (last write wins) and hide the close from everyone.
+    if (!shared || transition.to === 'HALF_OPEN') return
     const d = this.#breaker.data
     const view: RemoteBreakerView = {
       v: 1,
@@ -206,8 +238,7 @@ export class CircuitBreakerPolicy {
       openUntil: d.openUntil,
       isolate,
     }
-    const publishing = shared.publish(this.name, view).catch(() => {})
-    if (defer) defer(publishing)
+    this.#detach(() => shared.publish(this.name, view), defer)
   }
 
   #emit(transition: Transition, remote: boolean): void {

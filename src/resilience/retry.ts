@@ -34,6 +34,8 @@ export async function retry<T>(
       const delay = Math.round(random() * baseDelayMs * 2 ** (attempt - 1))
       if (now() - started + delay >= budgetMs) throw err
       await sleep(delay)
+      // A timer can fire late: never start an attempt past the budget.
+      if (now() - started >= budgetMs) throw err
     }
   }
 }

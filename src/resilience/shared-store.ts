@@ -17,6 +17,11 @@ function isView(value: unknown): value is RemoteBreakerView {
   )
 }
 
+const RELEASE_IF_HOLDER = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
 export function redisBreakerStore(redis: RedisStore): SharedBreakerStore {
   const key = (name: string) => redis.key('breaker', name)
   return {
@@ -43,6 +48,11 @@ export function redisBreakerStore(redis: RedisStore): SharedBreakerStore {
       if (result === 'OK') return true
       // Lost, unless the lease is already ours (our last probe failed and we probe again).
       return (await redis.run('breaker-probe', (r) => r.get<string>(lease))) === isolate
+    },
+    async releaseProbe(name, isolate) {
+      await redis.run('breaker-probe', (r) =>
+        r.eval(RELEASE_IF_HOLDER, [`${key(name)}:probe`], [isolate]),
+      )
     },
   }
 }
