@@ -47,6 +47,8 @@ export interface BreakerData {
   since: number
   /** While OPEN: when a probe may first be tried. */
   openUntil: number | null
+  /** When the circuit last opened (kept through HALF_OPEN; null once CLOSED). */
+  openedAt: number | null
   /** Consecutive trips without a close in between (drives the backoff). */
   trips: number
   consecutiveFailures: number
@@ -76,6 +78,7 @@ export function initialBreaker(now: number): BreakerData {
     state: 'CLOSED',
     since: now,
     openUntil: null,
+    openedAt: null,
     trips: 0,
     consecutiveFailures: 0,
     window: [],
@@ -250,6 +253,8 @@ export class Breaker {
     d.probesInFlight = 0
     d.probeSuccesses = 0
     if (state === 'HALF_OPEN') d.episode++
+    if (state === 'OPEN' && transition.from === 'CLOSED') d.openedAt = now
+    if (state === 'CLOSED') d.openedAt = null
     if (state !== 'OPEN') d.openUntil = null
     if (state === 'CLOSED') {
       d.trips = 0
@@ -299,6 +304,7 @@ export function isBreakerData(value: unknown): value is BreakerData {
     Array.isArray(d.window) &&
     typeof d.trips === 'number' &&
     typeof d.episode === 'number' &&
+    (d.openedAt === null || typeof d.openedAt === 'number') &&
     typeof d.metrics === 'object'
   )
 }

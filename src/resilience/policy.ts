@@ -84,6 +84,7 @@ export class CircuitBreakerPolicy {
   readonly #options: PolicyOptions
   readonly #breaker: Breaker
   #remoteReadAt = Number.NEGATIVE_INFINITY
+  #probesUnderLease = 0
   #remoteRead?: Promise<void>
 
   constructor(options: PolicyOptions, restored?: BreakerData) {
@@ -137,6 +138,7 @@ export class CircuitBreakerPolicy {
       try {
         won = await shared.claimProbe(this.name, isolate, this.#options.probeLeaseMs ?? 10_000)
         leased = won
+        if (won) this.#probesUnderLease++
       } catch {
         won = true // Redis unavailable: probe on local state
       }
@@ -164,7 +166,10 @@ export class CircuitBreakerPolicy {
       throw err
     } finally {
       // The verdict is in (and published): let whoever probes next have the lease.
-      if (leased) this.#detach(() => shared!.releaseProbe(this.name, isolate), options.defer)
+      // The lease is this isolate's, not this call's: give it back when its last probe is done.
+      if (leased && --this.#probesUnderLease === 0) {
+        this.#detach(() => shared!.releaseProbe(this.name, isolate), options.defer)
+      }
     }
   }
 
@@ -216,7 +221,13 @@ export class CircuitBreakerPolicy {
     let transition: Transition | undefined
     if (view.state === 'OPEN' && view.openUntil !== null && view.openUntil > at) {
       transition = this.#breaker.adoptRemoteOpen(at, view.openUntil)
-    } else if (view.state === 'CLOSED' && view.since > local.since && local.state !== 'CLOSED') {
+    } else if (
+      view.state === 'CLOSED' &&
+      local.state !== 'CLOSED' &&
+      // A close is news if it came after this outage began here, even if this isolate went
+      // HALF_OPEN later (its own probe may have lost the election to the one that closed).
+      view.since > (local.openedAt ?? local.since)
+    ) {
       transition = this.#breaker.adoptRemoteClose(at)
     }
     // Adopted transitions are not published again: they came from Redis.

@@ -471,7 +471,15 @@ async function revokingAgent(
   if (c.req.header('authorization')?.match(/^Bearer /i)) {
     return (await authenticate(c)).sub
   }
-  throw oauthError('invalid_client', 'Authenticate with client credentials or an access token')
+  const problem = oauthError(
+    'invalid_client',
+    'Authenticate with client credentials or an access token',
+  ).problem
+  throw new ProblemError({
+    ...problem,
+    // Either scheme works here, so both are offered (RFC 9110 allows several challenges).
+    headers: { 'WWW-Authenticate': 'Basic realm="agent-api", Bearer realm="agent-api"' },
+  })
 }
 
 async function revoke(c: Context<AppEnv>, agentId: string, request: RevokeRequest): Promise<void> {
