@@ -12,6 +12,7 @@ import type { AppEnv } from './context.ts'
 import { observe } from './middleware/observe.ts'
 import { attachServices } from './middleware/services.ts'
 import { ProblemError, problemResponse, problems } from './problem.ts'
+import { agentHealthRoutes } from './routes/agent-health.ts'
 import { contextRoutes } from './routes/context.ts'
 import { healthRoutes } from './routes/health.ts'
 import { internalRoutes } from './routes/internal.ts'
@@ -60,6 +61,7 @@ export function createApp(options: AppOptions = {}) {
     .route('/', contextRoutes)
     .route('/', progressRoutes)
     .route('/', internalRoutes)
+    .route('/', agentHealthRoutes)
 
   app.notFound((c) =>
     problemResponse(

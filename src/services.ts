@@ -6,6 +6,7 @@ import { toEnvSource } from './config/env-source.ts'
 import { type Config, type EnvSource, loadConfig } from './config/index.ts'
 import { createDatabase, type Database } from './db/client.ts'
 import { EventBus } from './events.ts'
+import { createHealthState, type HealthState } from './health/report.ts'
 import { createLogger, type Logger, type LogSink } from './log.ts'
 import { type Clock, newIsolateId, systemClock } from './platform.ts'
 import { createProgressService, type ProgressService } from './progress/service.ts'
@@ -35,6 +36,7 @@ export interface Services {
   auth: AuthState
   caches: { userContext: SwrCache<CachedContext> }
   progress: ProgressService
+  health: HealthState
   /** Absent when DATABASE_URL is not configured (development only; elsewhere fail-closed). */
   db?: Database
   /** Absent when Upstash is not configured: the app then runs on per-isolate state. */
@@ -46,6 +48,8 @@ export interface ServiceOptions {
   logSink?: LogSink
   platform?: PlatformName
   random?: () => number
+  /** Off only to measure what metrics cost (the bench). */
+  metrics?: boolean
 }
 
 export function buildServices(env: EnvSource, options: ServiceOptions = {}): Services {
@@ -104,8 +108,11 @@ export function buildServices(env: EnvSource, options: ServiceOptions = {}): Ser
     contextCache: caches.userContext,
     now,
   })
+  const health = createHealthState({ events, redis, now })
+  if (options.metrics === false) health.metrics.stopListening()
   return {
     progress,
+    health,
     config,
     log,
     events,

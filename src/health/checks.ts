@@ -1,6 +1,7 @@
 // Health checks: each answers pass, warn or fail with how long it took. `/health` (liveness)
 // runs only the ones that need no upstream; `/health/ready` runs them all with short timeouts.
 import { sql } from '../db/client.ts'
+import { CircuitOpenError } from '../resilience/policy.ts'
 import { withTimeout } from '../resilience/timeout.ts'
 import type { Services } from '../services.ts'
 import type { Trace } from '../trace.ts'
@@ -84,8 +85,51 @@ export function redisCheck(services: Services, trace?: Trace): Promise<CheckResu
   })
 }
 
+/** Any circuit open → warn; the database's open → fail. */
+export function circuitBreakersCheck(services: Services): CheckResult {
+  const breakers = services.breakers.list()
+  const open = breakers.filter((b) => b.state !== 'CLOSED')
+  const neonOpen = open.some((b) => b.name === 'neon')
+  return {
+    name: 'circuit_breakers',
+    status: neonOpen ? 'fail' : open.length ? 'warn' : 'pass',
+    durationMs: 0,
+    details: Object.fromEntries(
+      breakers.map((b) => [
+        b.name,
+        { state: b.state, since: b.since, open_until: b.openUntil, shared: b.shared, ...b.metrics },
+      ]),
+    ),
+  }
+}
+
+/** The signing keys load, a token round-trips through sign and verify, and what it cached. */
+export function tokenManagerCheck(services: Services): Promise<CheckResult> {
+  return timed('token_manager', async () => {
+    const { auth, config } = services
+    try {
+      const ring = await auth.keys()
+      return {
+        status: 'pass',
+        details: {
+          signing_kid: ring.signing.kid,
+          verifying_kids: ring.verifying.size,
+          rotation_in_progress: ring.verifying.size > 1,
+          access_token_ttl_seconds: config.tunables.accessTokenTtlSeconds,
+          verified_tokens_cached: auth.verified.size,
+          revocations: services.redis ? 'global (redis)' : 'per isolate',
+          rate_limits: services.redis ? 'global (redis)' : 'per isolate',
+        },
+      }
+    } catch {
+      return { status: 'fail', details: { signing_key: 'unavailable' } }
+    }
+  })
+}
+
 /** A short, safe description of an upstream failure: its kind, never its raw text. */
 export function describe(err: unknown): string {
+  if (err instanceof CircuitOpenError) return 'circuit_open'
   if (err instanceof Error) {
     if (err.name === 'TimeoutError' || err.name === 'AbortError') return 'timeout'
     if (/connect|fetch failed|network|refused|ECONN/i.test(err.message)) return 'unreachable'

@@ -120,10 +120,22 @@ export function rateLimited(decision: LimitDecision, now: number, detail: string
  * Requires a valid access token (and `scope`, when given), then applies the per-agent
  * request limit. Sets `agentId` and `principal` on the context.
  */
-export function requireAuth(scope?: Scope): MiddlewareHandler<AppEnv> {
+export function requireAuth(
+  scope?: Scope,
+  options: {
+    /**
+     * Serve even when the configuration fails closed, as long as the token signing keys
+     * themselves are sound (the health report must be readable exactly then).
+     */
+    whenFailingClosed?: boolean
+  } = {},
+): MiddlewareHandler<AppEnv> {
   return async function requireAuth(c, next) {
     const closed = failClosed(c)
-    if (closed) throw closed
+    const keysSound = !c.var.services.config.findings.some(
+      (f) => f.severity === 'fatal' && /JWT_SECRET|APP_ENV|VERCEL_ENV|ENVIRONMENT|NODE_ENV/.test(f.variable),
+    )
+    if (closed && !(options.whenFailingClosed && keysSound)) throw closed
     const claims = await authenticate(c)
     c.set('agentId', claims.sub)
     c.set('principal', {

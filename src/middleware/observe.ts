@@ -2,6 +2,7 @@
 import type { MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
 import type { AppEnv } from '../context.ts'
+import { defer } from '../platform.ts'
 import { Trace } from '../trace.ts'
 
 export function observe(): MiddlewareHandler<AppEnv> {
@@ -37,6 +38,12 @@ export function observe(): MiddlewareHandler<AppEnv> {
       }
       if (status >= 500) log.error('request', fields)
       else log.info('request', fields)
+      // Cross-isolate counts: added up here, sent to Redis in batches through waitUntil.
+      const global = services.health.global
+      if (global) {
+        global.count(route, status >= 500)
+        global.maybeFlush({ defer: (work) => defer(c, work, () => {}) })
+      }
     }
   }
 }

@@ -42,6 +42,10 @@ const PROTECTED_ROUTES: Route[] = [
     request: (headers) => [`/api/v1/agent/progress/batches/${crypto.randomUUID()}`, { headers }],
   },
   {
+    name: 'POST /api/v1/agent/health',
+    request: (headers) => ['/api/v1/agent/health', jsonPost({ status: 'ok' }, headers)],
+  },
+  {
     name: 'POST /api/v1/agent/token/revoke (bearer)',
     request: (headers) => ['/api/v1/agent/token/revoke', jsonPost({ token: 'nothing' }, headers)],
   },
