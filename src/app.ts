@@ -7,13 +7,14 @@ import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
-import { secureHeaders } from 'hono/secure-headers'
 import type { AppEnv } from './context.ts'
 import { observe } from './middleware/observe.ts'
+import { securityHeaders } from './middleware/security-headers.ts'
 import { attachServices } from './middleware/services.ts'
 import { ProblemError, problemResponse, problems } from './problem.ts'
 import { agentHealthRoutes } from './routes/agent-health.ts'
 import { contextRoutes } from './routes/context.ts'
+import { docsRoutes } from './routes/docs.ts'
 import { healthRoutes } from './routes/health.ts'
 import { internalRoutes } from './routes/internal.ts'
 import { progressRoutes } from './routes/progress.ts'
@@ -34,20 +35,7 @@ export function createApp(options: AppOptions = {}) {
     .use(requestId({ limitLength: 128 }))
     .use(attachServices(services))
     .use(observe())
-    .use(
-      secureHeaders({
-        // An API answers JSON, never pages to frame; /docs sets its own policy.
-        xFrameOptions: 'DENY',
-        crossOriginResourcePolicy: false,
-        crossOriginOpenerPolicy: false,
-        contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
-      }),
-    )
-    .use(async (c, next) => {
-      await next()
-      // Nothing an agent receives is meant for shared caches unless a route says otherwise.
-      if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store')
-    })
+    .use(securityHeaders())
     .use(
       bodyLimit({
         maxSize: MAX_BODY_BYTES,
@@ -62,6 +50,7 @@ export function createApp(options: AppOptions = {}) {
     .route('/', progressRoutes)
     .route('/', internalRoutes)
     .route('/', agentHealthRoutes)
+    .route('/', docsRoutes)
 
   app.notFound((c) =>
     problemResponse(
@@ -70,12 +59,12 @@ export function createApp(options: AppOptions = {}) {
         code: 'not_found',
         detail: `No route for ${c.req.method} ${new URL(c.req.url).pathname}`,
       },
-      c.var.requestId,
+      c.get('requestId'),
     ),
   )
 
   app.onError((err, c) => {
-    const requestId = c.var.requestId ?? crypto.randomUUID()
+    const requestId = c.get('requestId') ?? crypto.randomUUID()
     if (err instanceof ProblemError) return problemResponse(err.problem, requestId)
     if (err instanceof HTTPException && err.status < 500) {
       return problemResponse(
@@ -84,7 +73,7 @@ export function createApp(options: AppOptions = {}) {
       )
     }
     // Anything else is a bug or an outage: log it (redacted), answer without internals.
-    ;(c.var.log ?? c.var.services?.log)?.error('unhandled error', { error: err })
+    ;(c.get('log') ?? c.get('services')?.log)?.error('unhandled error', { error: err })
     return problemResponse(
       { status: 500, code: 'internal_error', detail: 'An unexpected error occurred' },
       requestId,

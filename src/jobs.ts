@@ -21,7 +21,7 @@ const JOBS: Job[] = [
   {
     // Drains the buffer even when no request arrives to trigger a flush.
     name: 'progress-flush',
-    run: async (services) => ({ ...(await flushProgress(services)) }),
+    run: async (services) => ({ ...(await flushProgress(services, {}, { drain: true })) }),
   },
 ]
 

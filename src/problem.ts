@@ -43,7 +43,12 @@ export class ProblemError extends Error {
   readonly problem: ProblemInit
 
   constructor(problem: ProblemInit) {
+    // An expected outcome, not a bug: skip the stack trace, which costs more than the rest of
+    // a rejected request (hono only hands Error instances to onError, so it stays an Error).
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
     super(problem.detail ?? problem.code)
+    Error.stackTraceLimit = limit
     this.name = 'ProblemError'
     this.problem = problem
   }
@@ -77,6 +82,8 @@ export function problemResponse(init: ProblemInit, requestId: string): Response 
   const headers = new Headers(init.headers)
   headers.set('Content-Type', PROBLEM_CONTENT_TYPE)
   headers.set('Cache-Control', 'no-store')
+  // A fresh Response does not carry what middleware set on the context: say it again here.
+  headers.set('X-Request-Id', requestId)
   return new Response(JSON.stringify(problemBody(init, requestId)), {
     status: init.status,
     headers,

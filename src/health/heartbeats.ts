@@ -3,13 +3,11 @@
 import { BoundedLru } from '../cache/lru.ts'
 import type { CallScope } from '../platform.ts'
 import type { RedisStore } from '../redis.ts'
-import type { Heartbeat } from '../schemas/health.ts'
+import type { Heartbeat, StoredHeartbeat } from '../schemas/health.ts'
 
 const HEARTBEAT_TTL_MS = 15 * 60 * 1000
 
-export interface StoredHeartbeat extends Heartbeat {
-  last_seen: string
-}
+export type { StoredHeartbeat }
 
 export class Heartbeats {
   readonly #redis?: RedisStore

@@ -43,11 +43,6 @@ export function createHealthState(deps: {
   }
 }
 
-type HealthReportWithAgent = HealthReport & {
-  last_seen: string | null
-  heartbeat: StoredHeartbeat | null
-}
-
 /** Memory where the runtime reports it (a Chromium extension); never an invented number. */
 function memory(): Record<string, number> | 'unavailable' {
   const perf = globalThis.performance as {
@@ -62,7 +57,7 @@ function memory(): Record<string, number> | 'unavailable' {
 export async function healthReport(
   services: Services,
   input: { agentId: string; trace: Trace; scope: CallScope; heartbeat: StoredHeartbeat | null },
-): Promise<HealthReportWithAgent> {
+): Promise<HealthReport> {
   const { config, clock, health, progress, isolate } = services
   const timeoutMs = config.tunables.healthCheckTimeoutMs
   const now = clock.now()

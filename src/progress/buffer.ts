@@ -56,6 +56,19 @@ for _, id in ipairs(expired) do
     redis.call('HINCRBY', KEYS[4], item.g, 1)
   end
 end
+-- A flush started by a request's threshold may find its work already done by the flush
+-- before it: claim only when something is due (a full group, or an old enough item).
+if ARGV[6] ~= '1' then
+  local due = false
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if oldest[2] and now - tonumber(oldest[2]) >= tonumber(ARGV[5]) then due = true end
+  if not due then
+    for _, count in ipairs(redis.call('HVALS', KEYS[4])) do
+      if tonumber(count) >= tonumber(ARGV[4]) then due = true break end
+    end
+  end
+  if not due then return {} end
+end
 local ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)
 local out = {}
 for _, id in ipairs(ids) do
@@ -223,14 +236,30 @@ export class ProgressBuffer {
     return { ok: true, accepted, duplicates, largestGroup, oldestAt, depth }
   }
 
-  async claim(now: number, limit: number, scope?: CallScope): Promise<BufferedUpdate[]> {
+  /**
+   * Claims up to `limit` waiting updates. Unless `due` is omitted (drain everything), only
+   * when a group has reached the batch size or the oldest item the delay.
+   */
+  async claim(
+    now: number,
+    limit: number,
+    scope?: CallScope,
+    due?: { batchSize: number; delayMs: number },
+  ): Promise<BufferedUpdate[]> {
     const k = this.#keys
     const raw = await this.#redis.run(
       'progress-claim',
       () =>
         this.#scripts.claim.exec(
           [k.items, k.ready, k.processing, k.groups],
-          [String(now), String(this.#options.claimTimeoutMs), String(limit)],
+          [
+            String(now),
+            String(this.#options.claimTimeoutMs),
+            String(limit),
+            String(due?.batchSize ?? 0),
+            String(due?.delayMs ?? 0),
+            due ? '0' : '1',
+          ],
         ),
       scope,
     )

@@ -12,7 +12,7 @@ export interface FlushReport {
   remaining: number
   rounds: number
   /** Why nothing was flushed, when nothing was. */
-  skipped?: 'no_buffer' | 'no_database' | 'lease_held' | 'circuit_open'
+  skipped?: 'no_buffer' | 'no_database' | 'lease_held' | 'circuit_open' | 'buffer_unavailable'
   error?: string
 }
 
@@ -31,9 +31,15 @@ export function flushDue(
 const ITEMS_PER_ROUND = 1000
 const MAX_ROUNDS = 20
 
+/**
+ * Flushes the buffer. `drain` (the scheduled job, the cron route) takes everything waiting;
+ * without it (a request crossed a threshold) only a due buffer is flushed, so triggers that
+ * arrive after the flush that served them do not cost a transaction of stragglers.
+ */
 export async function flushProgress(
   services: Services,
   scope: CallScope = {},
+  options: { drain?: boolean } = {},
 ): Promise<FlushReport> {
   const { progress, db, clock, config, events, log } = services
   const buffer = progress.buffer
@@ -45,9 +51,14 @@ export async function flushProgress(
 
   const token = crypto.randomUUID()
   const leaseMs = config.tunables.progressClaimTimeoutMs
-  if (!(await buffer.acquireLease(token, leaseMs, scope))) {
-    return { flushed: 0, remaining: await remaining(), rounds: 0, skipped: 'lease_held' }
+  let leased: boolean
+  try {
+    leased = await buffer.acquireLease(token, leaseMs, scope)
+  } catch {
+    // Redis is down: nothing can be claimed; the items wait, durably, for the next flush.
+    return { flushed: 0, remaining: -1, rounds: 0, skipped: 'buffer_unavailable' }
   }
+  if (!leased) return { flushed: 0, remaining: await remaining(), rounds: 0, skipped: 'lease_held' }
 
   const started = clock.now()
   let flushed = 0
@@ -56,7 +67,17 @@ export async function flushProgress(
   try {
     // Stop well inside the lease, so no second flush starts while this one still writes.
     while (rounds < MAX_ROUNDS && clock.now() - started < leaseMs / 2) {
-      const items = await buffer.claim(clock.now(), ITEMS_PER_ROUND, scope)
+      const t = config.tunables
+      const due = options.drain
+        ? undefined
+        : { batchSize: t.progressBatchSize, delayMs: t.progressBatchDelayMs }
+      let items: Awaited<ReturnType<typeof buffer.claim>>
+      try {
+        items = await buffer.claim(clock.now(), ITEMS_PER_ROUND, scope, due)
+      } catch (err) {
+        error = err instanceof Error ? err.name : 'error'
+        break
+      }
       if (items.length === 0) break
       rounds++
       const roundStart = performance.now()

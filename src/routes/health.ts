@@ -9,10 +9,11 @@ import {
   redisCheck,
   worst,
 } from '../health/checks.ts'
+import type { PublicHealth } from '../schemas/health.ts'
 
 const HEALTH_JSON = 'application/health+json'
 
-function body(version: string, checks: CheckResult[], now: number) {
+function body(version: string, checks: CheckResult[], now: number): PublicHealth {
   const time = new Date(now).toISOString()
   return {
     status: worst(checks.map((c) => c.status)),
@@ -31,7 +32,7 @@ function body(version: string, checks: CheckResult[], now: number) {
 
 export const healthRoutes = new Hono<AppEnv>()
   .get('/health', (c) => {
-    const { services } = c.var
+    const services = c.get('services')
     const payload = body(
       services.config.version,
       [configurationCheck(services)],
@@ -43,12 +44,12 @@ export const healthRoutes = new Hono<AppEnv>()
     })
   })
   .get('/health/ready', async (c) => {
-    const { services } = c.var
+    const services = c.get('services')
     const checks = [
       configurationCheck(services),
       ...(await Promise.all([
-        databaseCheck(services, c.var.trace),
-        redisCheck(services, c.var.trace),
+        databaseCheck(services, c.get('trace')),
+        redisCheck(services, c.get('trace')),
       ])),
     ]
     const payload = body(services.config.version, checks, services.clock.now())

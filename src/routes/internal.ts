@@ -4,11 +4,11 @@ import { type Context, Hono } from 'hono'
 import { sha256, timingSafeEqual } from '../auth/encoding.ts'
 import type { AppEnv } from '../context.ts'
 import { defer } from '../platform.ts'
-import { ProblemError } from '../problem.ts'
+import { ProblemError, problems } from '../problem.ts'
 import { flushProgress } from '../progress/flush.ts'
 
 async function authorized(c: Context<AppEnv>): Promise<boolean> {
-  const secret = c.var.services.config.cronSecret
+  const secret = c.get('services').config.cronSecret
   const header = c.req.header('authorization') ?? ''
   const presented = /^Bearer (.+)$/.exec(header)?.[1]
   if (!secret || !presented) return false
@@ -25,13 +25,21 @@ async function flush(c: Context<AppEnv>) {
       headers: { 'WWW-Authenticate': 'Bearer realm="agent-api-internal"' },
     })
   }
-  const report = await flushProgress(c.var.services, {
-    trace: c.var.trace,
-    defer: (work) => defer(c, work, () => {}),
-  })
+  const report = await flushProgress(
+    c.get('services'),
+    { trace: c.get('trace'), defer: (work) => defer(c, work, () => {}) },
+    { drain: true },
+  )
+  if (report.skipped === 'buffer_unavailable') {
+    throw problems.unavailable(
+      'buffer_unavailable',
+      'The progress buffer (Redis) is unavailable',
+      5,
+    )
+  }
   return c.json({
     flushed: report.flushed,
-    remaining: Math.max(0, report.remaining),
+    remaining: report.remaining < 0 ? null : report.remaining,
     ...(report.skipped ? { skipped: report.skipped } : {}),
   })
 }

@@ -1,5 +1,6 @@
 // POST /api/v1/agent/health (the authenticated report) and the public health+json bodies.
-import { boundedString, z } from './common.ts'
+import * as z from 'zod/mini'
+import { boundedString } from './common.ts'
 
 export const heartbeat = z.strictObject({
   status: z.optional(z.enum(['ok', 'degraded', 'error'])),
@@ -38,10 +39,27 @@ export interface HealthReport {
     requestCounts: Record<string, number>
     errorRate: number
   }
+  /** When this agent last sent a heartbeat (the body of this route), or null. */
+  last_seen: string | null
+  /** That heartbeat, as sent, with its time. */
+  heartbeat: StoredHeartbeat | null
 }
 
+export interface StoredHeartbeat {
+  status?: 'ok' | 'degraded' | 'error'
+  version?: string
+  details?: Record<string, unknown>
+  last_seen: string
+}
+
+/** draft-inadarei-api-health-check, as /health and /health/ready answer it. */
 export interface PublicHealth {
   status: 'pass' | 'warn' | 'fail'
   version: string
-  checks?: Record<string, { status: 'pass' | 'warn' | 'fail' }[]>
+  serviceId: string
+  description: string
+  checks?: Record<
+    string,
+    { status: 'pass' | 'warn' | 'fail'; time: string; observedUnit: 'ms'; observedValue: number }[]
+  >
 }

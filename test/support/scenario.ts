@@ -6,6 +6,7 @@ import { afterAll, vi } from 'vitest'
 import { dispatch, runtimeName } from '#runtime'
 import { Secret } from '../../src/config/secret.ts'
 import { createDatabase, type Database } from '../../src/db/client.ts'
+import { checkResponse } from './contract.ts'
 import { control } from './control.ts'
 
 export interface ScenarioOptions {
@@ -89,6 +90,8 @@ function build(
       const request = new Request(new URL(path, 'https://agent-api.test'), init)
       const { response, settled } = await dispatch(request, env)
       pending.push(settled)
+      // Every response every scenario receives must be one the OpenAPI document describes.
+      await checkResponse(request.method, request.url, response.clone())
       return response
     },
     async settle() {

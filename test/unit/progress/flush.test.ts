@@ -56,7 +56,7 @@ describe('progress buffer and flush', () => {
 
     // The claim expires: the next flush re-delivers, writes again (a no-op), and acks.
     now += 6000
-    const report = await flushProgress(services)
+    const report = await flushProgress(services, {}, { drain: true })
     expect(report).toMatchObject({ flushed: 1, remaining: 0 })
     expect(await count(services, u.taskId)).toBe(1)
     const batch = await buffer.batch(u.batchId)
@@ -83,7 +83,7 @@ describe('progress buffer and flush', () => {
     })
     expect(proxy.status).toBe(204)
     try {
-      const failed = await flushProgress(services)
+      const failed = await flushProgress(services, {}, { drain: true })
       expect(failed.flushed).toBe(0)
       expect(failed.error).toBeDefined()
       expect(failed.remaining).toBeGreaterThanOrEqual(1)
@@ -92,9 +92,35 @@ describe('progress buffer and flush', () => {
         method: 'DELETE',
       })
     }
-    const retried = await flushProgress(services)
+    const retried = await flushProgress(services, {}, { drain: true })
     expect(retried.flushed).toBeGreaterThanOrEqual(1)
     expect(await count(services, u.taskId)).toBe(1)
+  })
+
+  test('a threshold flush claims only when a group is full or the oldest item is old enough', async (ctx) => {
+    const { hasRedis, services: make } = stack()
+    if (!hasRedis) ctx.skip()
+    let now = Date.now()
+    const services = make(
+      {
+        REDIS_KEY_PREFIX: `t:${crypto.randomUUID().slice(0, 8)}:`,
+        PROGRESS_BATCH_DELAY_MS: '5000',
+      },
+      { clock: { now: () => now } },
+    )
+    const buffer = services.progress.buffer!
+    const taskId = `due-${Math.random()}`
+    const nine = Array.from({ length: 9 }, () => item({ taskId }))
+    await buffer.append({ id: crypto.randomUUID(), agentId: 'demo-agent' }, nine, now)
+    expect(await flushProgress(services)).toMatchObject({ flushed: 0, remaining: 9 })
+    // The tenth update of the group makes it due.
+    await buffer.append({ id: crypto.randomUUID(), agentId: 'demo-agent' }, [item({ taskId })], now)
+    expect(await flushProgress(services)).toMatchObject({ flushed: 10, remaining: 0 })
+    // A lone update becomes due with age.
+    await buffer.append({ id: crypto.randomUUID(), agentId: 'demo-agent' }, [item()], now)
+    expect(await flushProgress(services)).toMatchObject({ flushed: 0, remaining: 1 })
+    now += 5000
+    expect(await flushProgress(services)).toMatchObject({ flushed: 1, remaining: 0 })
   })
 
   test('one flush at a time: a second flush while the lease is held does nothing', async (ctx) => {

@@ -1,0 +1,138 @@
+// Every problem `code` the API answers with (the `type` is `/problems/<code>`), for the OpenAPI
+// document: listed once at its root (`x-problem-types`) and, per response, the codes that
+// response can carry (`x-problem-codes`). Found by reading src/problem.ts, src/app.ts,
+// src/middleware/auth.ts and src/routes/*.ts; the scenario tests check every problem they
+// receive against the per-response lists.
+
+export interface ProblemType {
+  code: string
+  status: number
+  description: string
+  /** Also carries OAuth's `error` (= code) and `error_description` (RFC 6749 §5.2). */
+  oauth?: boolean
+}
+
+export const PROBLEM_TYPES = [
+  {
+    code: 'validation_failed',
+    status: 400,
+    description: 'A body field or a path parameter is invalid; `errors` lists every one.',
+  },
+  { code: 'invalid_json', status: 400, description: 'The body is not valid JSON.' },
+  {
+    code: 'bad_request',
+    status: 400,
+    description: 'The request could not be read (rejected before any route ran).',
+  },
+  {
+    code: 'invalid_request',
+    status: 400,
+    oauth: true,
+    description:
+      'Token endpoints: a parameter is missing, repeated, too long or invalid, or credentials were sent twice (body and Basic).',
+  },
+  {
+    code: 'unsupported_grant_type',
+    status: 400,
+    oauth: true,
+    description:
+      'Token endpoint: `grant_type` is neither `client_credentials` nor `refresh_token`.',
+  },
+  {
+    code: 'invalid_scope',
+    status: 400,
+    oauth: true,
+    description:
+      "Token endpoint: a requested scope is not allowed for the agent or exceeds the refresh token's grant.",
+  },
+  {
+    code: 'invalid_grant',
+    status: 400,
+    oauth: true,
+    description:
+      'Token endpoint: the refresh token is invalid, expired, revoked, already used (its whole family is then revoked) or not issued to the authenticated client.',
+  },
+  {
+    code: 'invalid_client',
+    status: 401,
+    oauth: true,
+    description:
+      'Token endpoints: unknown agent, wrong secret or inactive agent (one indistinguishable answer), or malformed Basic credentials.',
+  },
+  {
+    code: 'invalid_token',
+    status: 401,
+    description:
+      'The bearer token is missing, malformed, invalid, expired or revoked (for /internal/flush: not the cron secret).',
+  },
+  {
+    code: 'insufficient_scope',
+    status: 403,
+    description: 'The access token is valid but lacks the scope this route needs.',
+  },
+  { code: 'not_found', status: 404, description: 'No such route, user (or grant) or batch.' },
+  {
+    code: 'user_not_found',
+    status: 404,
+    description:
+      'Progress: a user is unknown or not granted to the agent; `errors` names the updates. Nothing was accepted.',
+  },
+  { code: 'body_too_large', status: 413, description: 'The body exceeds 64 KiB.' },
+  {
+    code: 'unsupported_media_type',
+    status: 415,
+    description: 'The body is not in a media type the route accepts (`Accept-Post` lists them).',
+  },
+  {
+    code: 'rate_limited',
+    status: 429,
+    description: 'A rate limit is exhausted; retry after `Retry-After` seconds.',
+  },
+  {
+    code: 'internal_error',
+    status: 500,
+    description: 'A bug. Never caused by input; the log line with this `request_id` says more.',
+  },
+  {
+    code: 'configuration_error',
+    status: 503,
+    description:
+      "The deployment's configuration fails closed (a missing, short or example secret; see the health report). On the token endpoints also OAuth `temporarily_unavailable`.",
+  },
+  {
+    code: 'database_unavailable',
+    status: 503,
+    description:
+      'Token endpoints: the token store (Postgres) is unavailable; also OAuth `temporarily_unavailable`.',
+  },
+  {
+    code: 'revocation_unavailable',
+    status: 503,
+    description:
+      'Revocation: the revocation store (Redis) failed; the revocation holds only in one isolate. Retry.',
+  },
+  {
+    code: 'progress_unavailable',
+    status: 503,
+    description:
+      'Progress: no durable store can take the write (or grants cannot be checked, or batch status is unknown); nothing was accepted.',
+  },
+  {
+    code: 'buffer_unavailable',
+    status: 503,
+    description:
+      'Flush: the progress buffer (Redis) is unavailable; buffered updates stay where they are until the next flush.',
+  },
+  {
+    code: 'buffer_full',
+    status: 503,
+    description:
+      'Progress: the buffer is over its depth limit; nothing was accepted. Retry after the flush catches up.',
+  },
+] as const satisfies readonly ProblemType[]
+
+export type ProblemCode = (typeof PROBLEM_TYPES)[number]['code']
+
+export function problemType(code: ProblemCode): ProblemType {
+  return PROBLEM_TYPES.find((p) => p.code === code)!
+}
