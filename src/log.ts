@@ -7,6 +7,8 @@ export type LogFields = Record<string, unknown>
 export type LogSink = (line: string) => void
 
 export interface Logger {
+  /** Whether a line at `level` would be written (to skip building fields that would not). */
+  enabled(level: LogLevel): boolean
   debug(msg: string, fields?: LogFields): void
   info(msg: string, fields?: LogFields): void
   warn(msg: string, fields?: LogFields): void
@@ -49,20 +51,49 @@ export function createLogger(options: {
   base?: LogFields
 }): Logger {
   const sink = options.sink ?? ((line: string) => console.log(line))
-  const threshold = RANK[options.level]
-  const make = (base: LogFields): Logger => {
-    const write = (level: LogLevel, msg: string, fields?: LogFields) => {
-      if (RANK[level] < threshold) return
-      const record = redact({ ...base, ...fields }) as LogFields
-      sink(JSON.stringify({ level, msg, time: new Date().toISOString(), ...record }))
-    }
-    return {
-      debug: (msg, fields) => write('debug', msg, fields),
-      info: (msg, fields) => write('info', msg, fields),
-      warn: (msg, fields) => write('warn', msg, fields),
-      error: (msg, fields) => write('error', msg, fields),
-      child: (fields) => make({ ...base, ...fields }),
-    }
+  return new StructuredLogger(sink, RANK[options.level], options.base ?? {})
+}
+
+// A class, not closures: every request makes a child (its request id bound), so a child
+// must cost one small object; its fields are merged only when a line is really written.
+class StructuredLogger implements Logger {
+  readonly #sink: LogSink
+  readonly #threshold: number
+  readonly #base: LogFields
+
+  constructor(sink: LogSink, threshold: number, base: LogFields) {
+    this.#sink = sink
+    this.#threshold = threshold
+    this.#base = base
   }
-  return make(options.base ?? {})
+
+  enabled(level: LogLevel): boolean {
+    return RANK[level] >= this.#threshold
+  }
+
+  debug(msg: string, fields?: LogFields): void {
+    this.#write('debug', msg, fields)
+  }
+
+  info(msg: string, fields?: LogFields): void {
+    this.#write('info', msg, fields)
+  }
+
+  warn(msg: string, fields?: LogFields): void {
+    this.#write('warn', msg, fields)
+  }
+
+  error(msg: string, fields?: LogFields): void {
+    this.#write('error', msg, fields)
+  }
+
+  child(fields: LogFields): Logger {
+    return new StructuredLogger(this.#sink, this.#threshold, { ...this.#base, ...fields })
+  }
+
+  #write(level: LogLevel, msg: string, fields?: LogFields): void {
+    if (RANK[level] < this.#threshold) return
+    const record = redact({ ...this.#base, ...fields }) as LogFields
+    this.#sink(JSON.stringify({ level, msg, time: new Date().toISOString(), ...record }))
+  }
 }

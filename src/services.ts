@@ -1,5 +1,5 @@
 // Everything a request needs that outlives it, built once per isolate from the validated
-// configuration and handed to handlers through Hono's typed context (`c.var.services`).
+// configuration and handed to handlers through Hono's typed context (`c.get('services')`).
 import { type AuthState, createAuthState } from './auth/state.ts'
 import type { SwrCache } from './cache/swr.ts'
 import { toEnvSource } from './config/env-source.ts'

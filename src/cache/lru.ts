@@ -33,6 +33,8 @@ export interface SetOptions {
 export class BoundedLru<K, V> {
   readonly #entries = new Map<K, LruEntry<V>>()
   readonly #options: LruOptions
+  /** The most recently used key: reading it again needs no reordering (the hot path). */
+  #newest: K | undefined
   #bytes = 0
   #evictions = 0
 
@@ -69,8 +71,11 @@ export class BoundedLru<K, V> {
       return undefined
     }
     // Map iteration order is insertion order: re-inserting makes this the most recent.
-    this.#entries.delete(key)
-    this.#entries.set(key, entry)
+    if (this.#newest !== key) {
+      this.#entries.delete(key)
+      this.#entries.set(key, entry)
+      this.#newest = key
+    }
     return entry
   }
 
@@ -95,6 +100,7 @@ export class BoundedLru<K, V> {
       storedAt: options.now,
     })
     this.#bytes += bytes
+    this.#newest = key
     this.#evict(options.now)
     return true
   }
@@ -102,6 +108,7 @@ export class BoundedLru<K, V> {
   delete(key: K): boolean {
     const entry = this.#entries.get(key)
     if (!entry) return false
+    if (this.#newest === key) this.#newest = undefined
     this.#entries.delete(key)
     this.#bytes -= entry.bytes
     return true
@@ -109,6 +116,7 @@ export class BoundedLru<K, V> {
 
   clear(): void {
     this.#entries.clear()
+    this.#newest = undefined
     this.#bytes = 0
   }
 

@@ -1,7 +1,8 @@
 // Every number an operator may tune, with its variable, per-environment default and bounds.
 // This table is the single source for parsing, validation and the README's configuration
 // table (a test keeps the two in step).
-import { z } from '../schemas/common.ts'
+import * as z from 'zod/mini'
+import '../schemas/common.ts'
 import type { EnvSource } from './env-source.ts'
 import type { Environment } from './environment.ts'
 import type { ConfigFinding } from './secrets.ts'

@@ -1,6 +1,6 @@
 // Postgres over Neon's HTTP endpoint. Every statement is parameterised (the `sql` tag makes
 // that the easy path), every call has a timeout, and every call is observed.
-import { NeonDbError, neon, neonConfig } from '@neondatabase/serverless'
+import type { NeonQueryFunction } from '@neondatabase/serverless'
 import type { Secret } from '../config/secret.ts'
 import type { EventBus } from '../events.ts'
 import type { CallScope } from '../platform.ts'
@@ -57,13 +57,22 @@ export interface DatabaseOptions {
 }
 
 export function createDatabase(options: DatabaseOptions): Database {
-  if (options.fetchEndpoint) {
-    // The driver reads its endpoint from this global config at call time. A template that
-    // depends only on each connection string's host and port keeps databases with different
-    // connection strings apart in one isolate (as Neon's own local-proxy recipe does).
-    neonConfig.fetchEndpoint = endpointFromTemplate(options.fetchEndpoint)
+  // The driver is loaded on the first query, not with the module: its one bundle carries a
+  // whole node-postgres client that costs ~20 ms to evaluate, which a cold start that is
+  // served from cache (or /health) should not pay. esbuild keeps a dynamic import lazy.
+  let loading: Promise<NeonQueryFunction<false, false>> | undefined
+  const driver = () => {
+    loading ??= import('@neondatabase/serverless').then(({ neon, neonConfig }) => {
+      if (options.fetchEndpoint) {
+        // The driver reads its endpoint from this global config at call time. A template that
+        // depends only on each connection string's host and port keeps databases with
+        // different connection strings apart in one isolate (as Neon's local-proxy recipe does).
+        neonConfig.fetchEndpoint = endpointFromTemplate(options.fetchEndpoint)
+      }
+      return neon(options.url.reveal(), { disableWarningInBrowsers: true })
+    })
+    return loading
   }
-  const client = neon(options.url.reveal(), { disableWarningInBrowsers: true })
 
   // One attempt: its own timeout, through the breaker, timed and reported.
   const attempt = async <T>(
@@ -105,6 +114,7 @@ export function createDatabase(options: DatabaseOptions): Database {
   return {
     query: <R = Row>(statement: SqlStatement, call?: CallOptions) =>
       observe('query', call, async (signal) => {
+        const client = await driver()
         const rows = await client.query(statement.text, [...statement.params], {
           fetchOptions: { signal },
         })
@@ -112,6 +122,7 @@ export function createDatabase(options: DatabaseOptions): Database {
       }),
     transaction: (statements, call) =>
       observe('transaction', call, async (signal) => {
+        const client = await driver()
         const results = await client.transaction(
           statements.map((s) => client.query(s.text, [...s.params])),
           {
@@ -146,13 +157,18 @@ const OUTAGE_SQLSTATE = /^(08|53|57P|58)/
  * the database rejected. Only the former counts against the circuit breaker.
  */
 export function isDatabaseOutage(err: unknown): boolean {
-  if (err instanceof NeonDbError) {
-    return err.code === undefined || err.code === null || OUTAGE_SQLSTATE.test(err.code)
+  if (isNeonDbError(err)) {
+    return typeof err.code !== 'string' || OUTAGE_SQLSTATE.test(err.code)
   }
   return true // aborts, timeouts, network failures
 }
 
 /** The SQLSTATE of a rejected statement, if any (e.g. "23505" unique violation). */
 export function sqlState(err: unknown): string | undefined {
-  return err instanceof NeonDbError && typeof err.code === 'string' ? err.code : undefined
+  return isNeonDbError(err) && typeof err.code === 'string' ? err.code : undefined
+}
+
+/** By name, not instanceof: the driver's module is loaded lazily (see createDatabase). */
+function isNeonDbError(err: unknown): err is Error & { code?: unknown } {
+  return err instanceof Error && err.name === 'NeonDbError'
 }

@@ -42,7 +42,7 @@ function invalidToken(detail: string): ProblemError {
 }
 
 export function failClosed(c: Context<AppEnv>): ProblemError | undefined {
-  if (!c.var.services.config.failClosed) return undefined
+  if (!c.get('services').config.failClosed) return undefined
   return problems.unavailable(
     'configuration_error',
     'The service is not configured correctly for this environment; see the health report',
@@ -52,7 +52,7 @@ export function failClosed(c: Context<AppEnv>): ProblemError | undefined {
 
 /** Verifies the bearer token: from the cache when it has been seen, else with jose. */
 export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
-  const { services } = c.var
+  const services = c.get('services')
   const header = c.req.header('authorization')
   if (!header) throw invalidToken('An access token is required')
   const match = /^Bearer +([^\s]+) *$/i.exec(header)
@@ -77,7 +77,7 @@ export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
     } catch (err) {
       const reason = err instanceof TokenError ? err.reason : 'malformed'
       services.events.emit({ type: 'token.rejected', reason })
-      c.var.log.info('access token rejected', { reason })
+      c.get('log').info('access token rejected', { reason })
       throw invalidToken('The access token is invalid or expired')
     }
     services.events.emit({ type: 'token.verified', cached: false })
@@ -90,7 +90,7 @@ export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
   if (now > claims.exp * 1000 + tolerance)
     throw invalidToken('The access token is invalid or expired')
 
-  if (await auth.revocations.isRevoked(claims.sub, claims.jti, now, { trace: c.var.trace })) {
+  if (await auth.revocations.isRevoked(claims.sub, claims.jti, now, { trace: c.get('trace') })) {
     services.events.emit({ type: 'token.rejected', reason: 'revoked' })
     throw invalidToken('The access token has been revoked')
   }
@@ -132,9 +132,13 @@ export function requireAuth(
 ): MiddlewareHandler<AppEnv> {
   return async function requireAuth(c, next) {
     const closed = failClosed(c)
-    const keysSound = !c.var.services.config.findings.some(
-      (f) => f.severity === 'fatal' && /JWT_SECRET|APP_ENV|VERCEL_ENV|ENVIRONMENT|NODE_ENV/.test(f.variable),
-    )
+    const keysSound = !c
+      .get('services')
+      .config.findings.some(
+        (f) =>
+          f.severity === 'fatal' &&
+          /JWT_SECRET|APP_ENV|VERCEL_ENV|ENVIRONMENT|NODE_ENV/.test(f.variable),
+      )
     if (closed && !(options.whenFailingClosed && keysSound)) throw closed
     const claims = await authenticate(c)
     c.set('agentId', claims.sub)
@@ -156,11 +160,11 @@ export function requireAuth(
       })
     }
 
-    const { services } = c.var
+    const services = c.get('services')
     const now = services.clock.now()
     const decision = await services.auth.limits.requestsPerAgent.consume(claims.sub, {
       now,
-      trace: c.var.trace,
+      trace: c.get('trace'),
       defer: (work) => defer(c, work, () => {}),
     })
     if (!decision.allowed) {

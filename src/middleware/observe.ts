@@ -8,9 +8,9 @@ import { Trace } from '../trace.ts'
 export function observe(): MiddlewareHandler<AppEnv> {
   return async function observe(c, next) {
     const start = performance.now()
-    const { services } = c.var
+    const services = c.get('services')
     const trace = new Trace()
-    const log = services.log.child({ request_id: c.var.requestId })
+    const log = services.log.child({ request_id: c.get('requestId') })
     c.set('trace', trace)
     c.set('log', log)
     try {
@@ -20,7 +20,7 @@ export function observe(): MiddlewareHandler<AppEnv> {
       const status = c.res.status
       const route = matchedRoute(c)
       c.res.headers.set('Server-Timing', trace.serverTiming(durationMs))
-      const agentId = c.var.agentId
+      const agentId = c.get('agentId')
       services.events.emit({
         type: 'http.request',
         method: c.req.method,
@@ -29,15 +29,16 @@ export function observe(): MiddlewareHandler<AppEnv> {
         durationMs,
         agentId,
       })
-      const fields = {
-        method: c.req.method,
-        route,
-        status,
-        duration_ms: Math.round(durationMs * 10) / 10,
-        ...(agentId ? { agent_id: agentId } : {}),
+      const level = status >= 500 ? 'error' : 'info'
+      if (log.enabled(level)) {
+        log[level]('request', {
+          method: c.req.method,
+          route,
+          status,
+          duration_ms: Math.round(durationMs * 10) / 10,
+          ...(agentId ? { agent_id: agentId } : {}),
+        })
       }
-      if (status >= 500) log.error('request', fields)
-      else log.info('request', fields)
       // Cross-isolate counts: added up here, sent to Redis in batches through waitUntil.
       const global = services.health.global
       if (global) {

@@ -21,25 +21,26 @@ export class SlidingWindowLimiter {
 
   /** Counts `cost` against `id` if that stays within the limit. */
   consume(id: string, now: number, cost = 1): LimitDecision {
-    const state = this.#current(id, now)
+    const stored = this.#state.get(id, now)?.value
+    const state = this.#current(stored, now)
     const used = this.#used(state, now)
     const allowed = used + cost <= this.#spec.limit
     if (allowed) state.current += cost
-    this.#store(id, state, now)
+    // The same window's state was updated in place; a new one must be stored.
+    if (state !== stored) this.#store(id, state, now)
     return this.#decision(allowed, allowed ? used + cost : used, state)
   }
 
   /** The decision a request would get now, without counting it. */
   peek(id: string, now: number): LimitDecision {
-    const state = this.#current(id, now)
+    const state = this.#current(this.#state.peek(id)?.value, now)
     const used = this.#used(state, now)
     return this.#decision(used < this.#spec.limit, used, state)
   }
 
-  #current(id: string, now: number): WindowState {
+  #current(state: WindowState | undefined, now: number): WindowState {
     const { windowMs } = this.#spec
     const start = now - (now % windowMs)
-    const state = this.#state.peek(id)?.value
     if (!state) return { start, current: 0, previous: 0 }
     if (state.start === start) return state
     // Moved on: one window later the old count becomes "previous"; further, both are gone.

@@ -1,12 +1,12 @@
 // POST /api/v1/agent/health — any valid access token; the optional body is the agent's
 // heartbeat. Always 200: the report says how healthy things are.
 import { Hono } from 'hono'
+import * as z from 'zod/mini'
 import type { AppEnv } from '../context.ts'
 import { healthReport } from '../health/report.ts'
 import { requireAuth } from '../middleware/auth.ts'
 import { jsonBody } from '../middleware/body.ts'
 import { defer } from '../platform.ts'
-import { z } from '../schemas/common.ts'
 import { heartbeat } from '../schemas/health.ts'
 
 export const agentHealthRoutes = new Hono<AppEnv>().post(
@@ -14,10 +14,10 @@ export const agentHealthRoutes = new Hono<AppEnv>().post(
   requireAuth(undefined, { whenFailingClosed: true }),
   jsonBody(z.optional(heartbeat), { optional: true }),
   async (c) => {
-    const { services } = c.var
-    const agentId = c.var.agentId!
+    const services = c.get('services')
+    const agentId = c.get('agentId')!
     const scope = {
-      trace: c.var.trace,
+      trace: c.get('trace'),
       defer: (work: Promise<unknown>) => defer(c, work, () => {}),
     }
     const now = services.clock.now()
@@ -27,7 +27,7 @@ export const agentHealthRoutes = new Hono<AppEnv>().post(
       : await services.health.heartbeats.last(agentId, now, scope)
     const report = await healthReport(services, {
       agentId,
-      trace: c.var.trace,
+      trace: c.get('trace'),
       scope,
       heartbeat: beat,
     })

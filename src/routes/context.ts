@@ -28,7 +28,7 @@ interface Served {
 
 /** The grant, from the isolate's cache or the database; `unknown` when neither can say. */
 async function grantFor(c: Context<AppEnv>, agentId: string, userId: string): Promise<Grant> {
-  const { services } = c.var
+  const services = c.get('services')
   const now = services.clock.now()
   const { grants } = services.auth
   if (!services.db) return grants.cached(agentId, userId, now)?.granted ? 'granted' : 'unknown'
@@ -43,9 +43,9 @@ async function grantFor(c: Context<AppEnv>, agentId: string, userId: string): Pr
 
 function scope(c: Context<AppEnv>) {
   return {
-    trace: c.var.trace,
+    trace: c.get('trace'),
     defer: (work: Promise<unknown>) =>
-      defer(c, work, (err) => c.var.log.warn('background work failed', { error: err })),
+      defer(c, work, (err) => c.get('log').warn('background work failed', { error: err })),
   }
 }
 
@@ -54,7 +54,7 @@ async function serve(
   userId: string,
   grant: Grant,
 ): Promise<Served | 'not_found'> {
-  const { services } = c.var
+  const services = c.get('services')
   const { caches, config, clock, db } = services
   const bypass = /\bno-cache\b/i.test(c.req.header('cache-control') ?? '')
   const ttlSeconds = Math.floor(config.tunables.contextCacheTtlMs / 1000)
@@ -175,8 +175,8 @@ export const contextRoutes = new Hono<AppEnv>().get(
       throw problems.validation([{ path: 'userId', message: 'Must be 1 to 128 characters' }])
     }
     // Pick up other isolates' invalidations (in the background, at most once per interval).
-    c.var.services.progress.invalidations.poll(scope(c))
-    const grant = await grantFor(c, c.var.agentId!, userId)
+    c.get('services').progress.invalidations.poll(scope(c))
+    const grant = await grantFor(c, c.get('agentId')!, userId)
     if (grant === 'denied') throw problems.notFound('No such user')
     const served = await serve(c, userId, grant)
     // Unknown user and missing grant are the same 404: nothing tells them apart.
@@ -190,7 +190,8 @@ export const contextRoutes = new Hono<AppEnv>().get(
     }
     if (served.etag && !degraded) headers.ETag = served.etag
     if (degraded) headers['X-Degraded'] = served.degraded!
-    if (served.cacheStatus === 'HIT' || served.cacheStatus === 'STALE') c.var.trace.add('cache', 0)
+    if (served.cacheStatus === 'HIT' || served.cacheStatus === 'STALE')
+      c.get('trace').add('cache', 0)
 
     const ifNoneMatch = c.req.header('if-none-match')
     if (served.etag && !degraded && ifNoneMatch && matches(ifNoneMatch, served.etag)) {

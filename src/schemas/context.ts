@@ -1,5 +1,6 @@
 // GET /api/v1/agent/users/{userId}/context (CONTRACT.md).
-import { identifier, z } from './common.ts'
+import * as z from 'zod/mini'
+import { identifier } from './common.ts'
 
 export const userIdParam = z.strictObject({ userId: identifier })
 

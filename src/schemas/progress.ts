@@ -1,5 +1,6 @@
 // POST /api/v1/agent/progress and GET /api/v1/agent/progress/batches/{batchId} (CONTRACT.md).
-import { boundedString, identifier, z } from './common.ts'
+import * as z from 'zod/mini'
+import { boundedString, identifier } from './common.ts'
 
 export const PROGRESS_STATUSES = [
   'not_started',

@@ -1,5 +1,6 @@
 // POST /api/v1/agent/token and /token/revoke (CONTRACT.md "Access tokens", RFC 6749, RFC 7009).
-import { boundedString, identifier, z } from './common.ts'
+import * as z from 'zod/mini'
+import { boundedString, identifier } from './common.ts'
 
 export const SCOPES = ['context:read', 'progress:write'] as const
 export type Scope = (typeof SCOPES)[number]
