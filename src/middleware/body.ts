@@ -10,6 +10,11 @@ import { fieldErrors } from '../validation.ts'
 
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 
+/** application/json and the structured-syntax suffix types (application/problem+json, …). */
+export function isJsonMediaType(type: string): boolean {
+  return JSON_MEDIA_TYPE.test(type)
+}
+
 export function mediaType(header: string | undefined): string {
   return (header ?? '').split(';')[0]!.trim().toLowerCase()
 }

@@ -8,7 +8,7 @@ import { type Context, Hono } from 'hono'
 import type { AppEnv } from '../context.ts'
 import { sql } from '../db/client.ts'
 import { requireAuth } from '../middleware/auth.ts'
-import { mediaType, parseJson } from '../middleware/body.ts'
+import { isJsonMediaType, mediaType, parseJson } from '../middleware/body.ts'
 import { type CallScope, defer } from '../platform.ts'
 import { type FieldError, ProblemError, problems } from '../problem.ts'
 import { flushDue, flushProgress } from '../progress/flush.ts'
@@ -27,9 +27,9 @@ const MAX_FUTURE_MS = 5 * 60 * 1000
 
 function scopeOf(c: Context<AppEnv>): CallScope {
   return {
-    trace: c.var.trace,
+    trace: c.get('trace'),
     defer: (work) =>
-      defer(c, work, (err) => c.var.log.warn('background work failed', { error: err })),
+      defer(c, work, (err) => c.get('log').warn('background work failed', { error: err })),
   }
 }
 
@@ -37,7 +37,7 @@ function scopeOf(c: Context<AppEnv>): CallScope {
 async function readUpdates(
   c: Context<AppEnv>,
 ): Promise<{ updates: ProgressUpdate[]; prefix: string }> {
-  if (mediaType(c.req.header('content-type')) !== 'application/json') {
+  if (!isJsonMediaType(mediaType(c.req.header('content-type')))) {
     throw problems.unsupportedMediaType(['application/json'])
   }
   const body = parseJson(await c.req.text())
@@ -104,8 +104,8 @@ async function checkGrants(
   updates: ProgressUpdate[],
   prefix: string,
 ): Promise<void> {
-  const { services } = c.var
-  const agentId = c.var.agentId!
+  const services = c.get('services')
+  const agentId = c.get('agentId')!
   const now = services.clock.now()
   const users = [...new Set(updates.map((u) => u.user_id))]
   const answers = await Promise.all(
@@ -142,7 +142,7 @@ async function checkGrants(
 }
 
 function accepted(c: Context<AppEnv>, body: ProgressAccepted): Response {
-  c.var.services.events.emit({
+  c.get('services').events.emit({
     type: 'progress.accepted',
     mode: body.status,
     accepted: body.accepted,
@@ -155,9 +155,9 @@ const BATCH_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$
 
 export const progressRoutes = new Hono<AppEnv>()
   .post('/api/v1/agent/progress', requireAuth('progress:write'), async (c) => {
-    const { services } = c.var
+    const services = c.get('services')
     const { clock, progress, config } = services
-    const agentId = c.var.agentId!
+    const agentId = c.get('agentId')!
     const { updates, prefix } = await readUpdates(c)
     const now = clock.now()
     checkTimes(updates, prefix, now)
@@ -204,7 +204,7 @@ export const progressRoutes = new Hono<AppEnv>()
         })
       } catch (err) {
         if (err instanceof ProblemError) throw err
-        c.var.log.warn('progress buffer unavailable; committing directly', { error: err })
+        c.get('log').warn('progress buffer unavailable; committing directly', { error: err })
       }
     }
 
@@ -219,7 +219,7 @@ export const progressRoutes = new Hono<AppEnv>()
           status: 'committed',
         })
       } catch (err) {
-        c.var.log.warn('progress commit failed', { error: err })
+        c.get('log').warn('progress commit failed', { error: err })
       }
     }
     throw problems.unavailable(
@@ -229,10 +229,10 @@ export const progressRoutes = new Hono<AppEnv>()
     )
   })
   .get('/api/v1/agent/progress/batches/:batchId', requireAuth('progress:write'), async (c) => {
-    const { services } = c.var
+    const services = c.get('services')
     const batchId = c.req.param('batchId')
     if (!BATCH_ID.test(batchId)) throw problems.notFound('No such batch')
-    const agentId = c.var.agentId!
+    const agentId = c.get('agentId')!
     const scope = scopeOf(c)
     let answered = false
 

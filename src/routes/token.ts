@@ -4,6 +4,7 @@
 // Failed requests are rate limited per (agent id, client address) and per address; the
 // limit is checked before credentials are, so a locked-out guesser learns nothing more.
 import { type Context, Hono } from 'hono'
+import * as z from 'zod/mini'
 import { issueAccessToken, TokenError, verifyAccessToken } from '../auth/access-token.ts'
 import { authenticateAgent } from '../auth/credentials.ts'
 import {
@@ -15,11 +16,10 @@ import {
 import { formatScopes, grantScopes, parseScopes } from '../auth/scopes.ts'
 import type { AppEnv } from '../context.ts'
 import { authenticate, failClosed, rateLimited, rateLimitHeaders } from '../middleware/auth.ts'
-import { mediaType, parseJson } from '../middleware/body.ts'
+import { isJsonMediaType, mediaType, parseJson } from '../middleware/body.ts'
 import { clientAddress, defer } from '../platform.ts'
 import { type FieldError, ProblemError, problems } from '../problem.ts'
 import type { LimitDecision } from '../ratelimit/limiter.ts'
-import { z } from '../schemas/common.ts'
 import {
   jsonClientCredentials,
   jsonRefresh,
@@ -78,6 +78,19 @@ function temporarilyUnavailable(code: string, detail: string, retryAfter: number
 }
 
 const INVALID_CLIENT = 'Unknown agent, wrong secret, or inactive agent'
+
+/**
+ * Every error of the token endpoints speaks OAuth too (RFC 6749 §5.2): a malformed body or an
+ * unsupported media type is `invalid_request`, whatever our own problem code says.
+ */
+function withOAuthError(problem: ProblemError['problem']): Record<string, unknown> {
+  if (problem.extensions && 'error' in problem.extensions) return problem.extensions
+  return {
+    ...problem.extensions,
+    error: 'invalid_request',
+    error_description: problem.detail ?? problem.title ?? problem.code,
+  }
+}
 
 // --- parsing ---------------------------------------------------------------------------------
 
@@ -141,7 +154,7 @@ async function readTokenRequest(c: Context<AppEnv>): Promise<TokenRequest> {
   const type = mediaType(c.req.header('content-type'))
   const basic = basicCredentials(c.req.header('authorization'))
 
-  if (type === JSON_TYPE) {
+  if (isJsonMediaType(type)) {
     const body = parseJson(await c.req.text())
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw oauthError('invalid_request', 'The body must be a JSON object')
@@ -222,11 +235,11 @@ async function failureBudget(
   c: Context<AppEnv>,
   agentId: string | undefined,
 ): Promise<FailureBudget> {
-  const { services } = c.var
+  const services = c.get('services')
   const { limits } = services.auth
   const now = services.clock.now()
   const address = clientAddress(c.req.raw.headers, services.platform)
-  const ctx = { now, trace: c.var.trace, defer: (w: Promise<unknown>) => defer(c, w, () => {}) }
+  const ctx = { now, trace: c.get('trace'), defer: (w: Promise<unknown>) => defer(c, w, () => {}) }
   const agentKey = agentId ? `${agentId}|${address}` : undefined
   const [perAgent, perAddress] = await Promise.all([
     agentKey ? limits.tokenFailuresPerAgent.peek(agentKey, ctx) : undefined,
@@ -256,7 +269,7 @@ async function failureBudget(
 // --- grants ------------------------------------------------------------------------------------
 
 function requireDatabase(c: Context<AppEnv>) {
-  const { db } = c.var.services
+  const { db } = c.get('services')
   if (!db) throw temporarilyUnavailable('database_unavailable', 'No database is configured', 30)
   return db
 }
@@ -278,7 +291,7 @@ async function respondWithTokens(
   scope: string,
   refresh: { token: string; expiresAt: number },
 ): Promise<Response> {
-  const { services } = c.var
+  const services = c.get('services')
   const { config, clock } = services
   const now = clock.now()
   const ttl = config.tunables.accessTokenTtlSeconds
@@ -309,7 +322,7 @@ async function clientCredentialsGrant(
   credentials: Credentials,
   requestedScope: string | undefined,
 ): Promise<Response> {
-  const { services } = c.var
+  const services = c.get('services')
   const db = requireDatabase(c)
   const agent = await databaseCall(() =>
     authenticateAgent(
@@ -317,7 +330,7 @@ async function clientCredentialsGrant(
       services.config.agentSecret!,
       credentials.agentId,
       credentials.secret,
-      c.var.trace,
+      c.get('trace'),
     ),
   )
   if (!agent) throw oauthError('invalid_client', INVALID_CLIENT)
@@ -334,7 +347,7 @@ async function clientCredentialsGrant(
         ttlSeconds: services.config.tunables.refreshTokenTtlSeconds,
         now,
       },
-      c.var.trace,
+      c.get('trace'),
     ),
   )
   return respondWithTokens(c, 'client_credentials', agent.id, scope, refresh)
@@ -346,7 +359,7 @@ async function refreshGrant(
   requestedScope: string | undefined,
   credentials: Credentials | undefined,
 ): Promise<Response> {
-  const { services } = c.var
+  const services = c.get('services')
   const db = requireDatabase(c)
   // A confidential client may authenticate here too; then the token must be its own.
   const client = credentials
@@ -356,7 +369,7 @@ async function refreshGrant(
           services.config.agentSecret!,
           credentials.agentId,
           credentials.secret,
-          c.var.trace,
+          c.get('trace'),
         ),
       )
     : undefined
@@ -368,12 +381,12 @@ async function refreshGrant(
       db,
       refreshToken,
       { ttlSeconds: services.config.tunables.refreshTokenTtlSeconds, now },
-      c.var.trace,
+      c.get('trace'),
     ),
   )
   if (!rotation.ok) {
     if (rotation.reason === 'reused') {
-      c.var.log.warn('refresh token reused: its family is revoked', { reason: rotation.reason })
+      c.get('log').warn('refresh token reused: its family is revoked', { reason: rotation.reason })
     }
     services.events.emit({ type: 'token.denied', grant: 'refresh_token', reason: rotation.reason })
     throw oauthError('invalid_grant', 'The refresh token is invalid, expired or revoked')
@@ -413,7 +426,7 @@ async function readRevokeRequest(c: Context<AppEnv>): Promise<RevokeRequest> {
     agentId?: string
     secret?: string
   }
-  if (type === JSON_TYPE) {
+  if (isJsonMediaType(type)) {
     const req = validated(jsonRevoke, parseJson(await c.req.text()))
     fields = {
       token: req.token,
@@ -459,10 +472,10 @@ async function revokingAgent(
     const agent = await databaseCall(() =>
       authenticateAgent(
         db,
-        c.var.services.config.agentSecret!,
+        c.get('services').config.agentSecret!,
         credentials.agentId,
         credentials.secret,
-        c.var.trace,
+        c.get('trace'),
       ),
     )
     if (!agent) throw oauthError('invalid_client', INVALID_CLIENT)
@@ -483,7 +496,7 @@ async function revokingAgent(
 }
 
 async function revoke(c: Context<AppEnv>, agentId: string, request: RevokeRequest): Promise<void> {
-  const { services } = c.var
+  const services = c.get('services')
   const { auth, config, clock } = services
   const now = clock.now()
   const { token } = request
@@ -491,7 +504,7 @@ async function revoke(c: Context<AppEnv>, agentId: string, request: RevokeReques
   if (request.hint !== 'access_token' && looksLikeRefreshToken(token)) {
     const db = requireDatabase(c)
     const revoked = await databaseCall(() =>
-      revokeRefreshToken(db, token, agentId, now, c.var.trace),
+      revokeRefreshToken(db, token, agentId, now, c.get('trace')),
     )
     if (revoked) services.events.emit({ type: 'token.revoked', kind: 'refresh' })
     return
@@ -523,7 +536,7 @@ async function revoke(c: Context<AppEnv>, agentId: string, request: RevokeReques
   }
   if (!jti || exp === undefined) return
   try {
-    await auth.revocations.revoke(agentId, jti, exp, now, { trace: c.var.trace })
+    await auth.revocations.revoke(agentId, jti, exp, now, { trace: c.get('trace') })
   } catch {
     // Redis is configured but failing: the revocation holds only in this isolate. RFC 7009
     // §2.2.1 lets us say so with a 503, and the agent can retry.
@@ -539,20 +552,34 @@ async function guarded(
   agentIdHint: string | undefined,
   handle: () => Promise<Response>,
 ): Promise<Response> {
-  const budget = await failureBudget(c, agentIdHint)
+  const budget = await failureBudget(c, agentIdHint).catch((err: unknown) => {
+    // Locked out: a 429 that OAuth clients also understand as "not now".
+    if (!(err instanceof ProblemError)) throw err
+    throw new ProblemError({
+      ...err.problem,
+      extensions: {
+        error: 'temporarily_unavailable',
+        error_description: err.problem.detail ?? 'Too many failed token requests',
+      },
+    })
+  })
   let response: Response
   try {
     response = await handle()
   } catch (err) {
     if (err instanceof ProblemError && err.problem.status >= 400 && err.problem.status < 500) {
       await budget.record()
-      const headers = rateLimitHeaders(budget.decision, c.var.services.clock.now())
-      throw new ProblemError({ ...err.problem, headers: { ...err.problem.headers, ...headers } })
+      const headers = rateLimitHeaders(budget.decision, c.get('services').clock.now())
+      throw new ProblemError({
+        ...err.problem,
+        headers: { ...err.problem.headers, ...headers },
+        extensions: withOAuthError(err.problem),
+      })
     }
     throw err
   }
   for (const [name, value] of Object.entries(
-    rateLimitHeaders(budget.decision, c.var.services.clock.now()),
+    rateLimitHeaders(budget.decision, c.get('services').clock.now()),
   )) {
     response.headers.set(name, value)
   }
