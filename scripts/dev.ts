@@ -11,11 +11,9 @@ import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { parseEnv } from 'node:util'
-import * as esbuild from 'esbuild'
-import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from 'miniflare'
 import { startLocalStack } from '../src/local/stack.ts'
 import { reachable } from '../test/support/services.ts'
-import { compatibilityDate, workerBuildOptions } from './worker-build.ts'
+import { startWorkerServer } from './worker-server.ts'
 
 const root = new URL('..', import.meta.url)
 const at = (path: string) => new URL(path, root).pathname
@@ -67,48 +65,15 @@ async function main() {
     ...vars, // a .dev.vars entry overrides the local stack's settings
   }
 
-  const outfile = at('.wrangler/dev/worker.mjs')
-  // Miniflare 5 takes a new option shape; it converts the classic (v4) one we write here,
-  // reading the script as it does, so options are made again after every build.
-  const date = await compatibilityDate()
-  const options = () =>
-    convertV4MiniflareOptions({
-      host: '127.0.0.1',
-      port,
-      log: new Log(LogLevel.INFO),
-      cf: false, // no request.cf lookup: it needs the internet
-      modules: true,
-      scriptPath: outfile,
-      compatibilityDate: date,
-      bindings,
-    })
-  let mf: Miniflare | undefined
-  let firstBuild: () => void = () => {}
-  const built = new Promise<void>((resolve) => {
-    firstBuild = resolve
+  const server = await startWorkerServer({
+    bindings,
+    outfile: at('.wrangler/dev/worker.mjs'),
+    port,
+    watch: true,
+    onReload: () => console.log('rebuilt and reloaded'),
   })
-  const build = await esbuild.context({
-    ...workerBuildOptions(outfile),
-    plugins: [
-      {
-        name: 'reload',
-        setup(b) {
-          b.onEnd(async (result) => {
-            if (result.errors.length) return
-            if (!mf) return firstBuild()
-            await mf.setOptions(options())
-            console.log('rebuilt and reloaded')
-          })
-        },
-      },
-    ],
-  })
-  await build.watch()
-  await built
-  mf = new Miniflare(options())
-  const url = await mf.ready
 
-  const base = url.origin
+  const base = server.url
   console.log(`
 Agent API (development) on ${base}
   demo agent: demo-agent   (granted demo-user-1, demo-user-2)
@@ -123,8 +88,7 @@ Agent API (development) on ${base}
     if (stopping) return
     stopping = true
     console.log('stopping…')
-    await build.dispose()
-    await mf?.dispose()
+    await server.close()
     await stack.close()
     process.exit(0)
   }

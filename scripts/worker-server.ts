@@ -1,0 +1,75 @@
+// The worker bundled with esbuild and served by workerd (Miniflare), as `npm run dev` runs
+// it; the end-to-end test of the example agent uses the same. With `watch`, every change
+// under src/ rebuilds and reloads it.
+import * as esbuild from 'esbuild'
+import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from 'miniflare'
+import { compatibilityDate, workerBuildOptions } from './worker-build.ts'
+
+export interface WorkerServer {
+  url: string
+  close(): Promise<void>
+}
+
+export async function startWorkerServer(options: {
+  bindings: Record<string, string>
+  /** The bundle's path; inside the project (workerd refuses paths that climb out of it). */
+  outfile: string
+  port?: number
+  host?: string
+  watch?: boolean
+  logLevel?: LogLevel
+  onReload?: () => void
+}): Promise<WorkerServer> {
+  // Miniflare 5 takes a new option shape; it converts the classic (v4) one we write here,
+  // reading the script as it does, so options are made again after every build.
+  const date = await compatibilityDate()
+  const miniflareOptions = () =>
+    convertV4MiniflareOptions({
+      host: options.host ?? '127.0.0.1',
+      port: options.port ?? 0,
+      log: new Log(options.logLevel ?? LogLevel.INFO),
+      cf: false, // no request.cf lookup: it needs the internet
+      modules: true,
+      scriptPath: options.outfile,
+      compatibilityDate: date,
+      bindings: options.bindings,
+    })
+
+  let mf: Miniflare | undefined
+  let context: esbuild.BuildContext | undefined
+  if (options.watch) {
+    let firstBuild: () => void = () => {}
+    const built = new Promise<void>((resolve) => {
+      firstBuild = resolve
+    })
+    context = await esbuild.context({
+      ...workerBuildOptions(options.outfile),
+      plugins: [
+        {
+          name: 'reload',
+          setup(b) {
+            b.onEnd(async (result) => {
+              if (result.errors.length) return
+              if (!mf) return firstBuild()
+              await mf.setOptions(miniflareOptions())
+              options.onReload?.()
+            })
+          },
+        },
+      ],
+    })
+    await context.watch()
+    await built
+  } else {
+    await esbuild.build(workerBuildOptions(options.outfile))
+  }
+  mf = new Miniflare(miniflareOptions())
+  const url = await mf.ready
+  return {
+    url: url.origin,
+    async close() {
+      await context?.dispose()
+      await mf?.dispose()
+    },
+  }
+}
