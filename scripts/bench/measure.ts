@@ -33,10 +33,13 @@ export async function cpuPerRequest(options: {
   iterations?: number
   rounds?: number
 }): Promise<{ subject: number; baseline: number }> {
-  const iterations = options.iterations ?? 2000
-  const rounds = options.rounds ?? 9
-  await cpuMicros(options.subject, iterations)
-  await cpuMicros(options.baseline, iterations)
+  const iterations = options.iterations ?? 3000
+  const rounds = options.rounds ?? 11
+  // Warm-up: let the JIT compile both paths before anything is counted.
+  for (let i = 0; i < 3; i++) {
+    await cpuMicros(options.subject, iterations)
+    await cpuMicros(options.baseline, iterations)
+  }
   const subject: number[] = []
   const baseline: number[] = []
   for (let r = 0; r < rounds; r++) {

@@ -88,6 +88,13 @@ export class SwrCache<V> {
     return { value, status, storedAt: at, expiresAt: at }
   }
 
+  /** A fresh entry (counted as a HIT), or undefined: the fast path before `swr`. */
+  fresh(key: string): LruEntry<V | null> | undefined {
+    const entry = this.#lru.get(key, this.#options.now())
+    if (entry) this.#options.onRead?.('HIT')
+    return entry
+  }
+
   /** Whatever is stored, even stale, within its stale window (for fallbacks). */
   stale(key: string): LruEntry<V | null> | undefined {
     return this.#lru.getStale(key, this.#options.now())
