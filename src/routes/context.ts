@@ -60,7 +60,8 @@ async function serve(
   // The hot path: a fresh entry answers at once, without the ladder below.
   if (!bypass && grant === 'granted') {
     const fresh = caches.userContext.fresh(userId)
-    if (fresh?.value) return fromCache(fresh.value, 'cache', 'HIT', fresh.storedAt, fresh.expiresAt, clock.now())
+    if (fresh?.value)
+      return fromCache(fresh.value, 'cache', 'HIT', fresh.storedAt, fresh.expiresAt, clock.now())
     if (fresh) return 'not_found'
   }
   const ttlSeconds = Math.floor(config.tunables.contextCacheTtlMs / 1000)
