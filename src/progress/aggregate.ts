@@ -2,13 +2,18 @@
 // the latest by occurred_at. Pure, so properties can check it against any arrival order.
 import { type BufferedUpdate, groupOf } from './model.ts'
 
-/** Orders updates of one group by recency: occurred_at, then arrival, then key (a total order). */
+/**
+ * Orders updates of one group by recency: occurred_at, then arrival, then key, agent and id —
+ * a total order, so the update chosen never depends on the order they arrived in.
+ */
 export function newer(a: BufferedUpdate, b: BufferedUpdate): boolean {
   const ta = Date.parse(a.occurredAt)
   const tb = Date.parse(b.occurredAt)
   if (ta !== tb) return ta > tb
   if (a.receivedAt !== b.receivedAt) return a.receivedAt > b.receivedAt
-  return a.idempotencyKey > b.idempotencyKey
+  if (a.idempotencyKey !== b.idempotencyKey) return a.idempotencyKey > b.idempotencyKey
+  if (a.agentId !== b.agentId) return a.agentId > b.agentId
+  return a.id > b.id
 }
 
 export interface Aggregated {

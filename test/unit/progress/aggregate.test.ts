@@ -44,6 +44,7 @@ test('property: one event per (agent, key); the latest per (user, task) whatever
       const pick = (xs: BufferedUpdate[]) => xs.map((x) => x.id).sort()
       expect(pick(reversed.latest)).toEqual(pick(latest))
     }),
+    { numRuns: 3000 },
   )
 })
 
