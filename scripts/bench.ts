@@ -11,13 +11,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { gzipSync } from 'node:zlib'
-import * as esbuild from 'esbuild'
 import { Hono } from 'hono'
 import { createApp } from '../src/app.ts'
 import { ServiceCache } from '../src/services.ts'
 import { httpLoad } from './bench/load.ts'
 import { cpuPerRequest, machine, median } from './bench/measure.ts'
 import { type Figure, fmt, markdown, svg } from './bench/report.ts'
+import { buildBareWorker } from './worker-build.ts'
 
 const root = new URL('..', import.meta.url).pathname
 const json = process.argv.includes('--json')
@@ -49,11 +49,6 @@ function section(name: string) {
   if (!json) console.log(`\n${name}`)
 }
 
-const BARE_WORKER = `import { Hono } from 'hono'
-const app = new Hono()
-app.get('/bare', (c) => c.json({ ok: true }))
-export default app`
-
 // --- size and start-up -------------------------------------------------------------------------
 
 async function sizeFigures(work: string) {
@@ -67,21 +62,8 @@ async function sizeFigures(work: string) {
   )
   if (result.status !== 0) throw new Error(`wrangler dry-run failed:\n${result.stderr}`)
   const worker = await readFile(join(out, 'worker.js'))
-  const bareEntry = join(work, 'bare.ts')
-  await writeFile(bareEntry, BARE_WORKER)
   const bareOut = join(work, 'bare.js')
-  await esbuild.build({
-    entryPoints: [bareEntry],
-    outfile: bareOut,
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker', 'browser'],
-    mainFields: ['browser', 'module', 'main'],
-    nodePaths: [join(root, 'node_modules')],
-    logLevel: 'error',
-  })
+  await buildBareWorker(join(work, 'bare.ts'), bareOut)
   const bare = await readFile(bareOut)
   const bareBaseline = (bytes: number) => ({ label: 'bare Hono worker', value: bytes / 1024 })
   add({
@@ -480,7 +462,6 @@ async function loadFigures(stack: StackHandle, work: string) {
     root,
     work,
     env: appEnv(stack),
-    bareWorker: BARE_WORKER,
     seconds: 5,
     connections: 20,
   })

@@ -1,7 +1,8 @@
 // How the worker is bundled for workerd outside wrangler (dev server, bench): the same
 // entry, conditions and target wrangler uses, and the compatibility date from wrangler.toml.
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import type { BuildOptions } from 'esbuild'
+import * as esbuild from 'esbuild'
 
 const root = new URL('..', import.meta.url)
 
@@ -25,4 +26,26 @@ export function workerBuildOptions(outfile: string): BuildOptions {
     sourcemap: true,
     logLevel: 'warning',
   }
+}
+
+/** The baseline of every comparison: a bare Hono worker with one route, bundled the same way. */
+export const BARE_WORKER = `import { Hono } from 'hono'
+const app = new Hono()
+app.get('/bare', (c) => c.json({ ok: true }))
+export default app`
+
+export async function buildBareWorker(entry: string, outfile: string): Promise<void> {
+  await writeFile(entry, BARE_WORKER)
+  await esbuild.build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'neutral',
+    conditions: ['workerd', 'worker', 'browser'],
+    mainFields: ['browser', 'module', 'main'],
+    nodePaths: [new URL('node_modules', root).pathname],
+    logLevel: 'error',
+  })
 }

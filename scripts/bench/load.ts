@@ -1,12 +1,12 @@
 // HTTP load through workerd: the bundled worker and a bare Hono worker, each served by
 // Miniflare, driven by autocannon with the same connections and duration. Also reads each
 // workerd process's CPU time from /proc, for CPU per request inside the real runtime.
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
 import * as esbuild from 'esbuild'
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from 'miniflare'
-import { compatibilityDate, workerBuildOptions } from '../worker-build.ts'
+import { buildBareWorker, compatibilityDate, workerBuildOptions } from '../worker-build.ts'
 
 export interface LoadResult {
   id: string
@@ -86,7 +86,6 @@ export async function httpLoad(options: {
   root: string
   work: string
   env: Record<string, string>
-  bareWorker: string
   seconds: number
   connections: number
 }): Promise<{ bare: LoadResult; routes: LoadResult[] }> {
@@ -94,21 +93,8 @@ export async function httpLoad(options: {
   const dir = join(options.root, '.wrangler/bench')
   const appScript = join(dir, 'load-worker.mjs')
   await esbuild.build({ ...workerBuildOptions(appScript), minify: true, sourcemap: false })
-  const bareEntry = join(options.work, 'load-bare.ts')
-  await writeFile(bareEntry, options.bareWorker)
   const bareScript = join(dir, 'load-bare.mjs')
-  await esbuild.build({
-    entryPoints: [bareEntry],
-    outfile: bareScript,
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    platform: 'neutral',
-    conditions: ['workerd', 'worker', 'browser'],
-    mainFields: ['browser', 'module', 'main'],
-    nodePaths: [join(options.root, 'node_modules')],
-    logLevel: 'error',
-  })
+  await buildBareWorker(join(options.work, 'load-bare.ts'), bareScript)
 
   const app = await serve(appScript, options.env)
   const bare = await serve(bareScript, {})

@@ -586,42 +586,45 @@ async function guarded(
   return response
 }
 
+/**
+ * The shape both OAuth endpoints share: fail closed on a bad configuration, read the request
+ * (a parse error still counts against the failure budget), then handle it under that budget.
+ */
+async function oauthEndpoint<R extends { credentials?: Credentials }>(
+  c: Context<AppEnv>,
+  read: (c: Context<AppEnv>) => Promise<R>,
+  handle: (request: R) => Promise<Response>,
+): Promise<Response> {
+  const closed = failClosed(c)
+  if (closed) throw temporarilyUnavailable(closed.problem.code, closed.problem.detail ?? '', 300)
+  let request: R | undefined
+  let parseError: unknown
+  try {
+    request = await read(c)
+  } catch (err) {
+    parseError = err
+  }
+  // Before parsing, the agent id is known only from Basic; the body's is read inside.
+  return guarded(c, request?.credentials?.agentId || undefined, async () => {
+    if (!request) throw parseError
+    return handle(request)
+  })
+}
+
 export const tokenRoutes = new Hono<AppEnv>()
-  .post('/api/v1/agent/token', async (c) => {
-    const closed = failClosed(c)
-    if (closed) throw temporarilyUnavailable(closed.problem.code, closed.problem.detail ?? '', 300)
-    // The agent id is known before parsing only from Basic; the body's is read inside.
-    let request: TokenRequest | undefined
-    let parseError: unknown
-    try {
-      request = await readTokenRequest(c)
-    } catch (err) {
-      parseError = err
-    }
-    const agentId = request?.credentials?.agentId || undefined
-    return guarded(c, agentId, async () => {
-      if (!request) throw parseError
-      c.set('agentId', agentId)
+  .post('/api/v1/agent/token', (c) =>
+    oauthEndpoint(c, readTokenRequest, (request) => {
+      c.set('agentId', request.credentials?.agentId || undefined)
       return request.grant === 'client_credentials'
         ? clientCredentialsGrant(c, request.credentials, request.scope)
         : refreshGrant(c, request.refreshToken, request.scope, request.credentials)
-    })
-  })
-  .post('/api/v1/agent/token/revoke', async (c) => {
-    const closed = failClosed(c)
-    if (closed) throw temporarilyUnavailable(closed.problem.code, closed.problem.detail ?? '', 300)
-    let request: RevokeRequest | undefined
-    let parseError: unknown
-    try {
-      request = await readRevokeRequest(c)
-    } catch (err) {
-      parseError = err
-    }
-    return guarded(c, request?.credentials?.agentId || undefined, async () => {
-      if (!request) throw parseError
+    }),
+  )
+  .post('/api/v1/agent/token/revoke', (c) =>
+    oauthEndpoint(c, readRevokeRequest, async (request) => {
       const agentId = await revokingAgent(c, request.credentials)
       c.set('agentId', agentId)
       await revoke(c, agentId, request)
       return c.json({}, 200, { 'Cache-Control': 'no-store' })
-    })
-  })
+    }),
+  )
