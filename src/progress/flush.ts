@@ -83,9 +83,11 @@ export async function flushProgress(
       const roundStart = performance.now()
       try {
         const result = await writeUpdates(db, items, scope)
+        // Committed: drop the changed users' context now, even if the ack below fails (the
+        // re-delivered items then change nothing, so nothing would invalidate them later).
+        progress.invalidate(result.changedUsers, scope)
         await buffer.ack(items, clock.now(), scope)
         flushed += items.length
-        progress.invalidate(result.changedUsers, scope)
         events.emit({
           type: 'batch.flush',
           items: items.length,

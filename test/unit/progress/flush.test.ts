@@ -79,8 +79,6 @@ describe('progress buffer and flush', () => {
     })
     const u = item()
     await services.progress.buffer!.append({ id: u.batchId, agentId: u.agentId }, [u], Date.now())
-    const neon = local.control.url && resources.id
-    void neon
     const proxy = await fetch(`${local.info.controlUrl}/scenarios/${resources.id}/faults/neon`, {
       method: 'PUT',
       body: JSON.stringify({ errorRate: 1 }),
@@ -100,6 +98,28 @@ describe('progress buffer and flush', () => {
     expect(retried.flushed).toBeGreaterThanOrEqual(1)
     expect(await count(services, u.taskId)).toBe(1)
   })
+
+  test.runIf(hasRedis)(
+    'a flush whose ack fails after the commit still drops the changed user’s cached context',
+    async () => {
+      const { services: make } = stack()
+      const services = make({ REDIS_KEY_PREFIX: `t:${crypto.randomUUID().slice(0, 8)}:` })
+      const buffer = services.progress.buffer!
+      const cache = services.caches.userContext
+      await cache.swr('demo-user-1', async () => ({ members: '"cached":true', etag: '"x"' }))
+      expect(cache.fresh('demo-user-1')).toBeDefined()
+      const u = item()
+      await buffer.append({ id: u.batchId, agentId: u.agentId }, [u], Date.now())
+      // Redis fails between the Neon commit and the ack.
+      buffer.ack = async () => {
+        throw new Error('redis: connection refused')
+      }
+      const report = await flushProgress(services, {}, { drain: true })
+      expect(report.error).toBeDefined()
+      expect(await count(services, u.taskId)).toBe(1)
+      expect(cache.fresh('demo-user-1')).toBeUndefined()
+    },
+  )
 
   test.runIf(hasRedis)(
     'a threshold flush claims only when a group is full or the oldest item is old enough',
