@@ -16,10 +16,15 @@ const app = createApp({ services })
 export default {
   fetch: app.fetch,
   scheduled(event: ScheduledEvent, env: Record<string, unknown>, ctx: ExecutionContext): void {
-    const run = runScheduledJobs(services.get(env), {
-      cron: event.cron,
-      scheduledTime: event.scheduledTime,
-    })
-    ctx.waitUntil(run)
+    const isolate = services.get(env)
+    const defer = (work: Promise<unknown>) =>
+      ctx.waitUntil(work.catch((err) => isolate.log.warn('background work failed', { error: err })))
+    defer(
+      runScheduledJobs(
+        isolate,
+        { cron: event.cron, scheduledTime: event.scheduledTime },
+        { defer },
+      ),
+    )
   },
 }

@@ -2,6 +2,7 @@
 // effect under re-delivery, out-of-order arrival, failed writes, and the flush lease.
 import { describe, expect, test } from 'vitest'
 import { sql } from '../../../src/db/client.ts'
+import { runScheduledJobs } from '../../../src/jobs.ts'
 import { flushProgress } from '../../../src/progress/flush.ts'
 import type { BufferedUpdate } from '../../../src/progress/model.ts'
 import { writeUpdates } from '../../../src/progress/writer.ts'
@@ -118,6 +119,32 @@ describe('progress buffer and flush', () => {
       expect(report.error).toBeDefined()
       expect(await count(services, u.taskId)).toBe(1)
       expect(cache.fresh('demo-user-1')).toBeUndefined()
+    },
+  )
+
+  test.runIf(hasRedis)(
+    'the scheduled run drains the buffer and hands what it leaves running to the platform',
+    async () => {
+      const { services: make } = stack()
+      const services = make({ REDIS_KEY_PREFIX: `t:${crypto.randomUUID().slice(0, 8)}:` })
+      const u = item({ userId: 'demo-user-2' })
+      await services.progress.buffer!.append({ id: u.batchId, agentId: u.agentId }, [u], Date.now())
+      const deferred: Promise<unknown>[] = []
+      const reports = await runScheduledJobs(
+        services,
+        { cron: '* * * * *', scheduledTime: Date.now() },
+        { defer: (work) => deferred.push(work) },
+      )
+      expect(reports).toMatchObject([{ job: 'progress-flush', ok: true, result: { flushed: 1 } }])
+      expect(await count(services, u.taskId)).toBe(1)
+      // The other isolates learn of the change through Redis: that publish outlives the run.
+      expect(deferred.length).toBeGreaterThan(0)
+      await Promise.all(deferred)
+      const redis = services.redis!
+      const listed = await redis.run('test', (r) =>
+        r.zrange<string[]>(redis.key('context', 'invalidations'), 0, -1),
+      )
+      expect(listed).toContain('demo-user-2')
     },
   )
 
