@@ -40,7 +40,17 @@ export async function issueRefreshToken(
 
 export type RotationResult =
   | { ok: true; agentId: string; scope: string; allowedScopes: string[]; next: IssuedRefreshToken }
-  | { ok: false; reason: 'unknown' | 'expired' | 'revoked' | 'reused' | 'agent_inactive' }
+  | {
+      ok: false
+      reason:
+        | 'unknown'
+        | 'expired'
+        | 'revoked'
+        | 'reused'
+        | 'agent_inactive'
+        | 'wrong_client'
+        | 'scope_exceeded'
+    }
 
 interface RotatedRow {
   agent_id: string
@@ -51,22 +61,31 @@ interface RotatedRow {
 
 interface StateRow {
   family_id: string
+  agent_id: string
   spent_at: string | null
   revoked_at: string | null
-  expires_at: string
+  expired: boolean
   active: boolean
 }
 
 /**
  * Spends `presented` and issues its successor, atomically: the UPDATE's row lock makes two
  * concurrent uses of one token resolve to one winner, and the loser is treated as reuse.
+ *
+ * A refusal must not spend the token (its owner would never see the successor, and its next
+ * refresh would look like reuse), so the request's own conditions are part of the UPDATE:
+ * `clientId`, when the client authenticated, must own the token; `scopes`, when asked for,
+ * must lie within the original grant and what the agent is allowed today; with none asked
+ * for, some of the original grant must still be allowed.
  */
 export async function rotateRefreshToken(
   db: Database,
   presented: string,
-  input: { ttlSeconds: number; now: number },
+  input: { ttlSeconds: number; now: number; clientId?: string; scopes?: readonly string[] },
   trace?: Trace,
 ): Promise<RotationResult> {
+  const clientId = input.clientId ?? null
+  const wanted = [...(input.scopes ?? [])]
   const presentedHash = await hashRefreshToken(presented)
   const token = PREFIX + randomToken(32)
   const nowIso = new Date(input.now).toISOString()
@@ -77,6 +96,11 @@ export async function rotateRefreshToken(
           FROM agents a
           WHERE t.token_hash = ${presentedHash} AND a.id = t.agent_id AND a.active
             AND t.spent_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > ${nowIso}
+            AND (${clientId}::text IS NULL OR t.agent_id = ${clientId}::text)
+            AND CASE WHEN cardinality(${wanted}::text[]) = 0
+                  THEN string_to_array(t.scope, ' ') && a.allowed_scopes
+                  ELSE ${wanted}::text[] <@ string_to_array(t.scope, ' ')
+                       AND ${wanted}::text[] <@ a.allowed_scopes END
           RETURNING t.family_id, t.agent_id, t.scope, a.allowed_scopes
         ), next AS (
           INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, issued_at, expires_at)
@@ -101,7 +125,8 @@ export async function rotateRefreshToken(
 
   // Not rotated: find out why, and revoke the family if this was a replay.
   const state = await db.query<StateRow>(
-    sql`SELECT t.family_id, t.spent_at, t.revoked_at, t.expires_at, a.active
+    sql`SELECT t.family_id, t.agent_id, t.spent_at, t.revoked_at, t.expires_at <= ${nowIso} AS expired,
+               a.active
         FROM refresh_tokens t JOIN agents a ON a.id = t.agent_id
         WHERE t.token_hash = ${presentedHash}`,
     { trace },
@@ -114,7 +139,10 @@ export async function rotateRefreshToken(
     await revokeFamily(db, found.family_id, 'reuse_detected', input.now, trace)
     return { ok: false, reason: 'reused' }
   }
-  return { ok: false, reason: 'expired' }
+  if (found.expired) return { ok: false, reason: 'expired' }
+  // Live, but this request's conditions refused it (left unspent).
+  if (clientId !== null && found.agent_id !== clientId) return { ok: false, reason: 'wrong_client' }
+  return { ok: false, reason: 'scope_exceeded' }
 }
 
 export async function revokeFamily(

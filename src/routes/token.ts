@@ -380,7 +380,12 @@ async function refreshGrant(
     rotateRefreshToken(
       db,
       refreshToken,
-      { ttlSeconds: services.config.tunables.refreshTokenTtlSeconds, now },
+      {
+        ttlSeconds: services.config.tunables.refreshTokenTtlSeconds,
+        now,
+        clientId: client?.id,
+        scopes: parseScopes(requestedScope),
+      },
       c.get('trace'),
     ),
   )
@@ -389,16 +394,20 @@ async function refreshGrant(
       c.get('log').warn('refresh token reused: its family is revoked', { reason: rotation.reason })
     }
     services.events.emit({ type: 'token.denied', grant: 'refresh_token', reason: rotation.reason })
+    if (rotation.reason === 'wrong_client') {
+      throw oauthError('invalid_grant', 'The refresh token was not issued to this client')
+    }
+    if (rotation.reason === 'scope_exceeded') {
+      throw oauthError('invalid_scope', 'The requested scope exceeds the original grant')
+    }
     throw oauthError('invalid_grant', 'The refresh token is invalid, expired or revoked')
   }
-  if (client && client.id !== rotation.agentId) {
-    throw oauthError('invalid_grant', 'The refresh token was not issued to this client')
-  }
-  // Never more than the original grant, and never more than the agent is allowed today.
+  // Never more than the original grant, and never more than the agent is allowed today (the
+  // rotation has checked both; this computes what to grant).
   const original = parseScopes(rotation.scope).filter((s) => rotation.allowedScopes.includes(s))
   const scopes = grantScopes(requestedScope, original)
   if (!scopes || scopes.length === 0) {
-    throw oauthError('invalid_scope', 'The requested scope exceeds the original grant')
+    throw new Error('a rotated refresh token has no scope to grant')
   }
   return respondWithTokens(
     c,

@@ -7,6 +7,7 @@ import {
   basic,
   bearer,
   DEMO_AGENT,
+  DEMO_AGENT_2,
   decodeJwt,
   formPost,
   getToken,
@@ -276,6 +277,34 @@ describe(`refresh tokens (${s.runtime})`, () => {
     )
     expect(wider.status).toBe(400)
     expect((await problem(wider)).error).toBe('invalid_scope')
+    // The refusal did not spend the token: it still refreshes (and was not taken as reuse).
+    const again = await s.fetch(
+      TOKEN,
+      formPost({ grant_type: 'refresh_token', refresh_token: narrow.refresh_token }),
+    )
+    expect(again.status).toBe(200)
+    expect((await again.json()).scope).toBe('context:read')
+  })
+
+  test('another client’s refresh token is refused and left unspent for its owner', async () => {
+    const owners = await getToken(s)
+    const stolen = await s.fetch(
+      TOKEN,
+      formPost(
+        { grant_type: 'refresh_token', refresh_token: owners.refresh_token },
+        { Authorization: basic(DEMO_AGENT_2, secret) },
+      ),
+    )
+    expect(stolen.status).toBe(400)
+    expect((await problem(stolen)).error).toBe('invalid_grant')
+    const own = await s.fetch(
+      TOKEN,
+      formPost(
+        { grant_type: 'refresh_token', refresh_token: owners.refresh_token },
+        { Authorization: basic(DEMO_AGENT, secret) },
+      ),
+    )
+    expect(own.status).toBe(200)
   })
 
   test('an expired refresh token is refused', async () => {
