@@ -100,18 +100,21 @@ export class SwrCache<V> {
     return this.#lru.getStale(key, this.#options.now())
   }
 
+  /** Drops the entry, and disowns a load already running: it may have read the old data. */
   invalidate(key: string): void {
     this.#lru.delete(key)
+    this.#loading.delete(key)
   }
 
-  /** One load per key at a time; its result is stored when it lands. */
+  /** One load per key at a time; its result is stored when it lands, unless invalidated. */
   #load(key: string, load: () => Promise<V | null>): Promise<V | null> {
     const running = this.#loading.get(key)
     if (running) return running
-    const promise = Promise.resolve()
+    const promise: Promise<V | null> = Promise.resolve()
       .then(load)
       .then((value) => {
-        this.#store(key, value)
+        // Still this key's load (no invalidation since it started): its answer may be kept.
+        if (this.#loading.get(key) === promise) this.#store(key, value)
         return value
       })
     this.#loading.set(key, promise)
