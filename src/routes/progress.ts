@@ -234,13 +234,16 @@ export const progressRoutes = new Hono<AppEnv>()
     if (!BATCH_ID.test(batchId)) throw problems.notFound('No such batch')
     const agentId = c.get('agentId')!
     const scope = scopeOf(c)
-    let answered = false
+    // A batch lives in Redis (queued, or committed by a flush) or only in Postgres (committed
+    // directly while Redis was down): "no such batch" needs every configured store to say so.
+    const { buffer } = services.progress
+    let denials = 0
 
-    if (services.progress.buffer) {
+    if (buffer) {
       try {
-        const record = await services.progress.buffer.batch(batchId, scope)
-        answered = true
-        if (record) {
+        const record = await buffer.batch(batchId, scope)
+        if (!record) denials++
+        else {
           if (record.agentId !== agentId) throw problems.notFound('No such batch')
           const body: BatchStatus = {
             batch_id: batchId,
@@ -261,9 +264,9 @@ export const progressRoutes = new Hono<AppEnv>()
           sql`SELECT accepted, committed_at FROM progress_batches WHERE id = ${batchId} AND agent_id = ${agentId}`,
           { ...scope, idempotent: true },
         )
-        answered = true
         const row = rows[0]
-        if (row) {
+        if (!row) denials++
+        else {
           const body: BatchStatus = {
             batch_id: batchId,
             status: 'committed',
@@ -273,10 +276,11 @@ export const progressRoutes = new Hono<AppEnv>()
           return c.json(body)
         }
       } catch {
-        // fall through: if Redis answered "no such batch", that answer stands
+        // fall through: without its answer, "no such batch" cannot be said
       }
     }
-    if (!answered)
+    const stores = (buffer ? 1 : 0) + (services.db ? 1 : 0)
+    if (stores === 0 || denials < stores)
       throw problems.unavailable('progress_unavailable', 'Batch status is unavailable', 5)
     throw problems.notFound('No such batch')
   })

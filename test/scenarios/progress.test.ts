@@ -273,6 +273,24 @@ describe(`progress when stores fail (${s.runtime})`, () => {
     }
   })
 
+  test.runIf(s.hasRedis)(
+    'Redis down: a queued batch’s status is unavailable (503), not "no such batch"',
+    async () => {
+      // Its own isolate: the test above may have left this one's Redis circuit open.
+      const isolate = s.withEnv({ REDIS_KEY_PREFIX: `t:status-${crypto.randomUUID()}:` })
+      const res = await isolate.fetch(PROGRESS, jsonPost(update(), auth))
+      expect((await res.json()).status).toBe('queued')
+      await s.redis.setFaults({ refuse: true })
+      try {
+        const batch = await isolate.fetch(res.headers.get('location')!, { headers: auth })
+        expect(batch.status).toBe(503)
+        expect(batch.headers.get('retry-after')).toMatch(/^\d+$/)
+      } finally {
+        await s.redis.clearFaults()
+      }
+    },
+  )
+
   test('neither store reachable: 503 with Retry-After, nothing accepted', async () => {
     await s.neon.setFaults({ refuse: true })
     if (s.hasRedis) await s.redis.setFaults({ refuse: true })
