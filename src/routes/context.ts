@@ -5,6 +5,7 @@
 // open circuit degrades the answer (`degraded: true`, `X-Degraded`), never to a 5xx.
 import { type Context, Hono } from 'hono'
 import type { AppEnv } from '../context.ts'
+import { isDatabaseOutage } from '../db/client.ts'
 import { requireAuth } from '../middleware/auth.ts'
 import { defer } from '../platform.ts'
 import { problems } from '../problem.ts'
@@ -67,6 +68,13 @@ async function serve(
   const ttlSeconds = Math.floor(config.tunables.contextCacheTtlMs / 1000)
   const neon = services.breakers.get('neon')
   const call = scope(c)
+  // The ladder answers for any failure, so the agent is served either way; but a failure
+  // that is not an outage (a broken query, a missing table) is a defect someone must see.
+  const reportDefect = (err: unknown): never => {
+    if (isDatabaseOutage(err)) throw err
+    c.get('log').error('context read failed (not an outage)', { error: err })
+    throw err
+  }
 
   type Value = Served | 'not_found'
   const rungs: Rung<Value, ContextSource>[] = []
@@ -79,7 +87,7 @@ async function serve(
         if (!bypass && neon.isOpen()) throw new CircuitOpenError('neon', 0)
         const result = await caches.userContext.swr(
           userId,
-          () => loadUserContext(db, userId, call),
+          () => loadUserContext(db, userId, call).catch(reportDefect),
           { defer: call.defer, bypass },
         )
         if (result.value === null) return 'not_found'

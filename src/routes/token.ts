@@ -15,6 +15,7 @@ import {
 } from '../auth/refresh-token.ts'
 import { formatScopes, grantScopes, parseScopes } from '../auth/scopes.ts'
 import type { AppEnv } from '../context.ts'
+import { isDatabaseOutage } from '../db/client.ts'
 import { authenticate, failClosed, rateLimited, rateLimitHeaders } from '../middleware/auth.ts'
 import { isJsonMediaType, mediaType, parseJson } from '../middleware/body.ts'
 import { clientAddress, defer } from '../platform.ts'
@@ -274,12 +275,15 @@ function requireDatabase(c: Context<AppEnv>) {
   return db
 }
 
-/** Database failures on the token path are outages: 503, never a 401 that blames the agent. */
+/**
+ * Database outages on the token path are 503s, never a 401 that blames the agent. Anything
+ * else (a rejected statement) is a defect: it goes on to the 500 handler, which logs it.
+ */
 async function databaseCall<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work()
   } catch (err) {
-    if (err instanceof ProblemError) throw err
+    if (err instanceof ProblemError || !isDatabaseOutage(err)) throw err
     throw temporarilyUnavailable('database_unavailable', 'The token store is unavailable', 5)
   }
 }

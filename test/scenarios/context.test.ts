@@ -112,6 +112,22 @@ describe(`user context (${s.runtime})`, () => {
 })
 
 describe(`degraded answers (${s.runtime})`, () => {
+  test('a broken query still degrades, and is logged as a defect', async () => {
+    const fresh = s.withEnv({ CONTEXT_CACHE_TTL_MS: '1' })
+    const freshAuth = bearer((await getToken(fresh)).access_token)
+    await fresh.fetch(path('demo-user-2'), { headers: freshAuth }) // primes the grant
+    await s.db().query(sql`ALTER TABLE user_context RENAME TO user_context_away`)
+    try {
+      await new Promise((r) => setTimeout(r, 5))
+      const res = await fresh.fetch(path('demo-user-2'), { headers: freshAuth })
+      expect(res.status).toBe(200)
+      expect(res.headers.get('x-degraded')).toBe('database_error')
+    } finally {
+      await s.db().query(sql`ALTER TABLE user_context_away RENAME TO user_context`)
+    }
+    expect(s.logs().some((line) => line.includes('context read failed (not an outage)'))).toBe(true)
+  })
+
   test.each([
     ['refused', { refuse: true }],
     ['hanging', { hang: true }],

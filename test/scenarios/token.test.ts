@@ -489,6 +489,21 @@ describe(`fail-closed and outages (${s.runtime})`, () => {
     expect((await problem(res)).code).toBe('configuration_error')
   })
 
+  test('a broken query is a 500 (and logged), not an outage', async () => {
+    await s.db().query(sql`ALTER TABLE refresh_tokens RENAME TO refresh_tokens_away`)
+    try {
+      const res = await s.fetch(
+        TOKEN,
+        jsonPost({ agent_id: DEMO_AGENT, agent_secret: secret }, s.from('192.0.2.41')),
+      )
+      expect(res.status).toBe(500)
+      expect((await problem(res)).code).toBe('internal_error')
+    } finally {
+      await s.db().query(sql`ALTER TABLE refresh_tokens_away RENAME TO refresh_tokens`)
+    }
+    expect(s.logs().some((line) => line.includes('unhandled error'))).toBe(true)
+  })
+
   test('the database down is a 503 with Retry-After, not a 401', async () => {
     await s.neon.setFaults({ refuse: true })
     try {
