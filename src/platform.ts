@@ -1,6 +1,7 @@
 // Runtime seams: time, deferred work and isolate identity. Everything that differs between
 // workerd, Vercel's edge runtime and the tests passes through here.
 import type { Context } from 'hono'
+import type { AppEnv } from './context.ts'
 import type { Trace } from './trace.ts'
 
 export interface Clock {
@@ -29,7 +30,7 @@ export interface WaitUntil {
  * (Workers' ExecutionContext, Vercel's request context via the entry), or detached where
  * none exists (plain Node). A failure is reported, never thrown into the request.
  */
-export function defer(c: Context, task: Promise<unknown>, onError: (err: unknown) => void): void {
+function defer(c: Context, task: Promise<unknown>, onError: (err: unknown) => void): void {
   const guarded = task.catch(onError)
   let ctx: WaitUntil | undefined
   try {
@@ -38,6 +39,15 @@ export function defer(c: Context, task: Promise<unknown>, onError: (err: unknown
     ctx = undefined // Hono throws when the entry passed no execution context
   }
   ctx?.waitUntil(guarded)
+}
+
+/** A request's scope for the upstream calls it makes: its trace, and its waitUntil. */
+export function requestScope(c: Context<AppEnv>): CallScope {
+  return {
+    trace: c.get('trace'),
+    defer: (work) =>
+      defer(c, work, (err) => c.get('log').warn('background work failed', { error: err })),
+  }
 }
 
 /** A short random id naming this isolate in logs and health reports. */

@@ -7,7 +7,7 @@ import type { Context, MiddlewareHandler } from 'hono'
 import { type AccessClaims, TokenError, verifyAccessToken } from '../auth/access-token.ts'
 import { hasScope } from '../auth/scopes.ts'
 import type { AppEnv } from '../context.ts'
-import { defer } from '../platform.ts'
+import { requestScope } from '../platform.ts'
 import { ProblemError, problems } from '../problem.ts'
 import type { LimitDecision } from '../ratelimit/limiter.ts'
 import type { Scope } from '../schemas/token.ts'
@@ -164,8 +164,7 @@ export function requireAuth(
     const now = services.clock.now()
     const decision = await services.auth.limits.requestsPerAgent.consume(claims.sub, {
       now,
-      trace: c.get('trace'),
-      defer: (work) => defer(c, work, () => {}),
+      ...requestScope(c),
     })
     if (!decision.allowed) {
       services.events.emit({ type: 'ratelimit.limited', limiter: 'requests-agent' })

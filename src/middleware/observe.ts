@@ -2,7 +2,7 @@
 import type { MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
 import type { AppEnv } from '../context.ts'
-import { defer } from '../platform.ts'
+import { requestScope } from '../platform.ts'
 import { Trace } from '../trace.ts'
 
 export function observe(): MiddlewareHandler<AppEnv> {
@@ -43,7 +43,7 @@ export function observe(): MiddlewareHandler<AppEnv> {
       const global = services.health.global
       if (global) {
         global.count(route, status >= 500)
-        global.maybeFlush({ defer: (work) => defer(c, work, () => {}) })
+        global.maybeFlush(requestScope(c))
       }
     }
   }

@@ -6,7 +6,7 @@ import type { AppEnv } from '../context.ts'
 import { healthReport } from '../health/report.ts'
 import { requireAuth } from '../middleware/auth.ts'
 import { jsonBody } from '../middleware/body.ts'
-import { defer } from '../platform.ts'
+import { requestScope } from '../platform.ts'
 import { heartbeat } from '../schemas/health.ts'
 
 export const agentHealthRoutes = new Hono<AppEnv>().post(
@@ -16,10 +16,7 @@ export const agentHealthRoutes = new Hono<AppEnv>().post(
   async (c) => {
     const services = c.get('services')
     const agentId = c.get('agentId')!
-    const scope = {
-      trace: c.get('trace'),
-      defer: (work: Promise<unknown>) => defer(c, work, () => {}),
-    }
+    const scope = requestScope(c)
     const now = services.clock.now()
     const body = c.req.valid('json')
     const beat = body

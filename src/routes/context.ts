@@ -7,7 +7,7 @@ import { type Context, Hono } from 'hono'
 import type { AppEnv } from '../context.ts'
 import { isDatabaseOutage } from '../db/client.ts'
 import { requireAuth } from '../middleware/auth.ts'
-import { defer } from '../platform.ts'
+import { requestScope } from '../platform.ts'
 import { problems } from '../problem.ts'
 import { fallbackLadder, mockRung, type Rung } from '../resilience/fallback.ts'
 import { CircuitOpenError } from '../resilience/policy.ts'
@@ -34,19 +34,11 @@ async function grantFor(c: Context<AppEnv>, agentId: string, userId: string): Pr
   const { grants } = services.auth
   if (!services.db) return grants.cached(agentId, userId, now)?.granted ? 'granted' : 'unknown'
   try {
-    const granted = await grants.check(services.db, agentId, userId, now, scope(c))
+    const granted = await grants.check(services.db, agentId, userId, now, requestScope(c))
     return granted ? 'granted' : 'denied'
   } catch {
     const stale = grants.cached(agentId, userId, now)
     return stale ? (stale.granted ? 'granted' : 'denied') : 'unknown'
-  }
-}
-
-function scope(c: Context<AppEnv>) {
-  return {
-    trace: c.get('trace'),
-    defer: (work: Promise<unknown>) =>
-      defer(c, work, (err) => c.get('log').warn('background work failed', { error: err })),
   }
 }
 
@@ -67,7 +59,7 @@ async function serve(
   }
   const ttlSeconds = Math.floor(config.tunables.contextCacheTtlMs / 1000)
   const neon = services.breakers.get('neon')
-  const call = scope(c)
+  const call = requestScope(c)
   // The ladder answers for any failure, so the agent is served either way; but a failure
   // that is not an outage (a broken query, a missing table) is a defect someone must see.
   const reportDefect = (err: unknown): never => {
@@ -185,7 +177,7 @@ export const contextRoutes = new Hono<AppEnv>().get(
       throw problems.validation([{ path: 'userId', message: 'Must be 1 to 128 characters' }])
     }
     // Pick up other isolates' invalidations (in the background, at most once per interval).
-    c.get('services').progress.invalidations.poll(scope(c))
+    c.get('services').progress.invalidations.poll(requestScope(c))
     const grant = await grantFor(c, c.get('agentId')!, userId)
     if (grant === 'denied') throw problems.notFound('No such user')
     const served = await serve(c, userId, grant)

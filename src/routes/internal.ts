@@ -3,7 +3,7 @@
 import { type Context, Hono } from 'hono'
 import { sha256, timingSafeEqual } from '../auth/encoding.ts'
 import type { AppEnv } from '../context.ts'
-import { defer } from '../platform.ts'
+import { requestScope } from '../platform.ts'
 import { ProblemError, problems } from '../problem.ts'
 import { flushProgress } from '../progress/flush.ts'
 
@@ -25,11 +25,7 @@ async function flush(c: Context<AppEnv>) {
       headers: { 'WWW-Authenticate': 'Bearer realm="agent-api-internal"' },
     })
   }
-  const report = await flushProgress(
-    c.get('services'),
-    { trace: c.get('trace'), defer: (work) => defer(c, work, () => {}) },
-    { drain: true },
-  )
+  const report = await flushProgress(c.get('services'), requestScope(c), { drain: true })
   if (report.skipped === 'buffer_unavailable') {
     throw problems.unavailable(
       'buffer_unavailable',

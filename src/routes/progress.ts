@@ -9,7 +9,7 @@ import type { AppEnv } from '../context.ts'
 import { sql } from '../db/client.ts'
 import { requireAuth } from '../middleware/auth.ts'
 import { isJsonMediaType, mediaType, parseJson } from '../middleware/body.ts'
-import { type CallScope, defer } from '../platform.ts'
+import { requestScope } from '../platform.ts'
 import { type FieldError, ProblemError, problems } from '../problem.ts'
 import { flushDue, flushProgress } from '../progress/flush.ts'
 import { derivedKey } from '../progress/idempotency.ts'
@@ -24,14 +24,6 @@ import {
 import { fieldErrors } from '../validation.ts'
 
 const MAX_FUTURE_MS = 5 * 60 * 1000
-
-function scopeOf(c: Context<AppEnv>): CallScope {
-  return {
-    trace: c.get('trace'),
-    defer: (work) =>
-      defer(c, work, (err) => c.get('log').warn('background work failed', { error: err })),
-  }
-}
 
 /** The body as a list of updates, each with the path prefix its errors are reported under. */
 async function readUpdates(
@@ -112,7 +104,10 @@ async function checkGrants(
     users.map(async (user): Promise<[string, boolean | undefined]> => {
       try {
         if (!services.db) throw new Error('no database')
-        return [user, await services.auth.grants.check(services.db, agentId, user, now, scopeOf(c))]
+        return [
+          user,
+          await services.auth.grants.check(services.db, agentId, user, now, requestScope(c)),
+        ]
       } catch {
         // The database cannot say: a recent answer will do; none means we cannot accept.
         return [user, services.auth.grants.cached(agentId, user, now)?.granted]
@@ -178,7 +173,7 @@ export const progressRoutes = new Hono<AppEnv>()
       occurredAt: new Date(Date.parse(u.occurred_at)).toISOString(),
       receivedAt: now,
     }))
-    const scope = scopeOf(c)
+    const scope = requestScope(c)
 
     if (progress.buffer && !services.breakers.get('redis').isOpen()) {
       try {
@@ -233,7 +228,7 @@ export const progressRoutes = new Hono<AppEnv>()
     const batchId = c.req.param('batchId')
     if (!BATCH_ID.test(batchId)) throw problems.notFound('No such batch')
     const agentId = c.get('agentId')!
-    const scope = scopeOf(c)
+    const scope = requestScope(c)
     // A batch lives in Redis (queued, or committed by a flush) or only in Postgres (committed
     // directly while Redis was down): "no such batch" needs every configured store to say so.
     const { buffer } = services.progress

@@ -18,7 +18,7 @@ import type { AppEnv } from '../context.ts'
 import { isDatabaseOutage } from '../db/client.ts'
 import { authenticate, failClosed, rateLimited, rateLimitHeaders } from '../middleware/auth.ts'
 import { isJsonMediaType, mediaType, parseJson } from '../middleware/body.ts'
-import { clientAddress, defer } from '../platform.ts'
+import { clientAddress, requestScope } from '../platform.ts'
 import { type FieldError, ProblemError, problems } from '../problem.ts'
 import type { LimitDecision } from '../ratelimit/limiter.ts'
 import {
@@ -240,7 +240,7 @@ async function failureBudget(
   const { limits } = services.auth
   const now = services.clock.now()
   const address = clientAddress(c.req.raw.headers, services.platform)
-  const ctx = { now, trace: c.get('trace'), defer: (w: Promise<unknown>) => defer(c, w, () => {}) }
+  const ctx = { now, ...requestScope(c) }
   const agentKey = agentId ? `${agentId}|${address}` : undefined
   const [perAgent, perAddress] = await Promise.all([
     agentKey ? limits.tokenFailuresPerAgent.peek(agentKey, ctx) : undefined,
