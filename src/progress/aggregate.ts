@@ -1,6 +1,6 @@
 // Aggregation per (user, task): the event log keeps every update once; current state keeps
 // the latest by occurred_at. Pure, so properties can check it against any arrival order.
-import { type BufferedUpdate, groupOf } from './model.ts'
+import { type BufferedUpdate, eventKeyOf, groupOf } from './model.ts'
 
 /**
  * Orders updates of one group by recency: occurred_at, then arrival, then key, agent and id —
@@ -30,7 +30,7 @@ export function aggregate(updates: readonly BufferedUpdate[]): Aggregated {
   const events: BufferedUpdate[] = []
   const latest = new Map<string, BufferedUpdate>()
   for (const update of updates) {
-    const key = `${update.agentId}\u0000${update.idempotencyKey}`
+    const key = eventKeyOf(update)
     if (seen.has(key)) continue // a duplicate within the flush: the first one is the update
     seen.add(key)
     events.push(update)

@@ -4,7 +4,7 @@
 
 import { type Database, sql } from '../db/client.ts'
 import type { CallScope } from '../platform.ts'
-import type { BufferedUpdate } from './model.ts'
+import { type BufferedUpdate, eventKeyOf } from './model.ts'
 import { type WriteResult, writeUpdates } from './writer.ts'
 
 export interface CommitOutcome {
@@ -83,7 +83,7 @@ export class CoalescingCommitter {
     for (const entry of entries) {
       let accepted = 0
       for (const u of entry.updates) {
-        const key = `${u.agentId}\u0000${u.idempotencyKey}`
+        const key = eventKeyOf(u)
         if (result.inserted.has(key) && !claimed.has(key)) {
           claimed.add(key)
           accepted++

@@ -1,6 +1,6 @@
 // Idempotency keys: the agent's (body or Idempotency-Key header), else derived from the
 // update's content, so a retried identical request is still recognised as a duplicate.
-import { base64url } from '../auth/encoding.ts'
+import { base64url, sha256 } from '../auth/encoding.ts'
 import type { ProgressUpdate } from '../schemas/progress.ts'
 
 /** Canonical JSON: object keys sorted at every depth, so equal content gives equal text. */
@@ -15,10 +15,6 @@ export function canonicalJson(value: unknown): string {
 
 export async function derivedKey(update: ProgressUpdate): Promise<string> {
   const { idempotency_key: _, ...content } = update
-  const digest = await crypto.subtle.digest(
-    'SHA-256',
-    new TextEncoder().encode(canonicalJson(content)),
-  )
   // "~" cannot start a key an agent chooses by accident in practice, and marks it derived.
-  return `~${base64url(new Uint8Array(digest)).slice(0, 43)}`
+  return `~${base64url(await sha256(canonicalJson(content)))}`
 }

@@ -21,3 +21,7 @@ export interface BufferedUpdate {
 
 export const groupOf = (u: Pick<BufferedUpdate, 'userId' | 'taskId'>) =>
   `${u.userId}\u0000${u.taskId}`
+
+/** What makes an update's event unique: the agent's idempotency key, per agent. */
+export const eventKeyOf = (u: Pick<BufferedUpdate, 'agentId' | 'idempotencyKey'>) =>
+  `${u.agentId}\u0000${u.idempotencyKey}`

@@ -5,7 +5,7 @@
 // parameter count do not grow with the batch.
 import { type CallOptions, type Database, sql } from '../db/client.ts'
 import { aggregate } from './aggregate.ts'
-import type { BufferedUpdate } from './model.ts'
+import { type BufferedUpdate, eventKeyOf } from './model.ts'
 
 export interface WriteResult {
   /** (agent, idempotency key) of the events this write recorded; the rest were duplicates. */
@@ -66,7 +66,9 @@ export async function writeUpdates(
     call,
   )
   const inserted = new Set(
-    (results[0] ?? []).map((r) => `${String(r.agent_id)}\u0000${String(r.idempotency_key)}`),
+    (results[0] ?? []).map((r) =>
+      eventKeyOf({ agentId: String(r.agent_id), idempotencyKey: String(r.idempotency_key) }),
+    ),
   )
   const changedUsers = [...new Set((results[1] ?? []).map((r) => String(r.user_id)))]
   return { inserted, changedUsers }
