@@ -25,10 +25,6 @@ export class Trace {
     }
   }
 
-  count(name: SpanName): number {
-    return this.#spans.get(name)?.count ?? 0
-  }
-
   serverTiming(totalMs: number): string {
     const parts = [`total;dur=${totalMs.toFixed(1)}`]
     for (const [name, { ms, count }] of this.#spans) {

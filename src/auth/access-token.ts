@@ -131,15 +131,3 @@ function rejectionOf(err: unknown): TokenRejection {
   }
   return 'malformed'
 }
-
-/** The payload of a JWT without verifying it (for logging which agent a bad token claimed). */
-export function unverifiedSubject(token: string): string | undefined {
-  try {
-    const part = token.split('.')[1]
-    if (!part) return undefined
-    const json = JSON.parse(atob(part.replaceAll('-', '+').replaceAll('_', '/')))
-    return typeof json?.sub === 'string' ? json.sub.slice(0, 128) : undefined
-  } catch {
-    return undefined
-  }
-}

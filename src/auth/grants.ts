@@ -49,8 +49,4 @@ export class GrantCache {
     })
     return granted
   }
-
-  forget(agentId: string, userId: string): void {
-    this.#entries.delete(`${agentId}\u0000${userId}`)
-  }
 }

@@ -42,14 +42,6 @@ export class SwrCache<V> {
     this.#lru = new BoundedLru({ maxEntries: options.maxEntries, maxBytes: options.maxBytes })
   }
 
-  get size(): number {
-    return this.#lru.size
-  }
-
-  get bytes(): number {
-    return this.#lru.bytes
-  }
-
   async swr(
     key: string,
     load: () => Promise<V | null>,

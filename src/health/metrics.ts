@@ -182,11 +182,6 @@ export class MetricsCollector {
     }
   }
 
-  /** The last minute's statistics, for the alert rules. */
-  lastMinute(): WindowStats {
-    return this.#all.stats(this.#now(), MINUTE)
-  }
-
   snapshot(): MetricsSnapshot {
     const now = this.#now()
     const cache: MetricsSnapshot['cache'] = {}

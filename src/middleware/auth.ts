@@ -17,19 +17,6 @@ export const MAX_TOKEN_BYTES = 8 * 1024
 
 const REALM = 'realm="agent-api"'
 
-export interface Principal {
-  agentId: string
-  scope: string
-  jti: string
-  exp: number
-}
-
-declare module 'hono' {
-  interface ContextVariableMap {
-    principal: Principal
-  }
-}
-
 function invalidToken(detail: string): ProblemError {
   return new ProblemError({
     status: 401,
@@ -142,12 +129,6 @@ export function requireAuth(
     if (closed && !(options.whenFailingClosed && keysSound)) throw closed
     const claims = await authenticate(c)
     c.set('agentId', claims.sub)
-    c.set('principal', {
-      agentId: claims.sub,
-      scope: claims.scope,
-      jti: claims.jti,
-      exp: claims.exp,
-    })
 
     if (scope && !hasScope(claims.scope, scope)) {
       throw new ProblemError({
