@@ -9,7 +9,14 @@ import * as z from 'zod/mini'
 import { userIdParam } from '../schemas/context.ts'
 import { heartbeat } from '../schemas/health.ts'
 import { MAX_DATA_BYTES, MAX_UPDATES, progressBatch, progressUpdate } from '../schemas/progress.ts'
-import { jsonClientCredentials, jsonRefresh, jsonRevoke, SCOPES } from '../schemas/token.ts'
+import {
+  jsonClientCredentials,
+  jsonRefresh,
+  jsonRevoke,
+  revokeForm,
+  SCOPES,
+  tokenForm,
+} from '../schemas/token.ts'
 import { PROBLEM_TYPES, type ProblemCode, problemType } from './problems.ts'
 import {
   batchStatus,
@@ -145,22 +152,6 @@ function described(schema: Schema, description: string, properties: Record<strin
   schema.description = description
   return schema
 }
-
-/** Form fields of the token endpoints, composed of the very leaves the JSON schemas use. */
-const tokenForm = z.object({
-  grant_type: z.enum(['client_credentials', 'refresh_token']),
-  client_id: z.optional(jsonClientCredentials.shape.agent_id),
-  client_secret: z.optional(jsonClientCredentials.shape.agent_secret),
-  refresh_token: z.optional(jsonRefresh.shape.refresh_token),
-  scope: jsonClientCredentials.shape.scope,
-})
-
-const revokeForm = z.object({
-  token: jsonRevoke.shape.token,
-  token_type_hint: z.optional(z.string()),
-  client_id: jsonRevoke.shape.agent_id,
-  client_secret: jsonRevoke.shape.agent_secret,
-})
 
 function schemas(): Record<string, Schema> {
   const requests = components(

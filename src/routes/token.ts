@@ -26,7 +26,9 @@ import {
   jsonRefresh,
   jsonRevoke,
   type OAuthError,
+  revokeForm,
   type TokenResponse,
+  tokenForm,
 } from '../schemas/token.ts'
 import { fieldErrors } from '../validation.ts'
 
@@ -151,6 +153,8 @@ function validated<S extends z.ZodMiniType>(schema: S, value: unknown): z.output
   return result.data
 }
 
+const TOKEN_FORM_FIELDS = z.omit(tokenForm, { grant_type: true })
+
 async function readTokenRequest(c: Context<AppEnv>): Promise<TokenRequest> {
   const type = mediaType(c.req.header('content-type'))
   const basic = basicCredentials(c.req.header('authorization'))
@@ -184,9 +188,9 @@ async function readTokenRequest(c: Context<AppEnv>): Promise<TokenRequest> {
 
   if (type === FORM) {
     const fields = formFields(await c.req.text())
+    // Held to the JSON body's schemas; grant_type is checked below, in OAuth's order.
+    validated(TOKEN_FORM_FIELDS, fields)
     const scope = fields.scope
-    if (scope !== undefined)
-      validated(z.object({ scope: jsonClientCredentials.shape.scope }), { scope })
     const inBody =
       fields.client_id !== undefined || fields.client_secret !== undefined
         ? {
@@ -449,13 +453,7 @@ async function readRevokeRequest(c: Context<AppEnv>): Promise<RevokeRequest> {
     }
   } else if (type === FORM) {
     const form = formFields(await c.req.text())
-    const req = validated(
-      z.object({
-        token: jsonRevoke.shape.token,
-        token_type_hint: z.optional(z.string()),
-      }),
-      form,
-    )
+    const req = validated(revokeForm, form)
     const hint = req.token_type_hint
     fields = {
       token: req.token,

@@ -58,6 +58,22 @@ export const jsonRevoke = z.strictObject({
 
 export type RevokeRequest = z.input<typeof jsonRevoke>
 
+/** Form fields of the token endpoints, composed of the very leaves the JSON schemas use. */
+export const tokenForm = z.object({
+  grant_type: z.enum(['client_credentials', 'refresh_token']),
+  client_id: z.optional(jsonClientCredentials.shape.agent_id),
+  client_secret: z.optional(jsonClientCredentials.shape.agent_secret),
+  refresh_token: z.optional(jsonRefresh.shape.refresh_token),
+  scope: jsonClientCredentials.shape.scope,
+})
+
+export const revokeForm = z.object({
+  token: jsonRevoke.shape.token,
+  token_type_hint: z.optional(z.string()),
+  client_id: jsonRevoke.shape.agent_id,
+  client_secret: jsonRevoke.shape.agent_secret,
+})
+
 /** OAuth error codes the token endpoints answer with (inside problem+json). */
 export type OAuthError =
   | 'invalid_request'

@@ -173,6 +173,16 @@ describe(`token endpoint (${s.runtime})`, () => {
       'invalid_request',
     ],
     [
+      'a form client_id longer than an identifier (as in JSON)',
+      formPost({
+        grant_type: 'client_credentials',
+        client_id: 'a'.repeat(129),
+        client_secret: secret,
+      }),
+      400,
+      'invalid_request',
+    ],
+    [
       'an unknown grant',
       formPost({ grant_type: 'password', username: 'a', password: 'b' }),
       400,
