@@ -54,6 +54,7 @@ export function createApp(options: AppOptions = {}) {
 
   app.notFound((c) =>
     problemResponse(
+      c,
       {
         status: 404,
         code: 'not_found',
@@ -65,9 +66,10 @@ export function createApp(options: AppOptions = {}) {
 
   app.onError((err, c) => {
     const requestId = c.get('requestId') ?? crypto.randomUUID()
-    if (err instanceof ProblemError) return problemResponse(err.problem, requestId)
+    if (err instanceof ProblemError) return problemResponse(c, err.problem, requestId)
     if (err instanceof HTTPException && err.status < 500) {
       return problemResponse(
+        c,
         { status: err.status, code: 'bad_request', detail: err.message || undefined },
         requestId,
       )
@@ -75,6 +77,7 @@ export function createApp(options: AppOptions = {}) {
     // Anything else is a bug or an outage: log it (redacted), answer without internals.
     ;(c.get('log') ?? c.get('services')?.log)?.error('unhandled error', { error: err })
     return problemResponse(
+      c,
       { status: 500, code: 'internal_error', detail: 'An unexpected error occurred' },
       requestId,
     )

@@ -3,6 +3,8 @@
 // Handlers throw `ProblemError`; the error boundary in app.ts turns it (and anything else)
 // into `application/problem+json`. A `type` is a relative reference to /problems/<code>,
 // which the docs describe.
+import type { Context } from 'hono'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
 
 export interface FieldError {
   /** Dotted path into the request body, e.g. "updates.3.progress". */
@@ -78,15 +80,15 @@ export function problemBody(init: ProblemInit, requestId: string): ProblemBody {
   }
 }
 
-export function problemResponse(init: ProblemInit, requestId: string): Response {
-  const headers = new Headers(init.headers)
-  headers.set('Content-Type', PROBLEM_CONTENT_TYPE)
-  headers.set('Cache-Control', 'no-store')
-  // A fresh Response does not carry what middleware set on the context: say it again here.
-  headers.set('X-Request-Id', requestId)
-  return new Response(JSON.stringify(problemBody(init, requestId)), {
-    status: init.status,
-    headers,
+/**
+ * The problem as the request's answer. Built through the context, so it carries what the
+ * middleware prepared (request id, security and rate-limit headers); its own headers win.
+ */
+export function problemResponse(c: Context, init: ProblemInit, requestId: string): Response {
+  return c.body(JSON.stringify(problemBody(init, requestId)), init.status as ContentfulStatusCode, {
+    ...init.headers,
+    'Content-Type': PROBLEM_CONTENT_TYPE,
+    'Cache-Control': 'no-store',
   })
 }
 

@@ -151,13 +151,9 @@ export function requireAuth(
       services.events.emit({ type: 'ratelimit.limited', limiter: 'requests-agent' })
       throw rateLimited(decision, now, 'Too many requests for this agent; retry after the reset')
     }
-    // Prepared now, they are part of the response the route builds; an answer built outside
-    // the context (a problem from onError) gets them afterwards.
+    // Prepared now, they are part of the response the route builds (a problem included).
     const limitHeaders = rateLimitHeaders(decision, now)
     for (const name in limitHeaders) c.header(name, limitHeaders[name])
     await next()
-    if (!c.res.headers.has('RateLimit-Limit')) {
-      for (const name in limitHeaders) c.res.headers.set(name, limitHeaders[name]!)
-    }
   }
 }

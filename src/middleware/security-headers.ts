@@ -1,7 +1,8 @@
 // The response headers every answer of a JSON API should carry (OWASP's REST security
 // headers), error answers included. A header a route sets itself wins: /docs sends its own
-// Content-Security-Policy, the context route its own Cache-Control. Hand-written because hono's secureHeaders computes a dozen headers per
-// request, most of them for HTML pages, and that was a measurable share of a cache hit.
+// Content-Security-Policy, the context route its own Cache-Control. Hand-written because
+// hono's secureHeaders computes a dozen headers per request, most of them for HTML pages,
+// and that was a measurable share of a cache hit.
 import type { MiddlewareHandler } from 'hono'
 
 const HEADERS: readonly [string, string][] = [
@@ -16,15 +17,9 @@ const HEADERS: readonly [string, string][] = [
 
 export function securityHeaders(): MiddlewareHandler {
   return async function securityHeaders(c, next) {
-    // Prepared before the route runs, they are part of the response it builds (one copy,
-    // and a route's own value simply replaces them).
+    // Prepared before the route runs, they are part of the response it builds, problem
+    // answers included (one copy, and a route's own value simply replaces them).
     for (const [name, value] of HEADERS) c.header(name, value)
     await next()
-    // Responses built outside the context (problem answers from onError) carry none of
-    // them: add what is missing.
-    const headers = c.res.headers
-    if (!headers.has('X-Content-Type-Options')) {
-      for (const [name, value] of HEADERS) if (!headers.has(name)) headers.set(name, value)
-    }
   }
 }

@@ -1,5 +1,6 @@
 // Conventions every route shares (CONTRACT.md "Conventions"), in both runtimes.
 import { describe, expect, test } from 'vitest'
+import { bearer, getToken } from '../support/agents.ts'
 import { scenario } from '../support/scenario.ts'
 
 const s = await scenario()
@@ -24,6 +25,21 @@ describe(`conventions (${s.runtime})`, () => {
     expect(res.headers.get('x-frame-options')).toBe('DENY')
     expect(res.headers.get('referrer-policy')).toBe('no-referrer')
     expect(res.headers.get('strict-transport-security')).toContain('max-age=')
+  })
+
+  test('a problem answer carries the headers every answer does, and its own', async () => {
+    const auth = bearer((await getToken(s)).access_token)
+    const res = await s.fetch(`/api/v1/agent/users/${'x'.repeat(129)}/context`, {
+      headers: { ...auth, 'X-Request-Id': 'req-400' },
+    })
+    expect(res.status).toBe(400)
+    expect(res.headers.get('content-type')).toBe('application/problem+json')
+    expect(res.headers.get('cache-control')).toBe('no-store')
+    expect(res.headers.get('x-request-id')).toBe('req-400')
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff')
+    expect(res.headers.get('strict-transport-security')).toContain('max-age=')
+    expect(res.headers.get('ratelimit-limit')).toMatch(/^\d+$/)
+    expect(res.headers.get('server-timing')).toMatch(/total/)
   })
 
   test('an unknown route is a problem+json 404 with the request id', async () => {

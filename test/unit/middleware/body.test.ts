@@ -18,7 +18,7 @@ const app = new Hono<AppEnv>()
     c.json({ got: c.req.valid('json') ?? null }),
   )
 app.onError((err, c) =>
-  err instanceof ProblemError ? problemResponse(err.problem, 'test') : c.text('boom', 500),
+  err instanceof ProblemError ? problemResponse(c, err.problem, 'test') : c.text('boom', 500),
 )
 
 const post = (path: string, body: string | undefined, type?: string) =>
