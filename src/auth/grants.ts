@@ -31,22 +31,45 @@ export class GrantCache {
     now: number,
     scope?: CallScope,
   ): Promise<boolean> {
-    const hit = this.cached(agentId, userId, now)
-    if (hit && !hit.stale) return hit.granted
-    const rows = await db.query<{ granted: boolean }>(
-      sql`SELECT EXISTS (
+    const answers = await this.checkMany(db, agentId, [userId], now, scope)
+    return answers.get(userId) === true
+  }
+
+  /** Every user's grant: fresh cached answers as they are, the rest in one query. */
+  async checkMany(
+    db: Database,
+    agentId: string,
+    userIds: readonly string[],
+    now: number,
+    scope?: CallScope,
+  ): Promise<Map<string, boolean>> {
+    const answers = new Map<string, boolean>()
+    const missing: string[] = []
+    for (const userId of new Set(userIds)) {
+      const hit = this.cached(agentId, userId, now)
+      if (hit && !hit.stale) answers.set(userId, hit.granted)
+      else missing.push(userId)
+    }
+    if (missing.length === 0) return answers
+    const rows = await db.query<{ user_id: string; granted: boolean }>(
+      sql`SELECT w.user_id, EXISTS (
             SELECT 1 FROM agent_user_grants g JOIN users u ON u.id = g.user_id
-            WHERE g.agent_id = ${agentId} AND g.user_id = ${userId}
-          ) AS granted`,
+            WHERE g.agent_id = ${agentId} AND g.user_id = w.user_id
+          ) AS granted
+          FROM unnest(${missing}::text[]) AS w(user_id)`,
       { ...scope, idempotent: true },
     )
-    const granted = rows[0]?.granted === true
-    // Kept ten TTLs past freshness so a degraded read can still authorize from it.
-    this.#entries.set(`${agentId}\u0000${userId}`, granted, {
-      now,
-      ttlMs: this.#ttlMs,
-      staleMs: this.#ttlMs * 10,
-    })
-    return granted
+    const granted = new Set(rows.filter((r) => r.granted === true).map((r) => r.user_id))
+    for (const userId of missing) {
+      const answer = granted.has(userId)
+      answers.set(userId, answer)
+      // Kept ten TTLs past freshness so a degraded read can still authorize from it.
+      this.#entries.set(`${agentId}\u0000${userId}`, answer, {
+        now,
+        ttlMs: this.#ttlMs,
+        staleMs: this.#ttlMs * 10,
+      })
+    }
+    return answers
   }
 }

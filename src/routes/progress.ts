@@ -99,21 +99,17 @@ async function checkGrants(
   const services = c.get('services')
   const agentId = c.get('agentId')!
   const now = services.clock.now()
+  const { grants } = services.auth
   const users = [...new Set(updates.map((u) => u.user_id))]
-  const answers = await Promise.all(
-    users.map(async (user): Promise<[string, boolean | undefined]> => {
-      try {
-        if (!services.db) throw new Error('no database')
-        return [
-          user,
-          await services.auth.grants.check(services.db, agentId, user, now, requestScope(c)),
-        ]
-      } catch {
-        // The database cannot say: a recent answer will do; none means we cannot accept.
-        return [user, services.auth.grants.cached(agentId, user, now)?.granted]
-      }
-    }),
-  )
+  let answers: [string, boolean | undefined][]
+  try {
+    if (!services.db) throw new Error('no database')
+    const checked = await grants.checkMany(services.db, agentId, users, now, requestScope(c))
+    answers = users.map((user) => [user, checked.get(user)])
+  } catch {
+    // The database cannot say: a recent answer will do; none means we cannot accept.
+    answers = users.map((user) => [user, grants.cached(agentId, user, now)?.granted])
+  }
   if (answers.some(([, granted]) => granted === undefined)) {
     throw problems.unavailable(
       'progress_unavailable',

@@ -225,6 +225,25 @@ describe(`progress validation and security (${s.runtime})`, () => {
     expect(await events(taskId)).toBe(0)
   })
 
+  test('a batch’s grants cost one database query, however many users it names', async () => {
+    // A new isolate: nothing cached yet.
+    const cold = s.withEnv({ REDIS_KEY_PREFIX: `t:grants-${crypto.randomUUID()}:` })
+    const coldAuth = bearer((await getToken(cold)).access_token)
+    await cold.settle()
+    await s.neon.resetStats()
+    const users = ['demo-user-1', 'demo-user-2', 'demo-user-3', 'nobody']
+    const res = await cold.fetch(
+      PROGRESS,
+      jsonPost({ updates: users.map((user_id) => update({ user_id })) }, coldAuth),
+    )
+    expect(res.status).toBe(404)
+    expect((await res.json()).errors).toEqual([
+      { path: 'updates.2.user_id', message: 'No such user' },
+      { path: 'updates.3.user_id', message: 'No such user' },
+    ])
+    expect((await s.neon.stats()).requests).toBe(1)
+  })
+
   test('a token without progress:write gets 403', async () => {
     const reader = bearer((await getToken(s, 'demo-agent', { scope: 'context:read' })).access_token)
     const res = await s.fetch(PROGRESS, jsonPost(update(), reader))
