@@ -34,6 +34,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   })
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
+    // Read in full first: an upstream that is merely slow has received the request and runs
+    // it even after the client stops waiting (the ambiguous timeout clients must survive).
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const body = Buffer.concat(chunks)
     const decision = faults.decide()
     if (decision.kind === 'hang') {
       hung.add(res)
@@ -64,7 +69,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       },
     )
     upstream.on('error', () => res.destroy())
-    req.pipe(upstream)
+    upstream.end(body)
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
