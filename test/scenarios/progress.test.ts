@@ -1,6 +1,7 @@
 // POST /api/v1/agent/progress and GET …/batches/{id}, in both runtimes.
 import { describe, expect, test } from 'vitest'
 import { sql } from '../../src/db/client.ts'
+import type { FaultPlan } from '../../src/local/faults.ts'
 import { bearer, DEMO_AGENT_2, getToken, jsonPost } from '../support/agents.ts'
 import { scenario } from '../support/scenario.ts'
 
@@ -309,6 +310,58 @@ describe(`progress when stores fail (${s.runtime})`, () => {
       }
     },
   )
+
+  test.runIf(s.hasRedis).each<[string, FaultPlan]>([
+    ['hanging', { hang: true }],
+    // Slower than the timeout: the append lands in Redis after the app has given up on it.
+    ['answering too late', { latencyMs: 600 }],
+  ])('Redis %s: the update commits directly, and is applied once', async (_name, plan) => {
+    const slow = s.withEnv({
+      REDIS_KEY_PREFIX: `t:slow-${crypto.randomUUID()}:`,
+      REDIS_TIMEOUT_MS: '200',
+      BREAKER_CONSECUTIVE_FAILURES: '1000',
+      BREAKER_FAILURE_RATE_PERCENT: '100',
+      BREAKER_MINIMUM_CALLS: '100',
+      BREAKER_WINDOW_SIZE: '100',
+    })
+    const slowAuth = bearer((await getToken(slow)).access_token)
+    const drain = async () => {
+      await slow.settle()
+      const res = await slow.fetch('/api/v1/internal/flush', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${s.env.CRON_SECRET}` },
+      })
+      expect(res.status).toBe(200)
+      return (await res.json()) as { flushed: number }
+    }
+    // Warmed up and drained: the buffer's script is loaded (a late append runs as sent), and
+    // anything flushed below is this test's update.
+    expect((await slow.fetch(PROGRESS, jsonPost(update(), slowAuth))).status).toBe(202)
+    await drain()
+
+    const u = update({ idempotency_key: `slow-${crypto.randomUUID()}` })
+    await s.redis.setFaults(plan)
+    await s.redis.resetStats()
+    let res: Response
+    try {
+      res = await slow.fetch(PROGRESS, jsonPost(u, slowAuth))
+      expect(res.status).toBe(202)
+      expect(await res.json()).toMatchObject({ accepted: 1, status: 'committed' })
+      if (!plan.hang) {
+        // Wait for the late append to go through (the proxy counts it as it forwards it).
+        for (let i = 0; i < 100 && (await s.redis.stats()).executed === 0; i++) {
+          await new Promise((r) => setTimeout(r, 50))
+        }
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    } finally {
+      await s.redis.clearFaults()
+    }
+    // The late append is in the buffer too: its flush writes nothing twice.
+    expect((await drain()).flushed).toBe(plan.hang ? 0 : 1)
+    expect(await events(u.task_id)).toBe(1)
+    expect(await state(u.task_id)).toMatchObject({ progress: 10 })
+  })
 
   test('neither store reachable: 503 with Retry-After, nothing accepted', async () => {
     await s.neon.setFaults({ refuse: true })
