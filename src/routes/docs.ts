@@ -85,7 +85,7 @@ export const docsRoutes = new Hono<AppEnv>()
   .get('/docs', async (c) =>
     c.html(PAGE, 200, {
       'Cache-Control': CACHEABLE,
-      // secureHeaders (src/app.ts) keeps a header a route sets itself; every other one applies.
+      // A route's own header replaces the one securityHeaders prepared; the others apply.
       'Content-Security-Policy': await contentSecurityPolicy(),
     }),
   )
