@@ -6,6 +6,7 @@
 // milliseconds of CPU. Only src/routes/docs.ts loads this module, through a dynamic import, so
 // nothing here runs (or is even evaluated) on any other route.
 import * as z from 'zod/mini'
+import { MAX_JSON_DEPTH } from '../contract/storable.ts'
 import { userIdParam } from '../schemas/context.ts'
 import { heartbeat } from '../schemas/health.ts'
 import { MAX_DATA_BYTES, MAX_UPDATES, progressBatch, progressUpdate } from '../schemas/progress.ts'
@@ -227,7 +228,7 @@ function schemas(): Record<string, Schema> {
       'RFC 3339 with an offset; at most 5 minutes in the future. The latest `occurred_at` wins the stored state.',
     idempotency_key:
       'Deduplicates retries; derived from the update’s content when absent. With a single-update body, the `Idempotency-Key` header may carry it (they must agree).',
-    data: `Free-form JSON object, at most ${MAX_DATA_BYTES} bytes as JSON.`,
+    data: `Free-form JSON object, at most ${MAX_DATA_BYTES} bytes as JSON and nested at most ${MAX_JSON_DEPTH} levels, stored exactly as sent; no string in it (key or value) may contain U+0000 or an unpaired surrogate.`,
   })
   described(
     s.ProgressBatch!,

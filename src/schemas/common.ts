@@ -8,8 +8,5 @@ import en from 'zod/v4/locales/en.js'
 
 z.config(en())
 
-export const boundedString = (min: number, max: number) =>
-  z.string().check(z.minLength(min), z.maxLength(max))
-
-/** Identifiers of agents, users and tasks: 1–128 characters. */
-export const identifier = boundedString(1, 128)
+// Every string a schema accepts is a storable one (src/contract/storable.ts).
+export { identifier, storableString as boundedString } from '../contract/storable.ts'

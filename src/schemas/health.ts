@@ -1,11 +1,15 @@
 // POST /api/v1/agent/health (the authenticated report) and the public health+json bodies.
 import * as z from 'zod/mini'
+import { storableJsonObject } from '../contract/storable.ts'
 import { boundedString } from './common.ts'
+
+/** A heartbeat's free-form details, as JSON. */
+export const MAX_HEARTBEAT_DETAILS_BYTES = 4 * 1024
 
 export const heartbeat = z.strictObject({
   status: z.optional(z.enum(['ok', 'degraded', 'error'])),
   version: z.optional(boundedString(1, 64)),
-  details: z.optional(z.record(z.string(), z.unknown())),
+  details: z.optional(storableJsonObject(MAX_HEARTBEAT_DETAILS_BYTES)),
 })
 
 export type Heartbeat = z.input<typeof heartbeat>

@@ -1,5 +1,6 @@
 // POST /api/v1/agent/progress and GET /api/v1/agent/progress/batches/{batchId} (CONTRACT.md).
 import * as z from 'zod/mini'
+import { storableJsonObject, storableTimestamp } from '../contract/storable.ts'
 import { boundedString, identifier } from './common.ts'
 
 export const PROGRESS_STATUSES = [
@@ -13,21 +14,14 @@ export const PROGRESS_STATUSES = [
 export const MAX_DATA_BYTES = 4 * 1024
 export const MAX_UPDATES = 100
 
-const jsonObjectWithin = (maxBytes: number) =>
-  z.record(z.string(), z.unknown()).check(
-    z.refine((value) => new TextEncoder().encode(JSON.stringify(value)).byteLength <= maxBytes, {
-      message: `Must be at most ${maxBytes} bytes as JSON`,
-    }),
-  )
-
 export const progressUpdate = z.strictObject({
   user_id: identifier,
   task_id: identifier,
   status: z.enum(PROGRESS_STATUSES),
   progress: z.number().check(z.int(), z.minimum(0), z.maximum(100)),
-  occurred_at: z.iso.datetime({ offset: true }),
+  occurred_at: storableTimestamp,
   idempotency_key: z.optional(boundedString(1, 128)),
-  data: z.optional(jsonObjectWithin(MAX_DATA_BYTES)),
+  data: z.optional(storableJsonObject(MAX_DATA_BYTES)),
 })
 
 export const progressBatch = z.strictObject({

@@ -6,15 +6,11 @@ export const SCOPES = ['context:read', 'progress:write'] as const
 export type Scope = (typeof SCOPES)[number]
 
 /** RFC 6749 §3.3 scope syntax: space-separated tokens of visible ASCII except " and \. */
-export const scopeString = z
-  .string()
-  .check(
-    z.maxLength(1024),
-    z.regex(
-      /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/,
-      'Scopes are space-separated',
-    ),
-  )
+export const scopeString = z.string().check(
+  // Visible ASCII only: never NUL or a surrogate, so storable by construction.
+  z.maxLength(1024),
+  z.regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/, 'Scopes are space-separated'),
+)
 
 const secret = boundedString(1, 1024)
 const refreshToken = boundedString(1, 512)
@@ -69,7 +65,7 @@ export const tokenForm = z.object({
 
 export const revokeForm = z.object({
   token: jsonRevoke.shape.token,
-  token_type_hint: z.optional(z.string()),
+  token_type_hint: z.optional(boundedString(0, 64)),
   client_id: jsonRevoke.shape.agent_id,
   client_secret: jsonRevoke.shape.agent_secret,
 })
