@@ -27,10 +27,13 @@ describe('storable strings', () => {
     expect(identifier.safeParse(text).success).toBe(false)
   })
 
-  it.each(['demo-user-1', '😀', 'a\uD83D\uDE00b', 'é', '\u0001\u001f', ' '])('accepts %j', (text) => {
-    expect(isStorableString(text)).toBe(true)
-    expect(identifier.safeParse(text).success).toBe(true)
-  })
+  it.each(['demo-user-1', '😀', 'a\uD83D\uDE00b', 'é', '\u0001\u001f', ' '])(
+    'accepts %j',
+    (text) => {
+      expect(isStorableString(text)).toBe(true)
+      expect(identifier.safeParse(text).success).toBe(true)
+    },
+  )
 
   it('agrees with String.prototype.isWellFormed on surrogates, for any string', () => {
     fc.assert(
