@@ -1,6 +1,10 @@
 // Structured JSON logs, one object per line. Fields are data, never interpolated strings,
 // and a last line of defence masks anything that looks like a credential: keys that name one
 // and values shaped like JWTs, bearer tokens or connection strings with passwords.
+//
+// Errors are logged by name and code only, never by message: an upstream's message carries the
+// request it failed on (Upstash appends "command was: [...]" with every argument; Postgres
+// quotes the offending value), and that is request data — personal data, even.
 import type { LogLevel } from './config/tunables.ts'
 
 export type LogFields = Record<string, unknown>
@@ -34,9 +38,7 @@ export function redactString(value: string): string {
 export function redact(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redactString(value)
   if (value === null || typeof value !== 'object' || depth > 6) return value
-  if (value instanceof Error) {
-    return { name: value.name, message: redactString(value.message) }
-  }
+  if (value instanceof Error) return describeError(value)
   if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1))
   const out: Record<string, unknown> = {}
   for (const [key, item] of Object.entries(value)) {
@@ -96,4 +98,39 @@ class StructuredLogger implements Logger {
     const record = redact({ ...this.#base, ...fields }) as LogFields
     this.#sink(JSON.stringify({ level, msg, time: new Date().toISOString(), ...record }))
   }
+}
+
+const CODE = /^[A-Za-z0-9_]{1,32}$/
+/** The leading word of a Redis reply error ("ERR", "WRONGTYPE", "NOSCRIPT"), as Upstash relays it. */
+const REDIS_PREFIX = /^(?:Command failed: )?([A-Z][A-Z_]{1,31})\b/
+/** The status the Neon driver puts in its message for an HTTP-level failure. */
+const HTTP_STATUS = /\bHTTP status (\d{3})\b/
+
+/**
+ * What a log line may say about an error: its name, and a code where the error carries one —
+ * a SQLSTATE (`23505`), a system error code (`ECONNREFUSED`), the Redis reply's leading word
+ * (`ERR`, `WRONGTYPE`), an HTTP status — plus the same for its `cause`. Never the message: it
+ * may quote the request (see the top of this file). The stack's frames name code, not data,
+ * but they are left out too: the error's name and the log line's `msg` locate a failure.
+ */
+export function describeError(err: Error, depth = 0): LogFields {
+  const out: LogFields = { name: err.name }
+  const { code, status, cause } = err as Error & {
+    code?: unknown
+    status?: unknown
+    cause?: unknown
+  }
+  if (typeof code === 'string' && CODE.test(code)) out.code = code
+  else if (typeof code === 'number' && Number.isInteger(code)) out.code = code
+  if (typeof status === 'number' && Number.isInteger(status)) out.status = status
+  if (out.code === undefined && err.name === 'UpstashError') {
+    const prefix = REDIS_PREFIX.exec(err.message)?.[1]
+    if (prefix) out.code = prefix
+  }
+  if (out.status === undefined && err.name === 'NeonDbError') {
+    const http = HTTP_STATUS.exec(err.message)?.[1]
+    if (http) out.status = Number(http)
+  }
+  if (cause instanceof Error && depth < 2) out.cause = describeError(cause, depth + 1)
+  return out
 }

@@ -31,9 +31,29 @@ test('levels below the threshold are dropped', () => {
   expect(lines.map((l) => JSON.parse(l).msg)).toEqual(['loud'])
 })
 
-test('errors keep name and a redacted message, never the stack', () => {
-  const err = new Error('connect to postgres://a:b@h/d failed')
-  expect(redact({ error: err })).toEqual({
-    error: { name: 'Error', message: 'connect to postgres://a:[redacted]@h/d failed' },
+test('errors keep their name and code, never their message or stack', () => {
+  const pg = Object.assign(new Error('invalid input syntax: "marker-1"'), {
+    name: 'NeonDbError',
+    code: '22P02',
+    detail: 'Key (id)=(marker-1)',
   })
+  const redisError = Object.assign(new Error('ERR bad thing, command was: [["set","marker-2"]]'), {
+    name: 'UpstashError',
+  })
+  const http = Object.assign(new Error('Server error (HTTP status 503): marker-3'), {
+    name: 'NeonDbError',
+  })
+  const wrapped = new Error('outer marker-4', { cause: redisError })
+  expect(redact({ pg, redisError, http, wrapped })).toEqual({
+    pg: { name: 'NeonDbError', code: '22P02' },
+    redisError: { name: 'UpstashError', code: 'ERR' },
+    http: { name: 'NeonDbError', status: 503 },
+    wrapped: { name: 'Error', cause: { name: 'UpstashError', code: 'ERR' } },
+  })
+  const lines: string[] = []
+  createLogger({ level: 'debug', sink: (l) => lines.push(l) }).error('failed', {
+    error: wrapped,
+    pg,
+  })
+  expect(lines.join('\n')).not.toMatch(/marker/)
 })
