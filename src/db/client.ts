@@ -4,7 +4,7 @@ import type { NeonQueryFunction } from '@neondatabase/serverless'
 import type { Secret } from '../config/secret.ts'
 import type { EventBus } from '../events.ts'
 import type { CallScope } from '../platform.ts'
-import type { CircuitBreakerPolicy } from '../resilience/policy.ts'
+import { type CircuitBreakerPolicy, CircuitOpenError } from '../resilience/policy.ts'
 import { type RetryOptions, retry } from '../resilience/retry.ts'
 
 export interface SqlStatement {
@@ -25,6 +25,13 @@ export interface CallOptions extends CallScope {
   signal?: AbortSignal
   /** A read that may safely run twice: retried with jitter within the retry budget. */
   idempotent?: boolean
+  /**
+   * A readiness probe: refused at once while the circuit is open (serving would fail then), but
+   * never recorded by the breaker. Its deadline is its own, shorter than the configured
+   * timeout, so its timing out says nothing the breaker should act on (a database answering in
+   * 1.2 s is healthy for a 3 s timeout), and a probe must not take the breaker's half-open slot.
+   */
+  probe?: boolean
 }
 
 export interface TransactionOptions extends CallOptions {
@@ -87,11 +94,20 @@ export function createDatabase(options: DatabaseOptions): Database {
       return run(call?.signal ? AbortSignal.any([call.signal, timeout]) : timeout)
     }
     try {
-      const result = options.breaker
-        ? await options.breaker.execute(once, { isFailure: isDatabaseOutage, defer: call?.defer })
-        : await once()
+      const { breaker } = options
+      let result: T
+      if (!breaker) result = await once()
+      else if (call?.probe) {
+        if (breaker.isOpen()) throw new CircuitOpenError(breaker.name, 0)
+        result = await once()
+      } else
+        result = await breaker.execute(once, { isFailure: isDatabaseOutage, defer: call?.defer })
       ok = true
       return result
+    } catch (err) {
+      // A statement the database refused (bad input, a constraint) is not a failing upstream.
+      ok = !isDatabaseOutage(err)
+      throw err
     } finally {
       const durationMs = performance.now() - start
       call?.trace?.add('db', durationMs)
