@@ -88,6 +88,21 @@ export function resolveSecrets(env: EnvSource, environment: Environment): Resolv
     })
     jwtPreviousSecret = undefined
   }
+  // The JWT secret signs every agent's tokens; the agent secret is known to every agent that
+  // shares it. Equal, any agent could mint tokens for any other.
+  const prefix = SECRET_PREFIX[environment]
+  for (const [role, secret] of [
+    ['JWT_SECRET', jwtSecret],
+    ['JWT_SECRET_PREVIOUS', jwtPreviousSecret],
+  ] as const) {
+    if (secret && agentSecret?.equals(secret)) {
+      findings.push({
+        variable: `${prefix}_${role}`,
+        severity: environment === 'production' ? 'fatal' : 'warning',
+        message: `${prefix}_${role} equals the agent secret; any agent could sign tokens for any other`,
+      })
+    }
+  }
   return { agentSecret, jwtSecret, jwtPreviousSecret, findings }
 }
 
