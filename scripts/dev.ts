@@ -54,6 +54,7 @@ async function main() {
   )
 
   const bindings: Record<string, string> = {
+    APP_ENV: 'development', // not in .dev.vars: see .dev.vars.example
     DATABASE_URL: stack.info.databaseUrl,
     NEON_FETCH_ENDPOINT: stack.info.neonFetchEndpoint,
     ...(stack.info.upstashUrl && stack.info.upstashToken
