@@ -52,17 +52,33 @@ export function createApp(options: AppOptions = {}) {
     .route('/', agentHealthRoutes)
     .route('/', docsRoutes)
 
-  app.notFound((c) =>
-    problemResponse(
+  // A path that exists under other methods: 405 with Allow (RFC 9110 §15.5.6), and OPTIONS
+  // answers with Allow alone (§9.3.7). Anything else is a 404.
+  let allowed: ((path: string) => string[]) | undefined
+  app.notFound((c) => {
+    allowed ??= allowedMethods(app.routes)
+    const path = new URL(c.req.url).pathname
+    const methods = allowed(path)
+    if (methods.length) {
+      const allow = methods.join(', ')
+      if (c.req.method === 'OPTIONS') return c.body(null, 204, { Allow: allow })
+      return problemResponse(
+        c,
+        {
+          status: 405,
+          code: 'method_not_allowed',
+          detail: `${c.req.method} is not allowed here; use ${allow}`,
+          headers: { Allow: allow },
+        },
+        c.get('requestId'),
+      )
+    }
+    return problemResponse(
       c,
-      {
-        status: 404,
-        code: 'not_found',
-        detail: `No route for ${c.req.method} ${new URL(c.req.url).pathname}`,
-      },
+      { status: 404, code: 'not_found', detail: `No route for ${c.req.method} ${path}` },
       c.get('requestId'),
-    ),
-  )
+    )
+  })
 
   app.onError((err, c) => {
     const requestId = c.get('requestId') ?? crypto.randomUUID()
@@ -84,6 +100,34 @@ export function createApp(options: AppOptions = {}) {
   })
 
   return app
+}
+
+/**
+ * For a path, the methods some route serves it with (HEAD wherever GET is, and OPTIONS), in
+ * a stable order; empty when no route has the path. Built from the app's own route table.
+ */
+function allowedMethods(routes: readonly { path: string; method: string }[]) {
+  const table = routes
+    .filter((r) => r.method !== 'ALL' && !r.path.includes('*'))
+    .map((r) => ({
+      method: r.method,
+      pattern: new RegExp(
+        `^${r.path
+          .split('/')
+          .map((part) =>
+            part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+          )
+          .join('/')}$`,
+      ),
+    }))
+  const ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
+  return (path: string): string[] => {
+    const methods = new Set(table.filter((r) => r.pattern.test(path)).map((r) => r.method))
+    if (methods.size === 0) return []
+    if (methods.has('GET')) methods.add('HEAD')
+    methods.add('OPTIONS')
+    return ORDER.filter((m) => methods.has(m))
+  }
 }
 
 export type App = ReturnType<typeof createApp>
