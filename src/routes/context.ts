@@ -5,6 +5,7 @@
 // open circuit degrades the answer (`degraded: true`, `X-Degraded`), never to a 5xx.
 import { type Context, Hono } from 'hono'
 import type { AppEnv } from '../context.ts'
+import { isStorableString } from '../contract/storable.ts'
 import { isDatabaseOutage } from '../db/client.ts'
 import { requireAuth } from '../middleware/auth.ts'
 import { requestScope } from '../platform.ts'
@@ -36,7 +37,9 @@ async function grantFor(c: Context<AppEnv>, agentId: string, userId: string): Pr
   try {
     const granted = await grants.check(services.db, agentId, userId, now, requestScope(c))
     return granted ? 'granted' : 'denied'
-  } catch {
+  } catch (err) {
+    if (!isDatabaseOutage(err))
+      c.get('log').error('grant check failed (not an outage)', { error: err })
     const stale = grants.cached(agentId, userId, now)
     return stale ? (stale.granted ? 'granted' : 'denied') : 'unknown'
   }
@@ -176,10 +179,21 @@ export const contextRoutes = new Hono<AppEnv>().get(
     if (userId.length < 1 || userId.length > 128) {
       throw problems.validation([{ path: 'userId', message: 'Must be 1 to 128 characters' }])
     }
+    // No user's id holds a NUL or an unpaired surrogate: the same 404 as any unknown user,
+    // and no store is asked (it would refuse the lookup, which is no outage).
+    if (!isStorableString(userId)) throw problems.notFound('No such user')
     // Pick up other isolates' invalidations (in the background, at most once per interval).
     c.get('services').progress.invalidations.poll(requestScope(c))
     const grant = await grantFor(c, c.get('agentId')!, userId)
-    if (grant === 'denied') throw problems.notFound('No such user')
+    // A grant nobody can confirm (the database down, nothing cached) is no grant: the same 404,
+    // never a degraded 200 that would confirm a user to an agent that may hold no grant for it.
+    // (Development's mock data, when asked for, is no one's real data.)
+    if (
+      grant === 'denied' ||
+      (grant === 'unknown' && !c.get('services').config.tunables.contextFallbackMock)
+    ) {
+      throw problems.notFound('No such user')
+    }
     const served = await serve(c, userId, grant)
     // Unknown user and missing grant are the same 404: nothing tells them apart.
     if (served === 'not_found') throw problems.notFound('No such user')

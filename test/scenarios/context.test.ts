@@ -2,7 +2,7 @@
 // degradation when the database fails.
 import { describe, expect, test } from 'vitest'
 import { sql } from '../../src/db/client.ts'
-import { bearer, DEMO_AGENT_2, getToken } from '../support/agents.ts'
+import { bearer, DEMO_AGENT_2, getToken, jsonPost } from '../support/agents.ts'
 import { scenario } from '../support/scenario.ts'
 
 const s = await scenario({ env: { DATABASE_TIMEOUT_MS: '400', BREAKER_OPEN_MS: '400' } })
@@ -142,6 +142,21 @@ describe(`degraded answers (${s.runtime})`, () => {
     })
     const shortAuth = bearer((await getToken(short)).access_token)
     await short.fetch(path('demo-user-1'), { headers: shortAuth }) // primes cache and grant
+    // Primes demo-user-2's grant alone (no context cached): a progress report checks it.
+    const primed = await short.fetch(
+      '/api/v1/agent/progress',
+      jsonPost(
+        {
+          user_id: 'demo-user-2',
+          task_id: `prime-${crypto.randomUUID()}`,
+          status: 'not_started',
+          progress: 0,
+          occurred_at: new Date().toISOString(),
+        },
+        shortAuth,
+      ),
+    )
+    expect(primed.status).toBe(202)
     await s.neon.setFaults(plan)
     try {
       await new Promise((r) => setTimeout(r, 5))
@@ -164,6 +179,13 @@ describe(`degraded answers (${s.runtime})`, () => {
         cached_at: null,
         degraded: true,
       })
+      // A grant nobody can confirm now is no grant: the same 404 as an unknown user, never a
+      // degraded 200 (CONTRACT.md v2). demo-user-3 is demo-agent-2's, and nothing is cached.
+      for (const user of ['demo-user-3', 'no-such-user']) {
+        const unknown = await short.fetch(path(user), { headers: shortAuth })
+        expect(unknown.status).toBe(404)
+        expect((await unknown.json()).code).toBe('not_found')
+      }
     } finally {
       await s.neon.clearFaults()
     }
