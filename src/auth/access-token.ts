@@ -1,8 +1,12 @@
 // Access tokens: HS256 JWTs with `typ: at+jwt` (RFC 9068), signed with the environment's
 // current secret and verified against the current and previous ones. Verification pins the
-// algorithm, issuer, audience and environment, and requires every claim the contract names.
+// algorithm, issuer, audience and environment, requires every claim the contract names, and
+// bounds the token in time: `iat` no later than now (plus the clock tolerance), `exp − iat` no
+// longer than the configured lifetime. A token carries its refresh-token family as `sid` (the
+// registered "session id" claim), so revoking the family revokes the token.
 import { errors, jwtVerify, SignJWT } from 'jose'
 import type { Environment } from '../config/environment.ts'
+import { isStorableString } from '../contract/storable.ts'
 import type { KeyRing } from './keys.ts'
 
 export const AUDIENCE = 'agent-api'
@@ -18,6 +22,8 @@ export interface AccessClaims {
   iat: number
   nbf: number
   exp: number
+  /** The refresh-token family this token was issued with (absent on tokens made elsewhere). */
+  sid?: string
 }
 
 export async function issueAccessToken(
@@ -28,9 +34,13 @@ export async function issueAccessToken(
     environment: Environment
     ttlSeconds: number
     now: number
+    /** The refresh-token family issued alongside. */
+    familyId: string
+    /** Defaults to now; later only to clear an agent-wide revocation (see issuedAtFor). */
+    issuedAt?: number
   },
 ): Promise<{ token: string; claims: AccessClaims }> {
-  const iat = Math.floor(input.now / 1000)
+  const iat = input.issuedAt ?? Math.floor(input.now / 1000)
   const claims: AccessClaims = {
     iss: issuerFor(input.environment),
     aud: AUDIENCE,
@@ -39,8 +49,9 @@ export async function issueAccessToken(
     env: input.environment,
     jti: crypto.randomUUID(),
     iat,
-    nbf: iat,
+    nbf: Math.min(iat, Math.floor(input.now / 1000)),
     exp: iat + input.ttlSeconds,
+    sid: input.familyId,
   }
   const token = await new SignJWT({ ...claims })
     .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: ring.signing.kid })
@@ -58,6 +69,7 @@ export type TokenRejection =
   | 'not_yet_valid'
   | 'claims'
   | 'environment'
+  | 'lifetime'
 
 export class TokenError extends Error {
   readonly reason: TokenRejection
@@ -78,6 +90,8 @@ export async function verifyAccessToken(
     environment: Environment
     now: number
     toleranceSeconds: number
+    /** The configured access-token lifetime: no token may claim to live longer. */
+    maxLifetimeSeconds: number
     /** For revocation only: accept a token whose exp has passed. */
     allowExpired?: boolean
   },
@@ -108,16 +122,30 @@ export async function verifyAccessToken(
   const claims = payload as Partial<AccessClaims>
   if (claims.env !== options.environment) throw new TokenError('environment')
   if (
-    typeof claims.sub !== 'string' ||
+    !isIdentifier(claims.sub) ||
+    !isIdentifier(claims.jti) ||
+    (claims.sid !== undefined && !isIdentifier(claims.sid)) ||
     typeof claims.scope !== 'string' ||
-    typeof claims.jti !== 'string' ||
+    !isStorableString(claims.scope) ||
     typeof claims.exp !== 'number' ||
     typeof claims.nbf !== 'number' ||
     typeof claims.iat !== 'number'
   ) {
     throw new TokenError('claims')
   }
+  // Issued in the future (beyond the skew we tolerate), or claiming a longer life than any
+  // token we issue: a forged or misissued token, refused (CONTRACT.md "Access tokens").
+  const latestIat = Math.ceil(options.now / 1000) + options.toleranceSeconds
+  if (claims.iat > latestIat) throw new TokenError('not_yet_valid')
+  if (claims.exp - claims.iat > options.maxLifetimeSeconds) throw new TokenError('lifetime')
   return claims as AccessClaims
+}
+
+/** The claims that name stored things (agent, token, family) are storable identifiers. */
+function isIdentifier(value: unknown): value is string {
+  return (
+    typeof value === 'string' && value.length >= 1 && value.length <= 128 && isStorableString(value)
+  )
 }
 
 function rejectionOf(err: unknown): TokenRejection {

@@ -1,15 +1,19 @@
 // Agent credentials. An agent must exist and be active; its own secret hash, when set,
 // replaces the environment's shared secret. Unknown agent, wrong secret and inactive agent
-// take the same path and the same time, and give the same answer.
+// give the same answer. (An agent with its own secret costs a slow hash to check, so timing can
+// tell that such an agent id exists; agent ids are identifiers, not secrets.)
 import type { Secret } from '../config/secret.ts'
 import { type Database, sql } from '../db/client.ts'
-import type { Trace } from '../trace.ts'
-import { base64url, fromBase64url, sha256, timingSafeEqual } from './encoding.ts'
+import type { CallScope } from '../platform.ts'
+import { sha256, timingSafeEqual } from './encoding.ts'
+import { hashAgentSecret, verifyAgentSecret } from './secret-hash.ts'
 
 export interface AgentRecord {
   id: string
   active: boolean
   allowedScopes: string[]
+  /** Access tokens issued before this instant (ms) are revoked (agent-wide revocation). */
+  tokensNotBefore: number | null
 }
 
 interface AgentRow {
@@ -17,21 +21,24 @@ interface AgentRow {
   active: boolean
   allowed_scopes: string[]
   secret_hash: string | null
+  tokens_not_before_ms: string | null
 }
 
-/** The stored form of an agent's own secret: "sha256$<base64url digest>". */
-export async function hashAgentSecret(secret: string): Promise<string> {
-  return `sha256$${base64url(await sha256(secret))}`
+/** Milliseconds from a bigint column (Neon sends numbers of that size as text). */
+export function msOrNull(value: string | number | null): number | null {
+  return value === null ? null : Number(value)
 }
 
 export async function findAgent(
   db: Database,
   agentId: string,
-  trace?: Trace,
+  scope?: CallScope,
 ): Promise<(AgentRecord & { secretHash: string | null }) | undefined> {
   const rows = await db.query<AgentRow>(
-    sql`SELECT id, active, allowed_scopes, secret_hash FROM agents WHERE id = ${agentId}`,
-    { trace },
+    sql`SELECT id, active, allowed_scopes, secret_hash,
+               (extract(epoch FROM tokens_not_before) * 1000)::bigint AS tokens_not_before_ms
+        FROM agents WHERE id = ${agentId}`,
+    { ...scope, idempotent: true },
   )
   const row = rows[0]
   return row
@@ -40,33 +47,57 @@ export async function findAgent(
         active: row.active,
         allowedScopes: row.allowed_scopes,
         secretHash: row.secret_hash,
+        tokensNotBefore: msOrNull(row.tokens_not_before_ms),
       }
     : undefined
 }
 
 /**
- * The agent, if `presented` is its secret and it is active; otherwise undefined. Agent
- * secrets are random credentials, not passwords, so one SHA-256 is the right cost (as for API
- * keys); comparing digests keeps the comparison constant-time whatever the inputs' lengths.
+ * The agent, if `presented` is its secret and it is active; otherwise undefined. A secret
+ * stored in an older format is re-hashed after a successful check (in the background: the
+ * answer does not wait for it, and a lost upgrade is retried on the next use).
  */
 export async function authenticateAgent(
   db: Database,
   sharedSecret: Secret,
   agentId: string,
   presented: string,
-  trace?: Trace,
+  scope?: CallScope,
 ): Promise<AgentRecord | undefined> {
-  const [agent, presentedDigest, sharedDigest] = await Promise.all([
-    findAgent(db, agentId, trace),
-    sha256(presented),
-    sha256(sharedSecret.reveal()),
-  ])
-  const own = agent?.secretHash
-    ? fromBase64url(agent.secretHash.slice('sha256$'.length))
-    : undefined
-  // With no such agent, compare against the shared digest anyway: same work, same timing.
-  const expected = own ?? sharedDigest
-  const matches = timingSafeEqual(presentedDigest, expected)
+  const agent = await findAgent(db, agentId, scope)
+  let matches: boolean
+  if (agent?.secretHash) {
+    const check = await verifyAgentSecret(agent.secretHash, presented)
+    matches = check.matches
+    if (check.upgrade && agent.active) {
+      scope?.defer?.(upgradeSecretHash(db, agent.id, agent.secretHash, presented, scope))
+    }
+  } else {
+    // The shared secret, or (no such agent) the same work against it: the same answer.
+    const [a, b] = await Promise.all([sha256(presented), sha256(sharedSecret.reveal())])
+    matches = timingSafeEqual(a, b)
+  }
   if (!agent?.active || !matches) return undefined
-  return { id: agent.id, active: agent.active, allowedScopes: agent.allowedScopes }
+  return {
+    id: agent.id,
+    active: agent.active,
+    allowedScopes: agent.allowedScopes,
+    tokensNotBefore: agent.tokensNotBefore,
+  }
+}
+
+/** Replaces `old` with a fresh hash of the same secret, unless the row changed meanwhile. */
+async function upgradeSecretHash(
+  db: Database,
+  agentId: string,
+  old: string,
+  secret: string,
+  scope?: CallScope,
+): Promise<void> {
+  const fresh = await hashAgentSecret(secret)
+  await db.query(
+    sql`UPDATE agents SET secret_hash = ${fresh}, updated_at = now()
+        WHERE id = ${agentId} AND secret_hash = ${old}`,
+    { trace: scope?.trace },
+  )
 }

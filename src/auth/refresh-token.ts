@@ -1,8 +1,12 @@
 // Refresh tokens: opaque, 256 random bits, stored only as their SHA-256. Every use spends
 // the token and issues its successor in the same family in one statement; presenting a spent
 // token again means it leaked, so the whole family is revoked (OAuth 2.0 Security BCP §4.14).
+// A refresh token belongs to the environment that issued it: environments may share a
+// database, and another environment's token is, to this one, unknown.
+import type { Environment } from '../config/environment.ts'
 import { type Database, sql } from '../db/client.ts'
 import type { Trace } from '../trace.ts'
+import { msOrNull } from './credentials.ts'
 import { base64url, randomToken, sha256 } from './encoding.ts'
 
 const PREFIX = 'rt_'
@@ -23,23 +27,39 @@ export interface IssuedRefreshToken {
 
 export async function issueRefreshToken(
   db: Database,
-  input: { agentId: string; scope: string; ttlSeconds: number; now: number; familyId?: string },
+  input: {
+    agentId: string
+    scope: string
+    environment: Environment
+    ttlSeconds: number
+    now: number
+    familyId?: string
+  },
   trace?: Trace,
 ): Promise<IssuedRefreshToken> {
   const token = PREFIX + randomToken(32)
   const familyId = input.familyId ?? crypto.randomUUID()
   const expiresAt = input.now + input.ttlSeconds * 1000
   await db.query(
-    sql`INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, issued_at, expires_at)
+    sql`INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, environment, issued_at, expires_at)
         VALUES (${await hashRefreshToken(token)}, ${familyId}, ${input.agentId}, ${input.scope},
-                ${new Date(input.now).toISOString()}, ${new Date(expiresAt).toISOString()})`,
+                ${input.environment}, ${new Date(input.now).toISOString()},
+                ${new Date(expiresAt).toISOString()})`,
     { trace },
   )
   return { token, familyId, expiresAt }
 }
 
 export type RotationResult =
-  | { ok: true; agentId: string; scope: string; allowedScopes: string[]; next: IssuedRefreshToken }
+  | {
+      ok: true
+      agentId: string
+      scope: string
+      allowedScopes: string[]
+      /** The agent's agent-wide not-before (ms), read in the same statement. */
+      tokensNotBefore: number | null
+      next: IssuedRefreshToken
+    }
   | {
       ok: false
       reason:
@@ -50,6 +70,8 @@ export type RotationResult =
         | 'agent_inactive'
         | 'wrong_client'
         | 'scope_exceeded'
+      /** Set when reuse was detected: the family just revoked, whose access tokens go too. */
+      revokedFamily?: { agentId: string; familyId: string }
     }
 
 interface RotatedRow {
@@ -57,6 +79,7 @@ interface RotatedRow {
   scope: string
   family_id: string
   allowed_scopes: string[]
+  tokens_not_before_ms: string | null
 }
 
 interface StateRow {
@@ -81,7 +104,13 @@ interface StateRow {
 export async function rotateRefreshToken(
   db: Database,
   presented: string,
-  input: { ttlSeconds: number; now: number; clientId?: string; scopes?: readonly string[] },
+  input: {
+    environment: Environment
+    ttlSeconds: number
+    now: number
+    clientId?: string
+    scopes?: readonly string[]
+  },
   trace?: Trace,
 ): Promise<RotationResult> {
   const clientId = input.clientId ?? null
@@ -95,21 +124,24 @@ export async function rotateRefreshToken(
           UPDATE refresh_tokens t SET spent_at = ${nowIso}
           FROM agents a
           WHERE t.token_hash = ${presentedHash} AND a.id = t.agent_id AND a.active
+            AND t.environment = ${input.environment}
             AND t.spent_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > ${nowIso}
             AND (${clientId}::text IS NULL OR t.agent_id = ${clientId}::text)
             AND CASE WHEN cardinality(${wanted}::text[]) = 0
                   THEN string_to_array(t.scope, ' ') && a.allowed_scopes
                   ELSE ${wanted}::text[] <@ string_to_array(t.scope, ' ')
                        AND ${wanted}::text[] <@ a.allowed_scopes END
-          RETURNING t.family_id, t.agent_id, t.scope, a.allowed_scopes
+          RETURNING t.family_id, t.agent_id, t.scope, a.allowed_scopes,
+                    (extract(epoch FROM a.tokens_not_before) * 1000)::bigint AS tokens_not_before_ms
         ), next AS (
-          INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, issued_at, expires_at)
-          SELECT ${await hashRefreshToken(token)}, family_id, agent_id, scope, ${nowIso},
-                 ${new Date(expiresAt).toISOString()}
+          INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, environment, issued_at, expires_at)
+          SELECT ${await hashRefreshToken(token)}, family_id, agent_id, scope, ${input.environment},
+                 ${nowIso}, ${new Date(expiresAt).toISOString()}
           FROM spent
           RETURNING family_id
         )
-        SELECT s.agent_id, s.scope, s.family_id, s.allowed_scopes FROM spent s JOIN next USING (family_id)`,
+        SELECT s.agent_id, s.scope, s.family_id, s.allowed_scopes, s.tokens_not_before_ms
+        FROM spent s JOIN next USING (family_id)`,
     { trace },
   )
   const row = rows[0]
@@ -119,6 +151,7 @@ export async function rotateRefreshToken(
       agentId: row.agent_id,
       scope: row.scope,
       allowedScopes: row.allowed_scopes,
+      tokensNotBefore: msOrNull(row.tokens_not_before_ms),
       next: { token, familyId: row.family_id, expiresAt },
     }
   }
@@ -128,7 +161,7 @@ export async function rotateRefreshToken(
     sql`SELECT t.family_id, t.agent_id, t.spent_at, t.revoked_at, t.expires_at <= ${nowIso} AS expired,
                a.active
         FROM refresh_tokens t JOIN agents a ON a.id = t.agent_id
-        WHERE t.token_hash = ${presentedHash}`,
+        WHERE t.token_hash = ${presentedHash} AND t.environment = ${input.environment}`,
     { trace },
   )
   const found = state[0]
@@ -137,7 +170,11 @@ export async function rotateRefreshToken(
   if (!found.active) return { ok: false, reason: 'agent_inactive' }
   if (found.spent_at) {
     await revokeFamily(db, found.family_id, 'reuse_detected', input.now, trace)
-    return { ok: false, reason: 'reused' }
+    return {
+      ok: false,
+      reason: 'reused',
+      revokedFamily: { agentId: found.agent_id, familyId: found.family_id },
+    }
   }
   if (found.expired) return { ok: false, reason: 'expired' }
   // Live, but this request's conditions refused it (left unspent).
@@ -159,21 +196,33 @@ export async function revokeFamily(
   )
 }
 
-/** RFC 7009 for refresh tokens: revokes the token's whole family if `agentId` owns it. */
+/**
+ * RFC 7009 for refresh tokens: revokes the token's whole family if `agentId` owns it (in this
+ * environment). Returns the family, or undefined when there was nothing of the agent's to revoke.
+ */
 export async function revokeRefreshToken(
   db: Database,
   presented: string,
   agentId: string,
+  environment: Environment,
   now: number,
   trace?: Trace,
-): Promise<boolean> {
+): Promise<string | undefined> {
+  // One statement: a data-modifying CTE runs whether or not the query reads it.
   const rows = await db.query<{ family_id: string }>(
-    sql`SELECT family_id FROM refresh_tokens
-        WHERE token_hash = ${await hashRefreshToken(presented)} AND agent_id = ${agentId}`,
+    sql`WITH target AS (
+          SELECT family_id FROM refresh_tokens
+          WHERE token_hash = ${await hashRefreshToken(presented)} AND agent_id = ${agentId}
+            AND environment = ${environment}
+        ), revoked AS (
+          UPDATE refresh_tokens SET revoked_at = ${new Date(now).toISOString()},
+                                    revoked_why = 'revoked_by_agent'
+          WHERE revoked_at IS NULL AND family_id IN (SELECT family_id FROM target)
+          RETURNING 1
+        )
+        SELECT family_id FROM target`,
     { trace },
   )
-  const familyId = rows[0]?.family_id
-  if (!familyId) return false
-  await revokeFamily(db, familyId, 'revoked_by_agent', now, trace)
-  return true
+  // Also when already revoked: its access tokens are revoked (again) all the same.
+  return rows[0]?.family_id
 }

@@ -1,5 +1,6 @@
 // Per-isolate auth state, built once from the configuration: the key ring, the cache of
-// verified tokens, the revocation list, the grants cache and the rate limiters.
+// verified tokens, the revocation list, the agents' status, the grants cache and the rate
+// limiters.
 import { BoundedLru } from '../cache/lru.ts'
 import type { Config } from '../config/index.ts'
 import type { EventBus } from '../events.ts'
@@ -7,6 +8,7 @@ import type { Logger } from '../log.ts'
 import { createLimiter, type Limiter } from '../ratelimit/limiter.ts'
 import type { RedisStore } from '../redis.ts'
 import type { AccessClaims } from './access-token.ts'
+import { AgentStatusCache } from './agent-status.ts'
 import { GrantCache } from './grants.ts'
 import { createKeyRing, type KeyRing } from './keys.ts'
 import { RevocationList } from './revocation.ts'
@@ -17,7 +19,11 @@ export interface AuthState {
   /** Verified tokens until their exp, so a hot agent is not re-verified with HMAC each time. */
   verified: BoundedLru<string, AccessClaims>
   revocations: RevocationList
+  /** Whether an agent is active and since when its tokens hold (cached like grants). */
+  agents: AgentStatusCache
   grants: GrantCache
+  /** How long after its issue an access token can still be valid (lifetime + clock skew), ms. */
+  longestTokenLifeMs: number
   limits: {
     tokenFailuresPerAgent: Limiter
     tokenFailuresPerAddress: Limiter
@@ -46,6 +52,7 @@ export function createAuthState(deps: {
       redis,
       maxIdentifiers: t.rateLimitMaxIdentifiers,
       leaseSize,
+      leaseRequestTimeoutMs: t.redisTimeoutMs + 1000,
       onRedisError: onRedisError(`ratelimit:${name}`),
     })
 
@@ -58,11 +65,23 @@ export function createAuthState(deps: {
     verified: new BoundedLru({ maxEntries: t.tokenCacheMaxEntries }),
     revocations: new RevocationList({
       redis,
-      maxEntries: t.tokenCacheMaxEntries,
+      // The cache of Redis answers may be empty (TOKEN_CACHE_MAX_ENTRIES=0): revocations
+      // themselves are kept by their own bounds, never by a cache's.
+      cacheMaxEntries: t.tokenCacheMaxEntries,
       checkTtlMs: t.revocationCheckTtlMs,
+      maxPerAgent: t.revocationMaxPerAgent,
+      maxAgents: t.revocationMaxAgents,
       onRedisError: onRedisError('revocation'),
     }),
+    agents: new AgentStatusCache({
+      maxEntries: t.grantCacheMaxEntries,
+      ttlMs: t.grantCacheTtlMs,
+      onDefect: (err) => log.error('agent status lookup failed (not an outage)', { error: err }),
+    }),
     grants: new GrantCache({ maxEntries: t.grantCacheMaxEntries, ttlMs: t.grantCacheTtlMs }),
+    // A token issued now expires within its lifetime (+1 s: see issuedAtFor), accepted that
+    // much past exp by the clock tolerance.
+    longestTokenLifeMs: (t.accessTokenTtlSeconds + t.tokenClockToleranceSeconds + 1) * 1000,
     limits: {
       tokenFailuresPerAgent: limiter(
         'token-failures-agent',

@@ -289,6 +289,22 @@ export const NUMERIC_TUNABLES = {
     min: 1,
     max: DAY_S,
   },
+  revocationMaxPerAgent: {
+    variable: 'REVOCATION_MAX_PER_AGENT',
+    description:
+      'Revocations one agent may hold per isolate (without Redis); past it, all its tokens issued so far are revoked there',
+    default: 1000,
+    min: 1,
+    max: 1_000_000,
+  },
+  revocationMaxAgents: {
+    variable: 'REVOCATION_MAX_AGENTS',
+    description:
+      'Agents whose revocations an isolate holds (without Redis); past it, revocations are refused with 503',
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+  },
 } as const satisfies Record<string, NumericTunable>
 
 export type NumericTunableName = keyof typeof NUMERIC_TUNABLES

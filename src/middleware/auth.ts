@@ -1,10 +1,12 @@
 // Bearer authentication (RFC 6750) and the per-agent rate limit, for every protected route.
 //
-// A verified token is cached until its exp, so a hot agent pays for HMAC once; the
-// revocation list is still consulted on every request (its own cache bounds how stale a
-// "not revoked" answer can be).
+// A verified token is cached until its exp, so a hot agent pays for HMAC once; what can end a
+// token before its exp is still consulted on every request, each from its own short cache:
+// the revocation list (its token, its family; REVOCATION_CHECK_TTL_MS) and the agent's status
+// (deactivated, or every token revoked; GRANT_CACHE_TTL_MS). The two lookups run side by side.
 import type { Context, MiddlewareHandler } from 'hono'
 import { type AccessClaims, TokenError, verifyAccessToken } from '../auth/access-token.ts'
+import { statusRefusal } from '../auth/agent-status.ts'
 import { hasScope } from '../auth/scopes.ts'
 import type { AppEnv } from '../context.ts'
 import { requestScope } from '../platform.ts'
@@ -16,6 +18,15 @@ import type { Scope } from '../schemas/token.ts'
 export const MAX_TOKEN_BYTES = 8 * 1024
 
 const REALM = 'realm="agent-api"'
+
+/** `Bearer <token>`, the scheme name in any case (RFC 9110 §11.1); undefined otherwise. */
+export function bearerToken(header: string | undefined): string | undefined {
+  return header ? /^Bearer +([^\s]+) *$/i.exec(header)?.[1] : undefined
+}
+
+export function isBearer(header: string | undefined): boolean {
+  return header !== undefined && /^Bearer(\s|$)/i.test(header)
+}
 
 function invalidToken(detail: string): ProblemError {
   return new ProblemError({
@@ -42,9 +53,8 @@ export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
   const services = c.get('services')
   const header = c.req.header('authorization')
   if (!header) throw invalidToken('An access token is required')
-  const match = /^Bearer +([^\s]+) *$/i.exec(header)
-  if (!match?.[1]) throw invalidToken('Use the Bearer scheme')
-  const token = match[1]
+  const token = bearerToken(header)
+  if (!token) throw invalidToken('Use the Bearer scheme')
   if (token.length > MAX_TOKEN_BYTES) throw invalidToken('The access token is too long')
 
   const { auth, config, clock } = services
@@ -60,6 +70,7 @@ export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
         environment: config.environment,
         now,
         toleranceSeconds: config.tunables.tokenClockToleranceSeconds,
+        maxLifetimeSeconds: config.tunables.accessTokenTtlSeconds,
       })
     } catch (err) {
       const reason = err instanceof TokenError ? err.reason : 'malformed'
@@ -77,9 +88,19 @@ export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
   if (now > claims.exp * 1000 + tolerance)
     throw invalidToken('The access token is invalid or expired')
 
-  if (await auth.revocations.isRevoked(claims.sub, claims.jti, now, { trace: c.get('trace') })) {
-    services.events.emit({ type: 'token.rejected', reason: 'revoked' })
-    throw invalidToken('The access token has been revoked')
+  const scope = requestScope(c)
+  const [revoked, status] = await Promise.all([
+    auth.revocations.isRevoked(claims, now, scope),
+    services.db ? auth.agents.status(services.db, claims.sub, now, scope) : undefined,
+  ])
+  const refusal = revoked ? 'revoked' : status && statusRefusal(status, claims.iat)
+  if (refusal) {
+    services.events.emit({ type: 'token.rejected', reason: refusal })
+    throw invalidToken(
+      refusal === 'revoked'
+        ? 'The access token has been revoked'
+        : 'The access token is invalid or expired',
+    )
   }
   return claims
 }
@@ -141,19 +162,26 @@ export function requireAuth(
       })
     }
 
-    const services = c.get('services')
-    const now = services.clock.now()
-    const decision = await services.auth.limits.requestsPerAgent.consume(claims.sub, {
-      now,
-      ...requestScope(c),
-    })
-    if (!decision.allowed) {
-      services.events.emit({ type: 'ratelimit.limited', limiter: 'requests-agent' })
-      throw rateLimited(decision, now, 'Too many requests for this agent; retry after the reset')
-    }
-    // Prepared now, they are part of the response the route builds (a problem included).
-    const limitHeaders = rateLimitHeaders(decision, now)
-    for (const name in limitHeaders) c.header(name, limitHeaders[name])
+    await consumeAgentRequest(c, claims.sub)
     await next()
   }
+}
+
+/**
+ * Counts one request against the agent's request limit: `429` when it is spent, else the
+ * RateLimit headers, prepared on the context so every answer carries them (a problem too).
+ */
+export async function consumeAgentRequest(c: Context<AppEnv>, agentId: string): Promise<void> {
+  const services = c.get('services')
+  const now = services.clock.now()
+  const decision = await services.auth.limits.requestsPerAgent.consume(agentId, {
+    now,
+    ...requestScope(c),
+  })
+  if (!decision.allowed) {
+    services.events.emit({ type: 'ratelimit.limited', limiter: 'requests-agent' })
+    throw rateLimited(decision, now, 'Too many requests for this agent; retry after the reset')
+  }
+  const limitHeaders = rateLimitHeaders(decision, now)
+  for (const name in limitHeaders) c.header(name, limitHeaders[name])
 }

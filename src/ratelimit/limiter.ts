@@ -1,9 +1,20 @@
 // Rate limiting: global with Redis through @upstash/ratelimit, per isolate without it.
 //
-// Two refinements over calling `ratelimit.limit()` on every request:
+// Every count is taken before the work it limits and is atomic where it is kept (one Lua
+// script in Redis; one synchronous step in the isolate), so N requests sent at once count as N
+// and the (N+1)th past the limit is refused — a limit is never a read followed by a write.
+//
+//  - Refunds. A count can be given back (`ticket.refund()`): the failure budgets count every
+//    attempt up front and give the count back when the attempt succeeds. @upstash/ratelimit
+//    refunds with a negative rate; a refund lands only in the window it was counted in.
 //  - Leases. A busy limit (600/min per agent) takes a few units from Redis at once and spends
-//    them locally, so a hot agent costs one Redis call per lease rather than per request. The
-//    overshoot is bounded by one lease per isolate, and a lease never outlives its window.
+//    them in the isolate, so a hot agent costs one Redis call per lease rather than per request.
+//    Only one lease request per (isolate, id) is in flight at a time; requests arriving
+//    meanwhile take one unit each with their own Redis call (never by awaiting the lease
+//    request: on Workers a request may only await its own I/O). So N requests sent at once
+//    spend at most N + lease − 1 units: the bound is one partly spent lease per isolate. Never
+//    more requests than the limit are allowed; an isolate may hold up to lease − 1 units it has
+//    not spent yet (others then see the limit reached that much earlier).
 //  - Fallback. When Redis is absent or failing, a per-isolate sliding window keeps the limit
 //    (and so brute-force protection) on; a Redis error never fails the request.
 import { Ratelimit } from '@upstash/ratelimit'
@@ -20,12 +31,15 @@ export interface LimitContext extends CallScope {
   now: number
 }
 
+/** A decision; when it allowed the request, `refund` gives its unit back (once). */
+export interface LimitTicket extends LimitDecision {
+  refund(ctx: LimitContext): Promise<void>
+}
+
 export interface Limiter {
   readonly spec: LimitSpec
-  /** Counts one request against `id` (when allowed) and says whether it may proceed. */
-  consume(id: string, ctx: LimitContext): Promise<LimitDecision>
-  /** What `consume` would answer, without counting anything. */
-  peek(id: string, ctx: LimitContext): Promise<LimitDecision>
+  /** Counts one request against `id` when that stays within the limit, atomically. */
+  consume(id: string, ctx: LimitContext): Promise<LimitTicket>
 }
 
 export interface LimiterOptions {
@@ -36,6 +50,8 @@ export interface LimiterOptions {
   maxIdentifiers: number
   /** Units taken from Redis at a time; 1 disables leasing. */
   leaseSize?: number
+  /** How long a lease request may be in flight before another may start (its timeout). */
+  leaseRequestTimeoutMs?: number
   onRedisError?: (err: unknown) => void
 }
 
@@ -45,15 +61,24 @@ interface Lease {
   globalRemaining: number
 }
 
+const NOTHING_TO_REFUND = async () => {}
+
 export function createLimiter(options: LimiterOptions): Limiter {
   const { spec, redis } = options
   const local = new SlidingWindowLimiter(spec, options.maxIdentifiers)
-  if (!redis) {
+
+  const fromLocal = (id: string, now: number): LimitTicket => {
+    const decision = local.consume(id, now)
     return {
-      spec,
-      consume: async (id, ctx) => local.consume(id, ctx.now),
-      peek: async (id, ctx) => local.peek(id, ctx.now),
+      ...decision,
+      refund: decision.allowed
+        ? once(async (ctx) => local.refund(id, now, ctx.now))
+        : NOTHING_TO_REFUND,
     }
+  }
+
+  if (!redis) {
+    return { spec, consume: async (id, ctx) => fromLocal(id, ctx.now) }
   }
 
   const global = new Ratelimit({
@@ -67,10 +92,9 @@ export function createLimiter(options: LimiterOptions): Limiter {
   })
   const leaseSize = Math.max(1, Math.min(options.leaseSize ?? 1, spec.limit))
   const leases = new BoundedLru<string, Lease>({ maxEntries: options.maxIdentifiers })
-
-  const fallback = (err: unknown) => {
-    options.onRedisError?.(err)
-  }
+  /** Ids whose lease request is in flight in this isolate (a flag, never a shared promise). */
+  const leasing = new BoundedLru<string, true>({ maxEntries: options.maxIdentifiers })
+  const leasingTtlMs = options.leaseRequestTimeoutMs ?? 5000
 
   const take = async (id: string, rate: number, ctx: LimitContext) => {
     const result = await redis.run('ratelimit', () => global.limit(id, { rate }), ctx)
@@ -78,34 +102,68 @@ export function createLimiter(options: LimiterOptions): Limiter {
     return result
   }
 
+  /** Gives one unit back in Redis, if still within the window it was taken in. */
+  const refundGlobal = (id: string, reset: number) =>
+    once(async (ctx: LimitContext) => {
+      // The library's windows follow the wall clock, as its own check does.
+      if (Date.now() >= reset) return
+      try {
+        await take(id, -1, ctx)
+      } catch (err) {
+        // The unit stays counted: the limit errs on the safe side.
+        options.onRedisError?.(err)
+      }
+    })
+
+  /** Gives a unit back to the lease it came from, while that lease is still held. */
+  const refundToLease = (id: string, lease: Lease) =>
+    once(async () => {
+      if (leases.peek(id)?.value !== lease) return
+      lease.remaining++
+      lease.globalRemaining++
+    })
+
+  const fromLease = (id: string, lease: { value: Lease; expiresAt: number }): LimitTicket => {
+    lease.value.remaining--
+    lease.value.globalRemaining = Math.max(0, lease.value.globalRemaining - 1)
+    return {
+      allowed: true,
+      limit: spec.limit,
+      remaining: lease.value.globalRemaining,
+      resetAt: lease.expiresAt,
+      refund: refundToLease(id, lease.value),
+    }
+  }
+
   return {
     spec,
     async consume(id, ctx) {
       const lease = leases.get(id, ctx.now)
-      if (lease && lease.value.remaining > 0) {
-        lease.value.remaining--
-        lease.value.globalRemaining = Math.max(0, lease.value.globalRemaining - 1)
-        return {
-          allowed: true,
-          limit: spec.limit,
-          remaining: lease.value.globalRemaining,
-          resetAt: lease.expiresAt,
-        }
-      }
+      if (lease && lease.value.remaining > 0) return fromLease(id, lease)
+
+      // One lease request per id at a time, and only while the window has room for it (one
+      // landing past the limit would be refused having counted its units).
+      const roomy = !lease || lease.value.globalRemaining >= 2 * leaseSize
+      const leader = leaseSize > 1 && roomy && !leasing.get(id, ctx.now)
+      if (leader) leasing.set(id, true, { now: ctx.now, ttlMs: leasingTtlMs })
       try {
-        let result = await take(id, leaseSize, ctx)
-        let granted = leaseSize
-        if (!result.success && leaseSize > 1) {
+        let result = await take(id, leader ? leaseSize : 1, ctx)
+        let granted = leader ? leaseSize : 1
+        if (!result.success && granted > 1) {
           // Fewer than a lease left in the window: ask for just this request.
           result = await take(id, 1, ctx)
           granted = 1
         }
-        if (result.success && granted > 1 && result.reset > ctx.now) {
-          leases.set(
-            id,
-            { remaining: granted - 1, globalRemaining: result.remaining + granted - 1 },
-            { now: ctx.now, ttlMs: result.reset - ctx.now },
-          )
+        let refund = result.success ? refundGlobal(id, result.reset) : NOTHING_TO_REFUND
+        if (result.success && granted > 1) {
+          const held: Lease = {
+            remaining: granted - 1,
+            globalRemaining: result.remaining + granted - 1,
+          }
+          // A lease never outlives its window (nor is one kept that has already run out).
+          if (leases.set(id, held, { now: ctx.now, ttlMs: result.reset - ctx.now })) {
+            refund = refundToLease(id, held)
+          }
         }
         return {
           allowed: result.success,
@@ -115,25 +173,24 @@ export function createLimiter(options: LimiterOptions): Limiter {
             result.success ? result.remaining + granted - 1 : result.remaining,
           ),
           resetAt: result.reset,
+          refund,
         }
       } catch (err) {
-        fallback(err)
-        return local.consume(id, ctx.now)
+        options.onRedisError?.(err)
+        return fromLocal(id, ctx.now)
+      } finally {
+        if (leader) leasing.delete(id)
       }
     },
-    async peek(id, ctx) {
-      try {
-        const result = await redis.run('ratelimit', () => global.getRemaining(id), ctx)
-        return {
-          allowed: result.remaining > 0,
-          limit: spec.limit,
-          remaining: Math.max(0, result.remaining),
-          resetAt: result.reset,
-        }
-      } catch (err) {
-        fallback(err)
-        return local.peek(id, ctx.now)
-      }
-    },
+  }
+}
+
+/** A refund that acts only the first time it is called. */
+function once(refund: (ctx: LimitContext) => Promise<void>): (ctx: LimitContext) => Promise<void> {
+  let done = false
+  return async (ctx) => {
+    if (done) return
+    done = true
+    await refund(ctx)
   }
 }

@@ -31,11 +31,16 @@ export class SlidingWindowLimiter {
     return this.#decision(allowed, allowed ? used + cost : used, state)
   }
 
-  /** The decision a request would get now, without counting it. */
-  peek(id: string, now: number): LimitDecision {
-    const state = this.#current(this.#state.peek(id)?.value, now)
-    const used = this.#used(state, now)
-    return this.#decision(used < this.#spec.limit, used, state)
+  /**
+   * Gives back `cost` counted at `countedAt` (a request that turned out not to count). Only
+   * within the window it was counted in: a window later its weight has begun to fade, and
+   * taking it off the new window would hand out more than the limit.
+   */
+  refund(id: string, countedAt: number, now: number, cost = 1): void {
+    const state = this.#state.get(id, now)?.value
+    const start = now - (now % this.#spec.windowMs)
+    if (!state || state.start !== start || countedAt < start) return
+    state.current = Math.max(0, state.current - cost)
   }
 
   #current(state: WindowState | undefined, now: number): WindowState {

@@ -1,22 +1,38 @@
 // POST /api/v1/internal/flush — drains the progress buffer for Vercel Cron (which sends
-// GET, so GET is accepted too). Authenticated with `Authorization: Bearer ${CRON_SECRET}`.
+// GET, so GET is accepted too). Authenticated with `Authorization: Bearer ${CRON_SECRET}`
+// (the scheme name in any case). Wrong guesses spend a failure budget like the token
+// endpoint's; a CRON_SECRET the configuration refused closes the route (503) instead of
+// letting a weak secret guard it.
 import { type Context, Hono } from 'hono'
 import { sha256, timingSafeEqual } from '../auth/encoding.ts'
 import type { AppEnv } from '../context.ts'
+import { bearerToken } from '../middleware/auth.ts'
+import { spendFailureBudget } from '../middleware/failure-budget.ts'
 import { requestScope } from '../platform.ts'
 import { ProblemError, problems } from '../problem.ts'
 import { flushProgress } from '../progress/flush.ts'
 
+/** The failure budget's client key: `/` cannot appear in an agent id, so no agent shares it. */
+const CLIENT_KEY = '/internal/flush'
+
 async function authorized(c: Context<AppEnv>): Promise<boolean> {
   const secret = c.get('services').config.cronSecret
-  const header = c.req.header('authorization') ?? ''
-  const presented = /^Bearer (.+)$/.exec(header)?.[1]
+  const presented = bearerToken(c.req.header('authorization'))
   if (!secret || !presented) return false
   const [a, b] = await Promise.all([sha256(presented), sha256(secret.reveal())])
   return timingSafeEqual(a, b)
 }
 
 async function flush(c: Context<AppEnv>) {
+  const { config } = c.get('services')
+  if (config.findings.some((f) => f.variable === 'CRON_SECRET' && f.severity === 'fatal')) {
+    throw problems.unavailable(
+      'configuration_error',
+      'CRON_SECRET is refused by this environment’s rules; see the health report',
+      300,
+    )
+  }
+  const budget = await spendFailureBudget(c, CLIENT_KEY)
   if (!(await authorized(c))) {
     throw new ProblemError({
       status: 401,
@@ -25,6 +41,7 @@ async function flush(c: Context<AppEnv>) {
       headers: { 'WWW-Authenticate': 'Bearer realm="agent-api-internal"' },
     })
   }
+  await budget.refund()
   const report = await flushProgress(c.get('services'), requestScope(c), { drain: true })
   if (report.skipped === 'buffer_unavailable') {
     throw problems.unavailable(

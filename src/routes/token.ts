@@ -1,11 +1,13 @@
 // POST /api/v1/agent/token (RFC 6749 client credentials and refresh, plus the contract's JSON
 // form) and POST /api/v1/agent/token/revoke (RFC 7009).
 //
-// Failed requests are rate limited per (agent id, client address) and per address; the
-// limit is checked before credentials are, so a locked-out guesser learns nothing more.
+// Every attempt is counted against the failure budgets before credentials are checked, and
+// given back when it succeeds (src/middleware/failure-budget.ts); a locked-out guesser learns
+// nothing more. Every string is checked storable before anything reaches a store.
 import { type Context, Hono } from 'hono'
 import * as z from 'zod/mini'
 import { issueAccessToken, TokenError, verifyAccessToken } from '../auth/access-token.ts'
+import { issuedAtFor } from '../auth/agent-status.ts'
 import { authenticateAgent } from '../auth/credentials.ts'
 import {
   issueRefreshToken,
@@ -13,14 +15,21 @@ import {
   revokeRefreshToken,
   rotateRefreshToken,
 } from '../auth/refresh-token.ts'
+import { type RevocationReach, RevocationStoreFull } from '../auth/revocation.ts'
 import { formatScopes, grantScopes, parseScopes } from '../auth/scopes.ts'
 import type { AppEnv } from '../context.ts'
 import { isDatabaseOutage } from '../db/client.ts'
-import { authenticate, failClosed, rateLimited, rateLimitHeaders } from '../middleware/auth.ts'
+import {
+  authenticate,
+  consumeAgentRequest,
+  failClosed,
+  isBearer,
+  rateLimitHeaders,
+} from '../middleware/auth.ts'
 import { isJsonMediaType, mediaType, parseJson } from '../middleware/body.ts'
-import { clientAddress, requestScope } from '../platform.ts'
+import { type FailureBudget, spendFailureBudget } from '../middleware/failure-budget.ts'
+import { requestScope } from '../platform.ts'
 import { type FieldError, ProblemError, problems } from '../problem.ts'
-import type { LimitDecision } from '../ratelimit/limiter.ts'
 import {
   jsonClientCredentials,
   jsonRefresh,
@@ -35,7 +44,7 @@ import { fieldErrors } from '../validation.ts'
 const FORM = 'application/x-www-form-urlencoded'
 const JSON_TYPE = 'application/json'
 
-type Credentials = { agentId: string; secret: string; via: 'basic' | 'body' }
+type Credentials = { agentId: string; secret: string }
 
 type TokenRequest =
   | { grant: 'client_credentials'; credentials: Credentials; scope?: string }
@@ -90,18 +99,26 @@ function withOAuthError(problem: ProblemError['problem']): Record<string, unknow
   if (problem.extensions && 'error' in problem.extensions) return problem.extensions
   return {
     ...problem.extensions,
-    error: 'invalid_request',
+    // A limit says "not now" (as RFC 6749 §4.1.2.1 spells it), not "malformed".
+    error: problem.status === 429 ? 'temporarily_unavailable' : 'invalid_request',
     error_description: problem.detail ?? problem.title ?? problem.code,
   }
 }
 
 // --- parsing ---------------------------------------------------------------------------------
 
-/** HTTP Basic client credentials (RFC 6749 §2.3.1: both parts form-urlencoded). */
+const basicAgentId = jsonClientCredentials.shape.agent_id
+const basicSecret = jsonClientCredentials.shape.agent_secret
+
+/**
+ * HTTP Basic client credentials (RFC 6749 §2.3.1: both parts form-urlencoded), the scheme name
+ * in any case. Undecodable credentials are `invalid_client`; decodable ones that no store
+ * could hold (a NUL, an unpaired surrogate, too long) are `invalid_request`, as in a body.
+ */
 function basicCredentials(header: string | undefined): Credentials | undefined {
   const match = header && /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header)
   if (!match?.[1]) {
-    if (header && /^Basic\b/i.test(header)) {
+    if (header && /^Basic(\s|$)/i.test(header)) {
       throw oauthError('invalid_client', 'Malformed Basic credentials')
     }
     return undefined
@@ -123,17 +140,31 @@ function basicCredentials(header: string | undefined): Credentials | undefined {
       throw oauthError('invalid_client', 'Malformed Basic credentials')
     }
   }
-  return {
-    agentId: decode(decoded.slice(0, colon)),
-    secret: decode(decoded.slice(colon + 1)),
-    via: 'basic',
+  const agentId = decode(decoded.slice(0, colon))
+  const secret = decode(decoded.slice(colon + 1))
+  const errors: FieldError[] = []
+  for (const [path, schema, value] of [
+    ['Authorization.client_id', basicAgentId, agentId],
+    ['Authorization.client_secret', basicSecret, secret],
+  ] as const) {
+    const result = schema.safeParse(value)
+    if (!result.success) {
+      errors.push(...fieldErrors(result.error.issues).map((e) => ({ ...e, path })))
+    }
   }
+  if (errors.length)
+    throw oauthError('invalid_request', 'The Basic credentials are not valid', errors)
+  return { agentId, secret }
 }
 
-/** Form fields, refusing repeated parameters (RFC 6749 §3.2) and over-long values. */
+/**
+ * Form fields, refusing repeated parameters (RFC 6749 §3.2) and over-long values. A parameter
+ * sent with an empty value is treated as omitted (RFC 6749 §3.1, §3.2).
+ */
 function formFields(text: string): Record<string, string> {
   const fields: Record<string, string> = {}
   for (const [key, value] of new URLSearchParams(text)) {
+    if (value === '') continue
     if (key in fields) throw oauthError('invalid_request', `Parameter ${key} is repeated`)
     if (value.length > 8192) throw oauthError('invalid_request', `Parameter ${key} is too long`)
     fields[key] = value
@@ -155,6 +186,20 @@ function validated<S extends z.ZodMiniType>(schema: S, value: unknown): z.output
 
 const TOKEN_FORM_FIELDS = z.omit(tokenForm, { grant_type: true })
 
+/** Credentials from the body and from Basic: one of them, never both. */
+function oneOf(inBody: Credentials | undefined, basic: Credentials | undefined) {
+  if (inBody && basic) {
+    throw oauthError('invalid_request', 'Send credentials once: in the body or by Basic')
+  }
+  return basic ?? inBody
+}
+
+function bodyCredentials(id: string | undefined, secret: string | undefined) {
+  return id !== undefined || secret !== undefined
+    ? { agentId: id ?? '', secret: secret ?? '' }
+    : undefined
+}
+
 async function readTokenRequest(c: Context<AppEnv>): Promise<TokenRequest> {
   const type = mediaType(c.req.header('content-type'))
   const basic = basicCredentials(c.req.header('authorization'))
@@ -171,7 +216,7 @@ async function readTokenRequest(c: Context<AppEnv>): Promise<TokenRequest> {
         grant: 'refresh_token',
         refreshToken: req.refresh_token,
         scope: req.scope,
-        credentials: basic,
+        credentials: oneOf(bodyCredentials(req.agent_id, req.agent_secret), basic),
       }
     }
     if (grantType !== undefined && grantType !== 'client_credentials') {
@@ -181,7 +226,7 @@ async function readTokenRequest(c: Context<AppEnv>): Promise<TokenRequest> {
     const req = validated(jsonClientCredentials, body)
     return {
       grant: 'client_credentials',
-      credentials: { agentId: req.agent_id, secret: req.agent_secret, via: 'body' },
+      credentials: { agentId: req.agent_id, secret: req.agent_secret },
       scope: req.scope,
     }
   }
@@ -191,20 +236,9 @@ async function readTokenRequest(c: Context<AppEnv>): Promise<TokenRequest> {
     // Held to the JSON body's schemas; grant_type is checked below, in OAuth's order.
     validated(TOKEN_FORM_FIELDS, fields)
     const scope = fields.scope
-    const inBody =
-      fields.client_id !== undefined || fields.client_secret !== undefined
-        ? {
-            agentId: fields.client_id ?? '',
-            secret: fields.client_secret ?? '',
-            via: 'body' as const,
-          }
-        : undefined
-    if (inBody && basic)
-      throw oauthError('invalid_request', 'Send credentials once: in the body or by Basic')
-    const credentials = basic ?? inBody
+    const credentials = oneOf(bodyCredentials(fields.client_id, fields.client_secret), basic)
     switch (fields.grant_type) {
       case undefined:
-      case '':
         throw oauthError('invalid_request', 'grant_type is required', [
           { path: 'grant_type', message: 'Required' },
         ])
@@ -228,50 +262,7 @@ async function readTokenRequest(c: Context<AppEnv>): Promise<TokenRequest> {
   throw problems.unsupportedMediaType([JSON_TYPE, FORM])
 }
 
-// --- failure accounting ----------------------------------------------------------------------
-
-interface FailureBudget {
-  /** The tighter of the (agent, address) and address decisions, for the headers. */
-  decision: LimitDecision
-  record(): Promise<void>
-}
-
-async function failureBudget(
-  c: Context<AppEnv>,
-  agentId: string | undefined,
-): Promise<FailureBudget> {
-  const services = c.get('services')
-  const { limits } = services.auth
-  const now = services.clock.now()
-  const address = clientAddress(c.req.raw.headers, services.platform)
-  const ctx = { now, ...requestScope(c) }
-  const agentKey = agentId ? `${agentId}|${address}` : undefined
-  const [perAgent, perAddress] = await Promise.all([
-    agentKey ? limits.tokenFailuresPerAgent.peek(agentKey, ctx) : undefined,
-    limits.tokenFailuresPerAddress.peek(address, ctx),
-  ])
-  const decisions = [perAgent, perAddress].filter((d): d is LimitDecision => d !== undefined)
-  const blocked = decisions.find((d) => !d.allowed)
-  const decision = blocked ?? decisions.reduce((a, b) => (b.remaining < a.remaining ? b : a))
-  if (blocked) {
-    services.events.emit({ type: 'ratelimit.limited', limiter: 'token-failures' })
-    throw rateLimited(blocked, now, 'Too many failed token requests; retry after the reset')
-  }
-  const budget: FailureBudget = {
-    decision,
-    async record() {
-      const consumed = await Promise.all([
-        agentKey ? limits.tokenFailuresPerAgent.consume(agentKey, ctx) : undefined,
-        limits.tokenFailuresPerAddress.consume(address, ctx),
-      ])
-      const after = consumed.filter((d): d is LimitDecision => d !== undefined)
-      budget.decision = after.reduce((a, b) => (b.remaining < a.remaining ? b : a))
-    },
-  }
-  return budget
-}
-
-// --- grants ------------------------------------------------------------------------------------
+// --- the token store ---------------------------------------------------------------------------
 
 function requireDatabase(c: Context<AppEnv>) {
   const { db } = c.get('services')
@@ -280,42 +271,78 @@ function requireDatabase(c: Context<AppEnv>) {
 }
 
 /**
- * Database outages on the token path are 503s, never a 401 that blames the agent. Anything
- * else (a rejected statement) is a defect: it goes on to the 500 handler, which logs it.
+ * Database outages on the token path are 503s, never a 401 that blames the agent. A write that
+ * timed out may have landed: `outcome_unknown` says so. Anything else (a rejected statement) is
+ * a defect: it goes on to the 500 handler, which logs it.
  */
-async function databaseCall<T>(work: () => Promise<T>): Promise<T> {
+async function databaseCall<T>(work: () => Promise<T>, write = false): Promise<T> {
   try {
     return await work()
   } catch (err) {
     if (err instanceof ProblemError || !isDatabaseOutage(err)) throw err
+    const timedOut =
+      err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
+    if (write && timedOut) {
+      throw temporarilyUnavailable(
+        'outcome_unknown',
+        'The token store timed out: the revocation may or may not have been made; retry it',
+        5,
+      )
+    }
     throw temporarilyUnavailable('database_unavailable', 'The token store is unavailable', 5)
   }
 }
 
+/** The agent `credentials` name, if they are right and it is active; else 401 invalid_client. */
+async function authenticateClient(c: Context<AppEnv>, credentials: Credentials) {
+  const services = c.get('services')
+  const db = requireDatabase(c)
+  const agent = await databaseCall(() =>
+    authenticateAgent(
+      db,
+      services.config.agentSecret!,
+      credentials.agentId,
+      credentials.secret,
+      requestScope(c),
+    ),
+  )
+  if (!agent) throw oauthError('invalid_client', INVALID_CLIENT)
+  services.auth.agents.remember(
+    agent.id,
+    { active: true, tokensNotBefore: agent.tokensNotBefore },
+    services.clock.now(),
+  )
+  c.set('agentId', agent.id)
+  return agent
+}
+
+// --- grants ------------------------------------------------------------------------------------
+
 async function respondWithTokens(
   c: Context<AppEnv>,
   grant: 'client_credentials' | 'refresh_token',
-  agentId: string,
+  agent: { id: string; tokensNotBefore: number | null },
   scope: string,
-  refresh: { token: string; expiresAt: number },
+  refresh: { token: string; familyId: string; expiresAt: number },
 ): Promise<Response> {
   const services = c.get('services')
   const { config, clock } = services
   const now = clock.now()
   const ttl = config.tunables.accessTokenTtlSeconds
   const { token, claims } = await issueAccessToken(await services.auth.keys(), {
-    agentId,
+    agentId: agent.id,
     scope,
     environment: config.environment,
     ttlSeconds: ttl,
     now,
+    familyId: refresh.familyId,
+    issuedAt: issuedAtFor(now, agent.tokensNotBefore),
   })
-  services.events.emit({ type: 'token.issued', grant, agentId })
-  c.set('agentId', agentId)
+  services.events.emit({ type: 'token.issued', grant, agentId: agent.id })
   const body: TokenResponse = {
     access_token: token,
     token_type: 'Bearer',
-    expires_in: ttl,
+    expires_in: claims.exp - Math.floor(now / 1000),
     expires_at: new Date(claims.exp * 1000).toISOString(),
     refresh_token: refresh.token,
     refresh_expires_in: Math.round((refresh.expiresAt - now) / 1000),
@@ -331,34 +358,24 @@ async function clientCredentialsGrant(
   requestedScope: string | undefined,
 ): Promise<Response> {
   const services = c.get('services')
-  const db = requireDatabase(c)
-  const agent = await databaseCall(() =>
-    authenticateAgent(
-      db,
-      services.config.agentSecret!,
-      credentials.agentId,
-      credentials.secret,
-      c.get('trace'),
-    ),
-  )
-  if (!agent) throw oauthError('invalid_client', INVALID_CLIENT)
+  const agent = await authenticateClient(c, credentials)
   const scopes = grantScopes(requestedScope, agent.allowedScopes)
   if (!scopes) throw oauthError('invalid_scope', 'A requested scope is not allowed for this agent')
   const scope = formatScopes(scopes)
-  const now = services.clock.now()
   const refresh = await databaseCall(() =>
     issueRefreshToken(
-      db,
+      requireDatabase(c),
       {
         agentId: agent.id,
         scope,
+        environment: services.config.environment,
         ttlSeconds: services.config.tunables.refreshTokenTtlSeconds,
-        now,
+        now: services.clock.now(),
       },
       c.get('trace'),
     ),
   )
-  return respondWithTokens(c, 'client_credentials', agent.id, scope, refresh)
+  return respondWithTokens(c, 'client_credentials', agent, scope, refresh)
 }
 
 async function refreshGrant(
@@ -368,38 +385,31 @@ async function refreshGrant(
   credentials: Credentials | undefined,
 ): Promise<Response> {
   const services = c.get('services')
-  const db = requireDatabase(c)
-  // A confidential client may authenticate here too; then the token must be its own.
-  const client = credentials
-    ? await databaseCall(() =>
-        authenticateAgent(
-          db,
-          services.config.agentSecret!,
-          credentials.agentId,
-          credentials.secret,
-          c.get('trace'),
-        ),
-      )
-    : undefined
-  if (credentials && !client) throw oauthError('invalid_client', INVALID_CLIENT)
-
+  // RFC 6749 §6: a confidential client must authenticate; the token must then be its own.
+  if (!credentials?.agentId || !credentials.secret) {
+    throw oauthError('invalid_client', 'Client authentication is required to refresh')
+  }
+  const client = await authenticateClient(c, credentials)
   const now = services.clock.now()
   const rotation = await databaseCall(() =>
     rotateRefreshToken(
-      db,
+      requireDatabase(c),
       refreshToken,
       {
+        environment: services.config.environment,
         ttlSeconds: services.config.tunables.refreshTokenTtlSeconds,
         now,
-        clientId: client?.id,
+        clientId: client.id,
         scopes: parseScopes(requestedScope),
       },
       c.get('trace'),
     ),
   )
   if (!rotation.ok) {
-    if (rotation.reason === 'reused') {
+    if (rotation.revokedFamily) {
       c.get('log').warn('refresh token reused: its family is revoked', { reason: rotation.reason })
+      // The family's access tokens go with it (wherever this reaches; the answer is a 400 anyway).
+      await revokeFamilyAccess(c, rotation.revokedFamily.agentId, rotation.revokedFamily.familyId)
     }
     services.events.emit({ type: 'token.denied', grant: 'refresh_token', reason: rotation.reason })
     if (rotation.reason === 'wrong_client') {
@@ -420,7 +430,7 @@ async function refreshGrant(
   return respondWithTokens(
     c,
     'refresh_token',
-    rotation.agentId,
+    { id: rotation.agentId, tokensNotBefore: rotation.tokensNotBefore },
     formatScopes(scopes),
     rotation.next,
   )
@@ -430,47 +440,29 @@ async function refreshGrant(
 
 interface RevokeRequest {
   token: string
-  hint?: 'access_token' | 'refresh_token'
   credentials?: Credentials
 }
 
 async function readRevokeRequest(c: Context<AppEnv>): Promise<RevokeRequest> {
   const type = mediaType(c.req.header('content-type'))
   const basic = basicCredentials(c.req.header('authorization'))
-  let fields: {
-    token: string
-    hint?: 'access_token' | 'refresh_token'
-    agentId?: string
-    secret?: string
-  }
+  let fields: { token: string; agentId?: string; secret?: string }
   if (isJsonMediaType(type)) {
     const req = validated(jsonRevoke, parseJson(await c.req.text()))
-    fields = {
-      token: req.token,
-      hint: req.token_type_hint,
-      agentId: req.agent_id,
-      secret: req.agent_secret,
-    }
+    fields = { token: req.token, agentId: req.agent_id, secret: req.agent_secret }
   } else if (type === FORM) {
     const form = formFields(await c.req.text())
     const req = validated(revokeForm, form)
-    const hint = req.token_type_hint
-    fields = {
-      token: req.token,
-      hint: hint === 'access_token' || hint === 'refresh_token' ? hint : undefined,
-      agentId: form.client_id,
-      secret: form.client_secret,
-    }
+    fields = { token: req.token, agentId: req.client_id, secret: req.client_secret }
   } else {
     throw problems.unsupportedMediaType([JSON_TYPE, FORM])
   }
-  const inBody =
-    fields.agentId !== undefined || fields.secret !== undefined
-      ? { agentId: fields.agentId ?? '', secret: fields.secret ?? '', via: 'body' as const }
-      : undefined
-  if (inBody && basic)
-    throw oauthError('invalid_request', 'Send credentials once: in the body or by Basic')
-  return { token: fields.token, hint: fields.hint, credentials: basic ?? inBody }
+  // token_type_hint is read (and validated) but only a hint: every type is searched (RFC 7009
+  // §2.1), and the token's own shape says which it can be.
+  return {
+    token: fields.token,
+    credentials: oneOf(bodyCredentials(fields.agentId, fields.secret), basic),
+  }
 }
 
 /** The agent the revocation request is authenticated as: credentials, or its own access token. */
@@ -478,22 +470,11 @@ async function revokingAgent(
   c: Context<AppEnv>,
   credentials: Credentials | undefined,
 ): Promise<string> {
-  if (credentials) {
-    const db = requireDatabase(c)
-    const agent = await databaseCall(() =>
-      authenticateAgent(
-        db,
-        c.get('services').config.agentSecret!,
-        credentials.agentId,
-        credentials.secret,
-        c.get('trace'),
-      ),
-    )
-    if (!agent) throw oauthError('invalid_client', INVALID_CLIENT)
-    return agent.id
-  }
-  if (c.req.header('authorization')?.match(/^Bearer /i)) {
-    return (await authenticate(c)).sub
+  if (credentials) return (await authenticateClient(c, credentials)).id
+  if (isBearer(c.req.header('authorization'))) {
+    const claims = await authenticate(c)
+    c.set('agentId', claims.sub)
+    return claims.sub
   }
   const problem = oauthError(
     'invalid_client',
@@ -506,93 +487,146 @@ async function revokingAgent(
   })
 }
 
-async function revoke(c: Context<AppEnv>, agentId: string, request: RevokeRequest): Promise<void> {
+/** Where the revocation list put a revocation; the store being full is a 503 (nothing done). */
+async function recordRevocation(
+  work: () => Promise<RevocationReach | 'expired'>,
+): Promise<RevocationReach | 'expired'> {
+  try {
+    return await work()
+  } catch (err) {
+    if (!(err instanceof RevocationStoreFull)) throw err
+    throw temporarilyUnavailable(
+      'revocation_unavailable',
+      'This instance holds as many revocations as it may; nothing was revoked. Retry later',
+      30,
+    )
+  }
+}
+
+function revokeFamilyAccess(c: Context<AppEnv>, agentId: string, familyId: string) {
+  const { auth, clock } = c.get('services')
+  return recordRevocation(() =>
+    auth.revocations.revokeFamily(
+      agentId,
+      familyId,
+      clock.now(),
+      auth.longestTokenLifeMs,
+      requestScope(c),
+    ),
+  )
+}
+
+/**
+ * Revokes `token` if it is one of `agentId`'s: a refresh token (with its family and every
+ * access token of the family), an access token, or an access token's `jti`. Answers whether
+ * the revocation holds everywhere, or (Redis configured but failing) only in this isolate.
+ */
+async function revoke(c: Context<AppEnv>, agentId: string, token: string): Promise<void> {
   const services = c.get('services')
   const { auth, config, clock } = services
   const now = clock.now()
-  const { token } = request
+  let reach: RevocationReach | 'expired' | 'none' = 'none'
+  let refreshRevoked = false
 
-  if (request.hint !== 'access_token' && looksLikeRefreshToken(token)) {
+  if (looksLikeRefreshToken(token)) {
     const db = requireDatabase(c)
-    const revoked = await databaseCall(() =>
-      revokeRefreshToken(db, token, agentId, now, c.get('trace')),
+    const familyId = await databaseCall(
+      () => revokeRefreshToken(db, token, agentId, config.environment, now, c.get('trace')),
+      true,
     )
-    if (revoked) services.events.emit({ type: 'token.revoked', kind: 'refresh' })
-    return
-  }
-
-  // An access token itself, or its jti.
-  let jti: string | undefined
-  let exp: number | undefined
-  if (token.split('.').length === 3) {
+    if (familyId) {
+      refreshRevoked = true
+      services.events.emit({ type: 'token.revoked', kind: 'refresh' })
+      reach = await revokeFamilyAccess(c, agentId, familyId)
+    }
+  } else if (token.split('.').length === 3) {
     try {
       const claims = await verifyAccessToken(await auth.keys(), token, {
         environment: config.environment,
         now,
         toleranceSeconds: config.tunables.tokenClockToleranceSeconds,
+        maxLifetimeSeconds: config.tunables.accessTokenTtlSeconds,
         allowExpired: true,
       })
       // RFC 7009: a token of another client is left alone (and the answer is still 200).
-      if (claims.sub === agentId) ({ jti, exp } = claims)
+      if (claims.sub === agentId) {
+        reach = await recordRevocation(() =>
+          auth.revocations.revokeToken(
+            agentId,
+            claims.jti,
+            claims.exp + config.tunables.tokenClockToleranceSeconds,
+            now,
+            auth.longestTokenLifeMs,
+            requestScope(c),
+          ),
+        )
+      }
     } catch (err) {
       if (!(err instanceof TokenError)) throw err
     }
   } else if (/^[\w-]{1,128}$/.test(token)) {
     // A bare jti carries no expiry: deny it for the longest an access token can live.
-    jti = token
-    exp =
-      Math.ceil(now / 1000) +
-      config.tunables.accessTokenTtlSeconds +
-      config.tunables.tokenClockToleranceSeconds
+    reach = await recordRevocation(() =>
+      auth.revocations.revokeToken(
+        agentId,
+        token,
+        Math.ceil((now + auth.longestTokenLifeMs) / 1000),
+        now,
+        auth.longestTokenLifeMs,
+        requestScope(c),
+      ),
+    )
   }
-  if (!jti || exp === undefined) return
-  try {
-    await auth.revocations.revoke(agentId, jti, exp, now, { trace: c.get('trace') })
-  } catch {
-    // Redis is configured but failing: the revocation holds only in this isolate. RFC 7009
-    // §2.2.1 lets us say so with a 503, and the agent can retry.
-    throw temporarilyUnavailable('revocation_unavailable', 'The revocation store is unavailable', 5)
+  if (reach === 'global' || reach === 'isolate') {
+    services.events.emit({ type: 'token.revoked', kind: 'access' })
   }
-  services.events.emit({ type: 'token.revoked', kind: 'access' })
+  // Redis is configured but failed: the revocation holds in this isolate (and in Postgres for
+  // a refresh token), not everywhere. A 200 would promise more, so the answer says what holds.
+  if (reach === 'isolate' && services.redis) {
+    throw temporarilyUnavailable(
+      'revocation_partial',
+      refreshRevoked
+        ? 'The refresh token is revoked; its access tokens are revoked on this instance only (the shared revocation store is unavailable). Retry to revoke them everywhere'
+        : 'The token is revoked on this instance only (the shared revocation store is unavailable). Retry to revoke it everywhere',
+      5,
+    )
+  }
 }
 
 // --- routes -------------------------------------------------------------------------------------
 
+/**
+ * Runs `handle` under a spent failure budget: given back when the attempt succeeds, or fails
+ * through no fault of the client (a 5xx, or the agent's own request limit); kept otherwise.
+ */
 async function guarded(
   c: Context<AppEnv>,
-  agentIdHint: string | undefined,
+  budget: FailureBudget,
   handle: () => Promise<Response>,
 ): Promise<Response> {
-  const budget = await failureBudget(c, agentIdHint).catch((err: unknown) => {
-    // Locked out: a 429 that OAuth clients also understand as "not now".
-    if (!(err instanceof ProblemError)) throw err
-    throw new ProblemError({
-      ...err.problem,
-      extensions: {
-        error: 'temporarily_unavailable',
-        error_description: err.problem.detail ?? 'Too many failed token requests',
-      },
-    })
-  })
+  const now = () => c.get('services').clock.now()
   let response: Response
   try {
     response = await handle()
   } catch (err) {
-    if (err instanceof ProblemError && err.problem.status >= 400 && err.problem.status < 500) {
-      await budget.record()
-      const headers = rateLimitHeaders(budget.decision, c.get('services').clock.now())
+    const status = err instanceof ProblemError ? err.problem.status : 500
+    const failed = status >= 400 && status < 500 && status !== 429
+    if (!failed) await budget.refund()
+    if (err instanceof ProblemError && status < 500) {
       throw new ProblemError({
         ...err.problem,
-        headers: { ...err.problem.headers, ...headers },
+        headers: { ...rateLimitHeaders(budget.decision, now()), ...err.problem.headers },
         extensions: withOAuthError(err.problem),
       })
     }
     throw err
   }
-  for (const [name, value] of Object.entries(
-    rateLimitHeaders(budget.decision, c.get('services').clock.now()),
-  )) {
-    response.headers.set(name, value)
+  await budget.refund()
+  // The agent's request limit speaks for a revocation; the failure budget for a token.
+  if (!response.headers.has('RateLimit-Limit')) {
+    for (const [name, value] of Object.entries(rateLimitHeaders(budget.decision, now()))) {
+      response.headers.set(name, value)
+    }
   }
   return response
 }
@@ -615,8 +649,21 @@ async function oauthEndpoint<R extends { credentials?: Credentials }>(
   } catch (err) {
     parseError = err
   }
-  // Before parsing, the agent id is known only from Basic; the body's is read inside.
-  return guarded(c, request?.credentials?.agentId || undefined, async () => {
+  let budget: FailureBudget
+  try {
+    budget = await spendFailureBudget(c, request?.credentials?.agentId || undefined)
+  } catch (err) {
+    // Locked out: a 429 that OAuth clients also understand as "not now".
+    if (!(err instanceof ProblemError)) throw err
+    throw new ProblemError({
+      ...err.problem,
+      extensions: {
+        error: 'temporarily_unavailable',
+        error_description: err.problem.detail ?? 'Too many failed token requests',
+      },
+    })
+  }
+  return guarded(c, budget, async () => {
     if (!request) throw parseError
     return handle(request)
   })
@@ -624,18 +671,18 @@ async function oauthEndpoint<R extends { credentials?: Credentials }>(
 
 export const tokenRoutes = new Hono<AppEnv>()
   .post('/api/v1/agent/token', (c) =>
-    oauthEndpoint(c, readTokenRequest, (request) => {
-      c.set('agentId', request.credentials?.agentId || undefined)
-      return request.grant === 'client_credentials'
+    oauthEndpoint(c, readTokenRequest, (request) =>
+      request.grant === 'client_credentials'
         ? clientCredentialsGrant(c, request.credentials, request.scope)
-        : refreshGrant(c, request.refreshToken, request.scope, request.credentials)
-    }),
+        : refreshGrant(c, request.refreshToken, request.scope, request.credentials),
+    ),
   )
   .post('/api/v1/agent/token/revoke', (c) =>
     oauthEndpoint(c, readRevokeRequest, async (request) => {
       const agentId = await revokingAgent(c, request.credentials)
-      c.set('agentId', agentId)
-      await revoke(c, agentId, request)
+      // Revocations are requests of the agent like any other: inside its request limit.
+      await consumeAgentRequest(c, agentId)
+      await revoke(c, agentId, request.token)
       return c.json({}, 200, { 'Cache-Control': 'no-store' })
     }),
   )

@@ -23,11 +23,16 @@ export const jsonClientCredentials = z.strictObject({
   scope: z.optional(scopeString),
 })
 
-/** JSON refresh: `{ grant_type: "refresh_token", refresh_token, scope? }`. */
+/**
+ * JSON refresh: `{ grant_type: "refresh_token", refresh_token, scope? }`, with the client's
+ * credentials in `agent_id`/`agent_secret` or by HTTP Basic (RFC 6749 §6: it must authenticate).
+ */
 export const jsonRefresh = z.strictObject({
   grant_type: z.literal('refresh_token'),
   refresh_token: refreshToken,
   scope: z.optional(scopeString),
+  agent_id: z.optional(identifier),
+  agent_secret: z.optional(secret),
 })
 
 export type TokenRequest = z.input<typeof jsonClientCredentials> | z.input<typeof jsonRefresh>

@@ -1,6 +1,6 @@
 // POST /api/v1/agent/token and /token/revoke, in both runtimes.
 import { describe, expect, test } from 'vitest'
-import { hashAgentSecret } from '../../src/auth/credentials.ts'
+import { hashAgentSecret } from '../../src/auth/secret-hash.ts'
 import { sql } from '../../src/db/client.ts'
 import {
   agentSecret,
@@ -19,6 +19,8 @@ const s = await scenario()
 const TOKEN = '/api/v1/agent/token'
 const REVOKE = '/api/v1/agent/token/revoke'
 const secret = agentSecret(s)
+/** RFC 6749 §6: a refresh authenticates the client (demo-agent, by HTTP Basic). */
+const client = { Authorization: basic(DEMO_AGENT, secret) }
 
 type Problem = {
   code: string
@@ -222,7 +224,10 @@ describe(`token endpoint (${s.runtime})`, () => {
     ['refresh without a token', formPost({ grant_type: 'refresh_token' }), 400, 'invalid_request'],
     [
       'an unknown refresh token',
-      formPost({ grant_type: 'refresh_token', refresh_token: `rt_${'x'.repeat(43)}` }),
+      formPost(
+        { grant_type: 'refresh_token', refresh_token: `rt_${'x'.repeat(43)}` },
+        { Authorization: basic(DEMO_AGENT, secret) },
+      ),
       400,
       'invalid_grant',
     ],
@@ -246,7 +251,7 @@ describe(`refresh tokens (${s.runtime})`, () => {
   test('rotate on every use; re-use of a spent one revokes the whole family', async () => {
     const first = await getToken(s)
     const refresh = (token: string) =>
-      s.fetch(TOKEN, formPost({ grant_type: 'refresh_token', refresh_token: token }))
+      s.fetch(TOKEN, formPost({ grant_type: 'refresh_token', refresh_token: token }, client))
     const second = await refresh(first.refresh_token)
     expect(second.status).toBe(200)
     const secondBody = await second.json()
@@ -256,7 +261,7 @@ describe(`refresh tokens (${s.runtime})`, () => {
     // JSON form of the refresh grant works too.
     const third = await s.fetch(
       TOKEN,
-      jsonPost({ grant_type: 'refresh_token', refresh_token: secondBody.refresh_token }),
+      jsonPost({ grant_type: 'refresh_token', refresh_token: secondBody.refresh_token }, client),
     )
     expect(third.status).toBe(200)
     const thirdBody = await third.json()
@@ -279,18 +284,21 @@ describe(`refresh tokens (${s.runtime})`, () => {
     const narrow = await getToken(s, DEMO_AGENT, { scope: 'context:read' })
     const wider = await s.fetch(
       TOKEN,
-      formPost({
-        grant_type: 'refresh_token',
-        refresh_token: narrow.refresh_token,
-        scope: 'context:read progress:write',
-      }),
+      formPost(
+        {
+          grant_type: 'refresh_token',
+          refresh_token: narrow.refresh_token,
+          scope: 'context:read progress:write',
+        },
+        client,
+      ),
     )
     expect(wider.status).toBe(400)
     expect((await problem(wider)).error).toBe('invalid_scope')
     // The refusal did not spend the token: it still refreshes (and was not taken as reuse).
     const again = await s.fetch(
       TOKEN,
-      formPost({ grant_type: 'refresh_token', refresh_token: narrow.refresh_token }),
+      formPost({ grant_type: 'refresh_token', refresh_token: narrow.refresh_token }, client),
     )
     expect(again.status).toBe(200)
     expect((await again.json()).scope).toBe('context:read')
@@ -322,7 +330,7 @@ describe(`refresh tokens (${s.runtime})`, () => {
     await s.db().query(sql`UPDATE refresh_tokens SET expires_at = now() - interval '1 second'`)
     const res = await s.fetch(
       TOKEN,
-      formPost({ grant_type: 'refresh_token', refresh_token: token.refresh_token }),
+      formPost({ grant_type: 'refresh_token', refresh_token: token.refresh_token }, client),
     )
     expect(res.status).toBe(400)
   })
@@ -338,7 +346,7 @@ describe(`revocation, RFC 7009 (${s.runtime})`, () => {
     expect(res.status).toBe(200)
     const refresh = await s.fetch(
       TOKEN,
-      formPost({ grant_type: 'refresh_token', refresh_token: token.refresh_token }),
+      formPost({ grant_type: 'refresh_token', refresh_token: token.refresh_token }, client),
     )
     expect(refresh.status).toBe(400)
   })
@@ -397,7 +405,7 @@ describe(`revocation, RFC 7009 (${s.runtime})`, () => {
     expect(still.status).toBe(200)
     const stillRefresh = await s.fetch(
       TOKEN,
-      formPost({ grant_type: 'refresh_token', refresh_token: victim.refresh_token }),
+      formPost({ grant_type: 'refresh_token', refresh_token: victim.refresh_token }, client),
     )
     expect(stillRefresh.status).toBe(200)
   })

@@ -1,0 +1,185 @@
+// The agent lifecycle, as operators run it (`npm run agents -- …`, CONTRACT.md "Operators"):
+// create, rotate a secret, deactivate / reactivate, grant / ungrant a user, revoke every token,
+// list. Each operation is one statement or one transaction, so it lands whole or not at all.
+//
+// Running isolates learn of a deactivation or an agent-wide revocation within
+// GRANT_CACHE_TTL_MS (src/auth/agent-status.ts), of a removed grant within the same time
+// (src/auth/grants.ts); refresh tokens stop at once (they are checked in Postgres).
+import { type Database, type SqlStatement, sql } from '../db/client.ts'
+import { SCOPES } from '../schemas/token.ts'
+import { randomToken } from './encoding.ts'
+import { hashAgentSecret } from './secret-hash.ts'
+
+/** What the agents table accepts as an id (its CHECK constraint). */
+export const AGENT_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export class AgentAdminError extends Error {
+  readonly code:
+    | 'invalid_agent_id'
+    | 'invalid_scope'
+    | 'agent_exists'
+    | 'no_such_agent'
+    | 'no_such_user'
+
+  constructor(code: AgentAdminError['code'], message: string) {
+    super(message)
+    this.name = 'AgentAdminError'
+    this.code = code
+  }
+}
+
+export interface AgentSummary {
+  id: string
+  displayName: string | null
+  active: boolean
+  scopes: string[]
+  /** 'own' when the agent has its own secret, else it uses the environment's shared one. */
+  secret: 'own' | 'shared'
+  users: number
+  tokensNotBefore: string | null
+  createdAt: string
+}
+
+/** A new agent secret: 256 random bits, base64url (43 characters). */
+export function newAgentSecret(): string {
+  return randomToken(32)
+}
+
+function checkId(id: string): void {
+  if (!AGENT_ID.test(id)) {
+    throw new AgentAdminError(
+      'invalid_agent_id',
+      'An agent id is 1-128 characters of letters, digits, . _ : -',
+    )
+  }
+}
+
+function checkScopes(scopes: readonly string[]): void {
+  const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s))
+  if (unknown.length) {
+    throw new AgentAdminError('invalid_scope', `Unknown scope(s): ${unknown.join(', ')}`)
+  }
+}
+
+/**
+ * Creates an agent. With `ownSecret` (the default) it gets a fresh secret, returned once and
+ * stored only as a salted hash; without, it authenticates with the environment's shared secret.
+ */
+export async function createAgent(
+  db: Database,
+  input: { id: string; displayName?: string; scopes?: readonly string[]; ownSecret?: boolean },
+): Promise<{ secret?: string }> {
+  checkId(input.id)
+  const scopes = [...new Set(input.scopes ?? SCOPES)]
+  checkScopes(scopes)
+  const secret = input.ownSecret === false ? undefined : newAgentSecret()
+  const hash = secret ? await hashAgentSecret(secret) : null
+  const rows = await db.query<{ id: string }>(
+    sql`INSERT INTO agents (id, display_name, allowed_scopes, secret_hash)
+        VALUES (${input.id}, ${input.displayName ?? null}, ${scopes}, ${hash})
+        ON CONFLICT (id) DO NOTHING RETURNING id`,
+  )
+  if (!rows[0]) throw new AgentAdminError('agent_exists', `Agent ${input.id} already exists`)
+  return secret ? { secret } : {}
+}
+
+async function updateOne(db: Database, id: string, statement: SqlStatement) {
+  checkId(id)
+  const rows = await db.query<{ id: string }>(statement)
+  if (!rows[0]) throw new AgentAdminError('no_such_agent', `No agent ${id}`)
+}
+
+/**
+ * Gives the agent a new secret (returned once). The old one stops working at once; tokens
+ * already issued stay valid until they expire (revoke them with `revokeAllTokens`).
+ */
+export async function rotateSecret(db: Database, id: string): Promise<{ secret: string }> {
+  const secret = newAgentSecret()
+  const hash = await hashAgentSecret(secret)
+  await updateOne(
+    db,
+    id,
+    sql`UPDATE agents SET secret_hash = ${hash}, updated_at = now() WHERE id = ${id} RETURNING id`,
+  )
+  return { secret }
+}
+
+/** Deactivates or reactivates. An inactive agent gets no token, and its tokens stop working. */
+export async function setActive(db: Database, id: string, active: boolean): Promise<void> {
+  await updateOne(
+    db,
+    id,
+    sql`UPDATE agents SET active = ${active}, updated_at = now() WHERE id = ${id} RETURNING id`,
+  )
+}
+
+/**
+ * Revokes every token the agent holds: its refresh tokens at once, and its access tokens issued
+ * before `now` (an agent-wide not-before) within GRANT_CACHE_TTL_MS. New tokens work at once.
+ */
+export async function revokeAllTokens(db: Database, id: string, now: number): Promise<void> {
+  checkId(id)
+  const at = new Date(now).toISOString()
+  const [updated] = await db.transaction([
+    sql`UPDATE agents SET tokens_not_before = ${at}, updated_at = now() WHERE id = ${id} RETURNING id`,
+    sql`UPDATE refresh_tokens SET revoked_at = ${at}, revoked_why = 'agent_revoked'
+        WHERE agent_id = ${id} AND revoked_at IS NULL`,
+  ])
+  if (!updated?.[0]) throw new AgentAdminError('no_such_agent', `No agent ${id}`)
+}
+
+/** Lets the agent act for the user (idempotent). */
+export async function grantUser(db: Database, agentId: string, userId: string): Promise<void> {
+  checkId(agentId)
+  const rows = await db.query<{ agent: boolean; user: boolean }>(
+    sql`WITH ins AS (
+          INSERT INTO agent_user_grants (agent_id, user_id)
+          SELECT a.id, u.id FROM agents a, users u WHERE a.id = ${agentId} AND u.id = ${userId}
+          ON CONFLICT DO NOTHING
+        )
+        SELECT EXISTS (SELECT 1 FROM agents WHERE id = ${agentId}) AS agent,
+               EXISTS (SELECT 1 FROM users WHERE id = ${userId}) AS user`,
+  )
+  if (!rows[0]?.agent) throw new AgentAdminError('no_such_agent', `No agent ${agentId}`)
+  if (!rows[0]?.user) throw new AgentAdminError('no_such_user', `No user ${userId}`)
+}
+
+/** Takes the grant away (idempotent); running isolates stop honouring it within the grant TTL. */
+export async function ungrantUser(db: Database, agentId: string, userId: string): Promise<void> {
+  checkId(agentId)
+  const rows = await db.query<{ agent: boolean }>(
+    sql`WITH del AS (
+          DELETE FROM agent_user_grants WHERE agent_id = ${agentId} AND user_id = ${userId}
+        )
+        SELECT EXISTS (SELECT 1 FROM agents WHERE id = ${agentId}) AS agent`,
+  )
+  if (!rows[0]?.agent) throw new AgentAdminError('no_such_agent', `No agent ${agentId}`)
+}
+
+export async function listAgents(db: Database): Promise<AgentSummary[]> {
+  const rows = await db.query<{
+    id: string
+    display_name: string | null
+    active: boolean
+    allowed_scopes: string[]
+    own_secret: boolean
+    users: number
+    tokens_not_before: string | null
+    created_at: string
+  }>(
+    sql`SELECT a.id, a.display_name, a.active, a.allowed_scopes, a.secret_hash IS NOT NULL AS own_secret,
+               (SELECT count(*)::int FROM agent_user_grants g WHERE g.agent_id = a.id) AS users,
+               a.tokens_not_before, a.created_at
+        FROM agents a ORDER BY a.id`,
+  )
+  return rows.map((r) => ({
+    id: r.id,
+    displayName: r.display_name,
+    active: r.active,
+    scopes: r.allowed_scopes,
+    secret: r.own_secret ? 'own' : 'shared',
+    users: r.users,
+    tokensNotBefore: r.tokens_not_before ? new Date(r.tokens_not_before).toISOString() : null,
+    createdAt: new Date(r.created_at).toISOString(),
+  }))
+}
