@@ -333,6 +333,10 @@ const HEADERS = {
     schema: { type: 'string' },
   },
   Pragma: { description: '`no-cache` (RFC 6749 §5.1).', schema: { type: 'string' } },
+  Allow: {
+    description: 'The methods the path takes (RFC 9110 §10.2.1).',
+    schema: { type: 'string', pattern: '^[A-Z]+(, [A-Z]+)*$' },
+  },
 } satisfies Record<string, Header>
 
 type HeaderName = keyof typeof HEADERS
@@ -442,6 +446,11 @@ function sharedResponses(): Record<string, ResponseObject> {
       description: 'A bug (never bad input): the answer has no internals',
       headers: headers([], RATE_LIMIT),
     }),
+    MethodNotAllowed: problems(405, ['method_not_allowed'], {
+      description:
+        'The path exists, but not with this method (the answer to any such request). `OPTIONS` on an existing path answers `204` with `Allow`.',
+      headers: headers(['Allow']),
+    }),
     NotFound: problems(404, ['not_found'], {
       description:
         'No route for this method and path (the answer to any request no operation matches)',
@@ -521,7 +530,7 @@ function tokenOperations(): Record<string, PathItem> {
       post: {
         operationId: 'issueToken',
         summary: 'Issue tokens (client credentials or refresh)',
-        description: `JSON \`{ agent_id, agent_secret, scope? }\`, RFC 6749 client credentials (form; \`client_id\`/\`client_secret\` in the body or HTTP Basic), or a refresh (form or JSON). Refresh tokens rotate; re-using a spent one revokes its whole family. ${limits}`,
+        description: `JSON \`{ agent_id, agent_secret, scope? }\`, RFC 6749 client credentials (form; \`client_id\`/\`client_secret\` in the body or HTTP Basic), or a refresh (form or JSON) with client authentication (RFC 6749 §6: Basic, or the body's credentials). Refresh tokens rotate and belong to the environment that issued them; re-using a spent one revokes its whole family and the access tokens it issued. Empty form parameters count as omitted (RFC 6749 §3.2). ${limits}`,
         tags: ['tokens'],
         security: [{}, { clientBasic: [] }],
         parameters: requestId,
@@ -588,7 +597,7 @@ function tokenOperations(): Record<string, PathItem> {
       post: {
         operationId: 'revokeToken',
         summary: 'Revoke a token (RFC 7009)',
-        description: `Revokes a refresh token (and nothing else of its family), an access token or an access token’s \`jti\`. Authenticated with the agent’s credentials (body or Basic) or a valid access token of the same agent. Always \`200\` for a well-formed request, also for a token that is unknown or another agent’s. ${limits}`,
+        description: `Revokes a refresh token (with its whole family and every access token the family issued), an access token or an access token’s \`jti\`. \`token_type_hint\` is only a hint: every type is searched (RFC 7009 §2.1). Authenticated with the agent’s credentials (body or Basic) or a valid access token of the same agent, and counted against the agent’s request limit. \`200\` for a well-formed request, also for a token that is unknown or another agent’s: it means the token no longer works anywhere. When the shared revocation store fails, \`503 revocation_partial\` says the revocation holds on the answering instance only. ${limits}`,
         tags: ['tokens'],
         security: [{ clientBasic: [] }, { bearerAuth: [] }, {}],
         parameters: requestId,
@@ -623,11 +632,21 @@ function tokenOperations(): Record<string, PathItem> {
             'Neither valid client credentials nor a valid access token',
           ),
           ...common,
-          '503': unavailable([
-            'configuration_error',
-            'database_unavailable',
-            'revocation_unavailable',
-          ]),
+          '503': problems(
+            503,
+            [
+              'configuration_error',
+              'database_unavailable',
+              'revocation_unavailable',
+              'revocation_partial',
+              'outcome_unknown',
+            ],
+            {
+              description:
+                'Unavailable; retry after `Retry-After` seconds. `…_unavailable`: nothing was revoked. `revocation_partial`: revoked on the answering instance only (and a refresh token in Postgres). `outcome_unknown`: the token store timed out, the revocation may have landed.',
+              headers: headers(['Retry-After'], RATE_LIMIT),
+            },
+          ),
         },
       },
     },
@@ -712,7 +731,8 @@ function contextOperations(): Record<string, PathItem> {
           }),
           ...protectedResponses(true),
           '404': problems(404, ['not_found'], {
-            description: 'No such user, or no grant for it (indistinguishable)',
+            description:
+              'No such user, or no grant for it (indistinguishable); also a `userId` no user can have (U+0000, an unpaired surrogate), and a grant that cannot be confirmed while the database is down (never a degraded 200)',
             headers: headers([], RATE_LIMIT),
           }),
           '500': ref('responses', 'InternalError'),
@@ -866,7 +886,8 @@ function healthOperations(): Record<string, PathItem> {
       get: {
         operationId: 'getReadiness',
         summary: 'Readiness',
-        description: 'Checks the configuration, the database and Redis (with short timeouts).',
+        description:
+          'Checks the configuration, the database and Redis (with short timeouts). `503` whenever the token endpoint would answer `503`: the configuration fails closed, no database is configured or it does not answer, or its circuit is open. A probe’s own short deadline never counts against the shared database circuit.',
         tags: ['health'],
         parameters: requestId,
         responses: {
@@ -924,7 +945,7 @@ function internalOperations(): Record<string, PathItem> {
         ? 'Drain the progress buffer'
         : 'Drain the progress buffer (GET, as Vercel Cron sends it)',
     description:
-      'Authenticated with `Authorization: Bearer <CRON_SECRET>`. Workers run the same job from `scheduled()`.',
+      'Authenticated with `Authorization: Bearer <CRON_SECRET>` (the scheme name in any case). Wrong guesses spend the same failure budgets as the token endpoint (`429` when spent); a `CRON_SECRET` the configuration refuses closes the route (`503 configuration_error`). Workers run the same job from `scheduled()`.',
     tags: ['internal'],
     security: [{ cronSecret: [] }],
     parameters: requestId,
@@ -935,8 +956,9 @@ function internalOperations(): Record<string, PathItem> {
         headers: headers(['WWW-Authenticate']),
       }),
       ...(method === 'post' ? { '413': ref('responses', 'BodyTooLarge') } : {}),
+      '429': ref('responses', 'RateLimited'),
       '500': ref('responses', 'InternalError'),
-      '503': unavailable(['buffer_unavailable']),
+      '503': unavailable(['buffer_unavailable', 'configuration_error']),
     },
   })
   return { '/api/v1/internal/flush': { get: flush('get'), post: flush('post') } }
@@ -993,7 +1015,7 @@ function docsOperations(): Record<string, PathItem> {
 
 const DESCRIPTION = `Short-lived tokens, user context and progress reporting for AI agents.
 
-**Conventions.** JSON in and out. Bodies over ${MAX_BODY_BYTES / 1024} KiB: \`413\`; a wrong \`Content-Type\`: \`415\`; unknown fields in a JSON body: \`400\` with their path in \`errors\`. Errors are RFC 9457 problem details (\`application/problem+json\`) with a stable \`code\`; every code is listed in \`x-problem-types\` and, per response, in \`x-problem-codes\`. Every response carries \`X-Request-Id\` and \`Server-Timing\`. Protected routes take \`Authorization: Bearer <access token>\` (\`401\` + \`WWW-Authenticate: Bearer error="invalid_token"\`; \`403\` + \`error="insufficient_scope"\`), send \`RateLimit-*\` headers, and answer \`429\` + \`Retry-After\` when limited. A \`503\` carries \`Retry-After\` and means nothing was done. A request that matches no operation gets the \`NotFound\` response (\`404 not_found\`), or \`413\` first when its body is too large.`
+**Conventions.** JSON in and out. Bodies over ${MAX_BODY_BYTES / 1024} KiB: \`413\`; a wrong \`Content-Type\`: \`415\`; unknown fields in a JSON body: \`400\` with their path in \`errors\`. Errors are RFC 9457 problem details (\`application/problem+json\`) with a stable \`code\`; every code is listed in \`x-problem-types\` and, per response, in \`x-problem-codes\`. Every response carries \`X-Request-Id\` and \`Server-Timing\`. Protected routes take \`Authorization: Bearer <access token>\` (\`401\` + \`WWW-Authenticate: Bearer error="invalid_token"\`; \`403\` + \`error="insufficient_scope"\`), send \`RateLimit-*\` headers, and answer \`429\` + \`Retry-After\` when limited. A \`503\` carries \`Retry-After\`. A request for a path that exists, with a method it does not take, gets the \`MethodNotAllowed\` response (\`405\` with \`Allow\`; \`OPTIONS\` gets \`204\` with \`Allow\`); one that matches no path gets the \`NotFound\` response (\`404 not_found\`); either gets \`413\` first when its body is too large. A \`503\` whose code ends in \`_unavailable\` means nothing was done; \`outcome_unknown\` means a store timed out and the write may have landed; \`revocation_partial\` says what did happen.`
 
 export function buildDocument(version: string): OpenApiDocument {
   const scopes = Object.fromEntries(

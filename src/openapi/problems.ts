@@ -129,6 +129,23 @@ export const PROBLEM_TYPES = [
     description:
       'Progress: the buffer is over its depth limit; nothing was accepted. Retry after the flush catches up.',
   },
+  {
+    code: 'method_not_allowed',
+    status: 405,
+    description: 'The path exists, but not with this method; `Allow` lists the methods it takes.',
+  },
+  {
+    code: 'revocation_partial',
+    status: 503,
+    description:
+      'Revocation: the shared revocation store (Redis) failed, so the token is revoked on the instance that answered only (a refresh token and its family are revoked in Postgres all the same). Retry to revoke it everywhere.',
+  },
+  {
+    code: 'outcome_unknown',
+    status: 503,
+    description:
+      'A store timed out: the write may or may not have landed. Retry (the same request is safe to repeat).',
+  },
 ] as const satisfies readonly ProblemType[]
 
 export type ProblemCode = (typeof PROBLEM_TYPES)[number]['code']

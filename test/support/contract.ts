@@ -126,6 +126,19 @@ export async function checkResponse(method: string, url: string, response: Respo
     if (!documented) {
       fail([`status ${status} is not documented (documented: ${Object.keys(operation.responses)})`])
     }
+  } else if (route) {
+    // The path exists, not with this method: 405 with Allow (OPTIONS: 204 with Allow), unless
+    // the global body limit already refused the request (413).
+    if (method.toUpperCase() === 'OPTIONS' && status === '204') {
+      const allow = response.headers.get('allow') ?? ''
+      if (!/^[A-Z]+(, [A-Z]+)*$/.test(allow))
+        fail([`OPTIONS 204 needs an Allow header, got ${allow}`])
+      if (text !== '') fail(['OPTIONS 204 must have no body'])
+      return
+    }
+    const fallback = { '405': 'MethodNotAllowed', '413': 'BodyTooLarge' }[status]
+    if (!fallback) fail(['a method the path does not take must get 405 (or 413)'])
+    documented = doc.components.responses[fallback!]
   } else {
     // No operation matches: the app's notFound handler answers (404), unless the global body
     // limit already refused the request (413). Both are documented components.

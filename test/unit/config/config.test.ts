@@ -7,6 +7,7 @@ import { NUMERIC_TUNABLES } from '../../../src/config/tunables.ts'
 
 const STRONG = 'k3Jq9vX2mP7rT5wY8zB4nC6dF1gH0jLs' // 32 bytes, random-looking
 const STRONG_2 = 'Zx8Cv7Bn6Mq5Wr4Et3Yu2Io1Pa0SdFgH'
+const STRONG_3 = 'Qw9Er8Ty7Ui6Op5As4Df3Gh2Jk1Lz0Xc'
 const PROD_OK = {
   APP_ENV: 'production',
   PROD_AGENT_SECRET: STRONG,
@@ -82,14 +83,36 @@ describe('secrets', () => {
   })
 
   test('rotation: the previous JWT secret verifies, and equal to current it is ignored', () => {
-    const rotating = loadConfig({ ...PROD_OK, PROD_JWT_SECRET_PREVIOUS: STRONG })
-    expect(rotating.jwtPreviousSecret?.reveal()).toBe(STRONG)
+    // (The previous secret is a third one: the agent secret is refused in that role.)
+    const rotating = loadConfig({ ...PROD_OK, PROD_JWT_SECRET_PREVIOUS: STRONG_3 })
+    expect(rotating.jwtPreviousSecret?.reveal()).toBe(STRONG_3)
     expect(rotating.failClosed).toBe(false)
     const same = loadConfig({ ...PROD_OK, PROD_JWT_SECRET_PREVIOUS: STRONG_2 })
     expect(same.jwtPreviousSecret).toBeUndefined()
     expect(same.findings.some((f) => /equals the current/.test(f.message))).toBe(true)
-    const generic = loadConfig({ ...PROD_OK, JWT_SECRET_PREVIOUS: STRONG })
-    expect(generic.jwtPreviousSecret?.reveal()).toBe(STRONG)
+    const generic = loadConfig({ ...PROD_OK, JWT_SECRET_PREVIOUS: STRONG_3 })
+    expect(generic.jwtPreviousSecret?.reveal()).toBe(STRONG_3)
+  })
+
+  test('a JWT secret equal to the agent secret (current or previous) is fatal in production', () => {
+    expect(fatal({ ...PROD_OK, PROD_JWT_SECRET: STRONG })).toEqual(['PROD_JWT_SECRET'])
+    expect(fatal({ ...PROD_OK, PROD_JWT_SECRET_PREVIOUS: STRONG })).toEqual([
+      'PROD_JWT_SECRET_PREVIOUS',
+    ])
+    expect(fatal({ ...PROD_OK, AGENT_SECRET: STRONG_2, PROD_AGENT_SECRET: '' })).toEqual([
+      'PROD_JWT_SECRET',
+    ])
+    // Staging serves, and says so; the value never appears in the finding.
+    const staging = loadConfig({
+      APP_ENV: 'staging',
+      STAGING_AGENT_SECRET: STRONG,
+      STAGING_JWT_SECRET: STRONG,
+      DATABASE_URL: PROD_OK.DATABASE_URL,
+    })
+    expect(staging.failClosed).toBe(false)
+    const finding = staging.findings.find((f) => f.variable === 'STAGING_JWT_SECRET')
+    expect(finding?.severity).toBe('warning')
+    expect(JSON.stringify(staging.findings)).not.toContain(STRONG)
   })
 
   describe('production fails closed', () => {
