@@ -1,0 +1,53 @@
+// `npm run agents -- <command> …`: operators' tooling against DATABASE_URL, over Neon's HTTP
+// endpoint like `npm run db:migrate` (NEON_FETCH_ENDPOINT, a template such as
+// http://{host}:{port}/sql, redirects it to a local stand-in). `npm run agents -- help` lists
+// the commands. Exit codes: 0 done, 1 refused (no such agent, …), 2 usage or setup error.
+import { Secret } from '../src/config/secret.ts'
+import { createDatabase } from '../src/db/client.ts'
+import { AGENT_COMMANDS, asUsageError, type Command, explain, UsageError } from './cli/agents.ts'
+
+const COMMANDS: Record<string, Command> = {
+  ...AGENT_COMMANDS,
+  // 'dead-letters': the progress dead-letter commands (list | redrive | discard) go here.
+}
+
+function help(): string {
+  const lines = Object.values(COMMANDS).map((c) => `  ${c.usage}\n      ${c.summary}`)
+  return `usage: npm run agents -- <command>\n\n${lines.join('\n')}`
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv
+  if (!name || name === 'help' || name === '--help') {
+    console.log(help())
+    return name ? 0 : 2
+  }
+  const command = COMMANDS[name]
+  if (!command) {
+    console.error(`unknown command: ${name}\n\n${help()}`)
+    return 2
+  }
+  const url = process.env.DATABASE_URL
+  if (!url) {
+    console.error('DATABASE_URL is not set')
+    return 2
+  }
+  const db = createDatabase({
+    url: new Secret(url),
+    fetchEndpoint: process.env.NEON_FETCH_ENDPOINT,
+    timeoutMs: 30_000,
+  })
+  try {
+    await command.run(db, args)
+    return 0
+  } catch (caught) {
+    const err = asUsageError(caught)
+    const message = explain(err)
+    if (message === undefined) throw err
+    console.error(`${name}: ${message}`)
+    if (err instanceof UsageError) console.error(`usage: npm run agents -- ${command.usage}`)
+    return err instanceof UsageError ? 2 : 1
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2))
