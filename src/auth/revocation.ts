@@ -89,8 +89,10 @@ export class IsolateRevocations {
       for (const [k, t] of agent.entries) if (t <= now) agent.entries.delete(k)
     }
     if (!agent.entries.has(key) && agent.entries.size >= this.#maxPerAgent) {
-      // Full of live entries: revoke everything this agent holds now, then start over.
-      agent.wholesaleBefore = now
+      // Full of live entries: revoke every token of this agent issued up to now, then start
+      // over. `iat` has whole seconds, so the whole current second is included: a token issued
+      // later in it is refused here too (more revoked, never less; the SDK re-authenticates).
+      agent.wholesaleBefore = (Math.floor(now / 1000) + 1) * 1000
       agent.wholesaleUntil = Math.max(agent.wholesaleUntil, now + longestLifeMs)
       agent.entries.clear()
       return

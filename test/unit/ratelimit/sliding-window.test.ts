@@ -1,0 +1,26 @@
+import { expect, test } from 'vitest'
+import { SlidingWindowLimiter } from '../../../src/ratelimit/sliding-window.ts'
+
+const WINDOW = 60_000
+const start = 120_000 * 1000 // a window boundary
+
+test('a refund gives a counted request back within its window, and only there', () => {
+  const limiter = new SlidingWindowLimiter({ limit: 2, windowMs: WINDOW }, 100)
+  expect(limiter.consume('a', start).allowed).toBe(true)
+  expect(limiter.consume('a', start + 1).allowed).toBe(true)
+  expect(limiter.consume('a', start + 2).allowed).toBe(false)
+  limiter.refund('a', start + 1, start + 3)
+  expect(limiter.consume('a', start + 4).allowed).toBe(true)
+  expect(limiter.consume('a', start + 5).allowed).toBe(false)
+  // Counted in one window, refunded in the next: nothing is given back.
+  limiter.refund('a', start + 4, start + WINDOW + 1)
+  expect(limiter.consume('a', start + WINDOW + 2).remaining).toBe(0)
+})
+
+test('refunds never make the count negative', () => {
+  const limiter = new SlidingWindowLimiter({ limit: 3, windowMs: WINDOW }, 100)
+  limiter.consume('a', start)
+  limiter.refund('a', start, start + 1)
+  limiter.refund('a', start, start + 2)
+  expect(limiter.consume('a', start + 3).remaining).toBe(2)
+})
