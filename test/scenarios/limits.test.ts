@@ -1,0 +1,277 @@
+// Limits under concurrency, in both runtimes, with Redis, without it, and with Redis failing:
+// N requests sent at once count as N (CONTRACT.md "Rate limits"). Each burst prints its
+// figures (sent / checked / allowed) as a `[burst]` line.
+import { describe, expect, test } from 'vitest'
+import { agentSecret, bearer, DEMO_AGENT, formPost, getToken, jsonPost } from '../support/agents.ts'
+import { randomSecret, type Scenario, scenario } from '../support/scenario.ts'
+
+const s = await scenario()
+const TOKEN = '/api/v1/agent/token'
+const secret = agentSecret(s)
+// Day-long windows: no burst straddles a window boundary, so the counts are exact.
+const DAY = '86400'
+
+type Mode = 'redis' | 'no redis' | 'redis failing'
+const MODES: Mode[] = s.hasRedis ? ['redis', 'no redis', 'redis failing'] : ['no redis']
+
+/** A fresh isolate (its own services and Redis prefix) in `mode`. */
+function isolate(mode: Mode, extra: Record<string, string> = {}): Scenario {
+  const vars = {
+    REDIS_KEY_PREFIX: `t:${randomSecret(6)}:`,
+    RATE_LIMIT_TOKEN_WINDOW_SECONDS: DAY,
+    RATE_LIMIT_REQUESTS_WINDOW_SECONDS: DAY,
+    ISOLATE: randomSecret(4),
+    ...extra,
+  }
+  return mode === 'no redis'
+    ? s.withEnv({ ...vars, UPSTASH_REDIS_REST_URL: undefined, UPSTASH_REDIS_REST_TOKEN: undefined })
+    : s.withEnv(vars)
+}
+
+/** Runs `work` with Redis refusing connections when the mode says so. */
+async function inMode<T>(mode: Mode, work: () => Promise<T>): Promise<T> {
+  if (mode !== 'redis failing') return work()
+  await s.redis.setFaults({ refuse: true })
+  try {
+    return await work()
+  } finally {
+    await s.redis.clearFaults()
+  }
+}
+
+function tally(responses: Response[]): Record<number, number> {
+  const counts: Record<number, number> = {}
+  for (const r of responses) counts[r.status] = (counts[r.status] ?? 0) + 1
+  return counts
+}
+
+function report(label: string, mode: Mode, figures: Record<string, number>) {
+  const text = Object.entries(figures)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')
+  console.info(`[burst] ${s.runtime} | ${mode} | ${label} | ${text}`)
+}
+
+/** What Redis counted against the agent's request limit (all windows of this prefix). */
+async function redisCounted(iso: Scenario, agentId: string): Promise<number> {
+  const call = async (command: string[]) => {
+    const res = await fetch(iso.env.UPSTASH_REDIS_REST_URL!, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${iso.env.UPSTASH_REDIS_REST_TOKEN}` },
+      body: JSON.stringify(command),
+    })
+    return ((await res.json()) as { result: unknown }).result
+  }
+  const keys = (await call([
+    'KEYS',
+    `${iso.env.REDIS_KEY_PREFIX}ratelimit:requests-agent:${agentId}:*`,
+  ])) as string[]
+  let total = 0
+  for (const key of keys) total += Number(await call(['GET', key]))
+  return total
+}
+
+describe.each(MODES)(`failure budgets under bursts (${s.runtime}, %s)`, (mode) => {
+  test('60 wrong secrets for one agent from one address at once: exactly 10 are checked', async () => {
+    const iso = isolate(mode)
+    const from = s.from('198.51.100.60')
+    await s.neon.resetStats()
+    const responses = await inMode(mode, () =>
+      Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          iso.fetch(TOKEN, jsonPost({ agent_id: DEMO_AGENT, agent_secret: `wrong-${i}` }, from)),
+        ),
+      ),
+    )
+    const counts = tally(responses)
+    const checked = (await s.neon.stats()).requests
+    report('60 wrong secrets, one (agent, address), limit 10', mode, {
+      sent: 60,
+      checked,
+      allowed: counts[200] ?? 0,
+      401: counts[401] ?? 0,
+      429: counts[429] ?? 0,
+    })
+    expect(counts).toEqual({ 401: 10, 429: 50 })
+    expect(checked).toBe(10) // one agent lookup per checked attempt, none for the refused
+    for (const r of responses.filter((x) => x.status === 429)) {
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0)
+    }
+    // The right secret from there is refused too now; from elsewhere it works.
+    const locked = await inMode(mode, () =>
+      iso.fetch(TOKEN, jsonPost({ agent_id: DEMO_AGENT, agent_secret: secret }, from)),
+    )
+    expect(locked.status).toBe(429)
+    const elsewhere = await inMode(mode, () =>
+      iso.fetch(
+        TOKEN,
+        jsonPost({ agent_id: DEMO_AGENT, agent_secret: secret }, s.from('198.51.100.61')),
+      ),
+    )
+    expect(elsewhere.status).toBe(200)
+  })
+
+  test('150 wrong secrets across 150 agent ids from one address at once: exactly 100 are checked', async () => {
+    const iso = isolate(mode)
+    const from = s.from('198.51.100.150')
+    await s.neon.resetStats()
+    const responses = await inMode(mode, () =>
+      Promise.all(
+        Array.from({ length: 150 }, (_, i) =>
+          iso.fetch(TOKEN, jsonPost({ agent_id: `guess-agent-${i}`, agent_secret: 'x' }, from)),
+        ),
+      ),
+    )
+    const counts = tally(responses)
+    const checked = (await s.neon.stats()).requests
+    report('150 wrong secrets, one address, limit 100', mode, {
+      sent: 150,
+      checked,
+      allowed: counts[200] ?? 0,
+      401: counts[401] ?? 0,
+      429: counts[429] ?? 0,
+    })
+    expect(counts).toEqual({ 401: 100, 429: 50 })
+    expect(checked).toBe(100)
+  })
+
+  test('a success gives its count back: successes never lock an agent out', async () => {
+    const iso = isolate(mode)
+    const from = s.from('198.51.100.12')
+    await inMode(mode, async () => {
+      for (let i = 0; i < 12; i++) {
+        const ok = await iso.fetch(
+          TOKEN,
+          jsonPost({ agent_id: DEMO_AGENT, agent_secret: secret }, from),
+        )
+        expect(ok.status).toBe(200)
+        expect(ok.headers.get('ratelimit-remaining')).toBe('9') // this attempt, counted
+      }
+      for (let i = 0; i < 10; i++) {
+        const wrong = await iso.fetch(
+          TOKEN,
+          jsonPost({ agent_id: DEMO_AGENT, agent_secret: 'wrong' }, from),
+        )
+        expect(wrong.status).toBe(401)
+        expect(wrong.headers.get('ratelimit-remaining')).toBe(String(9 - i))
+      }
+      const locked = await iso.fetch(
+        TOKEN,
+        jsonPost({ agent_id: DEMO_AGENT, agent_secret: secret }, from),
+      )
+      expect(locked.status).toBe(429)
+    })
+  })
+
+  test('the flush route: 60 wrong cron secrets at once, exactly 10 checked', async () => {
+    const iso = isolate(mode)
+    const from = s.from('198.51.100.77')
+    const responses = await inMode(mode, () =>
+      Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          iso.fetch('/api/v1/internal/flush', {
+            method: 'POST',
+            headers: { Authorization: `Bearer wrong-${i}`, ...from },
+          }),
+        ),
+      ),
+    )
+    const counts = tally(responses)
+    report('60 wrong cron secrets, one address, limit 10', mode, {
+      sent: 60,
+      checked: counts[401] ?? 0,
+      allowed: counts[200] ?? 0,
+      401: counts[401] ?? 0,
+      429: counts[429] ?? 0,
+    })
+    expect(counts).toEqual({ 401: 10, 429: 50 })
+  })
+})
+
+describe.each(MODES)(`the per-agent request limit under bursts (${s.runtime}, %s)`, (mode) => {
+  const context = '/api/v1/agent/users/demo-user-1/context'
+
+  test('60 requests at once spend about 60 of 600, not the whole budget', async () => {
+    const iso = isolate(mode)
+    const auth = bearer((await getToken(iso)).access_token)
+    const responses = await inMode(mode, () =>
+      Promise.all(Array.from({ length: 60 }, () => iso.fetch(context, { headers: auth }))),
+    )
+    expect(tally(responses)).toEqual({ 200: 60 })
+    // The 61st to 70th requests of the window (the 70th was refused before).
+    const more = await inMode(mode, async () => {
+      const out: Response[] = []
+      for (let i = 0; i < 10; i++) out.push(await iso.fetch(context, { headers: auth }))
+      return out
+    })
+    expect(tally(more)).toEqual({ 200: 10 })
+    const remaining = Number(more.at(-1)!.headers.get('ratelimit-remaining'))
+    const counted = mode === 'redis' ? await redisCounted(iso, DEMO_AGENT) : 600 - remaining
+    report('60 at once then 10, limit 600 (lease 10)', mode, {
+      sent: 70,
+      allowed: 70,
+      counted,
+      remaining,
+    })
+    if (mode === 'redis') {
+      // One lease (10 units) for the one lease request in flight, one unit per other request.
+      expect(counted).toBeGreaterThanOrEqual(70)
+      expect(counted).toBeLessThanOrEqual(70 + 9)
+    } else {
+      expect(remaining).toBe(600 - 70)
+    }
+  })
+
+  test('150 at once against a limit of 100: exactly 100 allowed', async () => {
+    const iso = isolate(mode, { RATE_LIMIT_REQUESTS_PER_AGENT: '100' }) // lease of 1
+    const auth = bearer((await getToken(iso)).access_token)
+    const responses = await inMode(mode, () =>
+      Promise.all(Array.from({ length: 150 }, () => iso.fetch(context, { headers: auth }))),
+    )
+    const counts = tally(responses)
+    report('150 at once, limit 100 (no lease)', mode, {
+      sent: 150,
+      allowed: counts[200] ?? 0,
+      429: counts[429] ?? 0,
+    })
+    expect(counts).toEqual({ 200: 100, 429: 50 })
+  })
+
+  test('150 at once against a leased limit of 120: never more than 120, at most a lease short', async () => {
+    const iso = isolate(mode, { RATE_LIMIT_REQUESTS_PER_AGENT: '120' }) // lease of 2
+    const auth = bearer((await getToken(iso)).access_token)
+    const responses = await inMode(mode, () =>
+      Promise.all(Array.from({ length: 150 }, () => iso.fetch(context, { headers: auth }))),
+    )
+    const counts = tally(responses)
+    report('150 at once, limit 120 (lease 2)', mode, {
+      sent: 150,
+      allowed: counts[200] ?? 0,
+      429: counts[429] ?? 0,
+    })
+    expect((counts[200] ?? 0) + (counts[429] ?? 0)).toBe(150)
+    expect(counts[200]).toBeLessThanOrEqual(120)
+    expect(counts[200]).toBeGreaterThanOrEqual(mode === 'redis' ? 119 : 120)
+  })
+
+  test('revocations count against the agent’s request limit', async () => {
+    const iso = isolate(mode, { RATE_LIMIT_REQUESTS_PER_AGENT: '5' })
+    const auth = { Authorization: `Basic ${btoa(`${DEMO_AGENT}:${secret}`)}` }
+    const statuses = await inMode(mode, async () => {
+      const out: number[] = []
+      for (let i = 0; i < 6; i++) {
+        out.push(
+          (await iso.fetch('/api/v1/agent/token/revoke', formPost({ token: `jti-${i}` }, auth)))
+            .status,
+        )
+      }
+      return out
+    })
+    expect(statuses).toEqual(
+      [200, 200, 200, 200, 200, 429].map((x, i) =>
+        // Redis failing: a revocation held in this isolate only says so (503), still counted.
+        mode === 'redis failing' && i < 5 ? 503 : x,
+      ),
+    )
+  })
+})
