@@ -1,6 +1,7 @@
 // GET /health (liveness) and GET /health/ready (readiness), in both runtimes.
 import { afterEach, describe, expect, test } from 'vitest'
-import { scenario } from '../support/scenario.ts'
+import { agentSecret, bearer, DEMO_AGENT, jsonPost } from '../support/agents.ts'
+import { randomSecret, type Scenario, scenario } from '../support/scenario.ts'
 
 const s = await scenario({ env: { HEALTH_CHECK_TIMEOUT_MS: '300' } })
 
@@ -94,3 +95,93 @@ describe(`configuration fails closed (${s.runtime})`, () => {
     expect(JSON.stringify(body)).not.toContain('change-me')
   })
 })
+
+describe(`readiness means "would serve" (${s.runtime})`, () => {
+  const TOKEN = '/api/v1/agent/token'
+
+  test('probes with a short deadline against a slow database never open the shared circuit', async () => {
+    // The database answers in 400 ms: healthy for the 2 s query timeout, too slow for the probe.
+    const iso = s.withEnv({
+      HEALTH_CHECK_TIMEOUT_MS: '100',
+      DATABASE_TIMEOUT_MS: '2000',
+      BREAKER_CONSECUTIVE_FAILURES: '3',
+      BREAKER_MINIMUM_CALLS: '3',
+      BREAKER_WINDOW_SIZE: '5',
+      REDIS_KEY_PREFIX: `t:${randomSecret(6)}:`,
+      ISOLATE: randomSecret(4),
+    })
+    await s.neon.setFaults({ latencyMs: 400 })
+    for (let i = 0; i < 6; i++) {
+      const ready = await iso.fetch('/health/ready')
+      expect(ready.status).toBe(503) // the probe's own deadline: not ready by its measure
+    }
+    // Ordinary queries are not refused: the circuit stayed closed.
+    const token = await iso.fetch(
+      TOKEN,
+      jsonPost({ agent_id: DEMO_AGENT, agent_secret: agentSecret(s) }),
+    )
+    expect(token.status).toBe(200)
+    await s.neon.clearFaults()
+    const report = await (
+      await iso.fetch(
+        '/api/v1/agent/health',
+        jsonPost({}, bearer((await token.json()).access_token)),
+      )
+    ).json()
+    const breakers = report.health.checks.find(
+      (c: { name: string }) => c.name === 'circuit_breakers',
+    )
+    expect(breakers.status).toBe('pass')
+  })
+
+  test('no database configured: the token endpoint and readiness both answer 503', async () => {
+    const iso = s.withEnv({ DATABASE_URL: undefined, ISOLATE: randomSecret(4) })
+    const token = await iso.fetch(
+      TOKEN,
+      jsonPost({ agent_id: DEMO_AGENT, agent_secret: agentSecret(s) }),
+    )
+    expect(token.status).toBe(503)
+    const { res } = await healthOf(iso, '/health/ready')
+    expect(res.status).toBe(503)
+    expect(res.headers.get('retry-after')).toMatch(/^\d+$/)
+  })
+
+  test('an open database circuit: readiness fails while the token endpoint would', async () => {
+    const iso = s.withEnv({
+      DATABASE_TIMEOUT_MS: '300',
+      BREAKER_CONSECUTIVE_FAILURES: '3',
+      BREAKER_MINIMUM_CALLS: '3',
+      BREAKER_WINDOW_SIZE: '5',
+      BREAKER_OPEN_MS: '5000',
+      REDIS_KEY_PREFIX: `t:${randomSecret(6)}:`,
+      ISOLATE: randomSecret(4),
+    })
+    await s.neon.setFaults({ refuse: true })
+    for (let i = 0; i < 4; i++) {
+      const token = await iso.fetch(
+        TOKEN,
+        jsonPost(
+          { agent_id: DEMO_AGENT, agent_secret: agentSecret(s) },
+          s.from(`192.0.2.${90 + i}`),
+        ),
+      )
+      expect(token.status).toBe(503)
+    }
+    await s.neon.clearFaults()
+    await s.neon.resetStats()
+    const { res, body } = await healthOf(iso, '/health/ready')
+    expect(res.status).toBe(503)
+    expect(body.checks.database?.[0]?.status).toBe('fail')
+    expect((await s.neon.stats()).requests).toBe(0) // answered from the open circuit
+    const token = await iso.fetch(
+      TOKEN,
+      jsonPost({ agent_id: DEMO_AGENT, agent_secret: agentSecret(s) }),
+    )
+    expect(token.status).toBe(503)
+  })
+})
+
+async function healthOf(iso: Scenario, path: string) {
+  const res = await iso.fetch(path)
+  return { res, body: (await res.json()) as HealthBody }
+}
