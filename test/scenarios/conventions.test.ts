@@ -119,3 +119,48 @@ describe(`nothing secret leaves the app (${s.runtime})`, () => {
     expect(typeof lines[0]?.duration_ms).toBe('number')
   })
 })
+
+describe(`methods (${s.runtime})`, () => {
+  const PATHS: [string, string[]][] = [
+    ['/health', ['GET', 'HEAD', 'OPTIONS']],
+    ['/health/ready', ['GET', 'HEAD', 'OPTIONS']],
+    ['/api/v1/agent/token', ['POST', 'OPTIONS']],
+    ['/api/v1/agent/token/revoke', ['POST', 'OPTIONS']],
+    ['/api/v1/agent/users/demo-user-1/context', ['GET', 'HEAD', 'OPTIONS']],
+    ['/api/v1/agent/progress', ['POST', 'OPTIONS']],
+    [`/api/v1/agent/progress/batches/${crypto.randomUUID()}`, ['GET', 'HEAD', 'OPTIONS']],
+    ['/api/v1/agent/health', ['POST', 'OPTIONS']],
+    ['/api/v1/internal/flush', ['GET', 'HEAD', 'POST', 'OPTIONS']],
+    ['/openapi.json', ['GET', 'HEAD', 'OPTIONS']],
+    ['/docs', ['GET', 'HEAD', 'OPTIONS']],
+  ]
+
+  test.each(PATHS)('a wrong method on %s is a 405 with Allow', async (path, allowed) => {
+    for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+      if (allowed.includes(method)) continue
+      const res = await s.fetch(path, { method, headers: { 'X-Request-Id': 'req-405' } })
+      expect(res.status, `${method} ${path}`).toBe(405)
+      expect(res.headers.get('allow')).toBe(allowed.join(', '))
+      expect(res.headers.get('content-type')).toBe('application/problem+json')
+      expect(await res.json()).toMatchObject({ code: 'method_not_allowed', request_id: 'req-405' })
+    }
+  })
+
+  test.each(PATHS)('OPTIONS %s answers 204 with Allow', async (path, allowed) => {
+    const res = await s.fetch(path, { method: 'OPTIONS' })
+    expect(res.status).toBe(204)
+    expect(res.headers.get('allow')).toBe(allowed.join(', '))
+  })
+
+  test('HEAD works wherever GET does, without a body', async () => {
+    const res = await s.fetch('/health', { method: 'HEAD' })
+    expect(res.status).toBe(200)
+    expect(await res.text()).toBe('')
+  })
+
+  test('a path that does not exist is still a 404, whatever the method', async () => {
+    for (const method of ['GET', 'POST', 'DELETE', 'OPTIONS']) {
+      expect((await s.fetch('/api/v1/nope', { method })).status).toBe(404)
+    }
+  })
+})
