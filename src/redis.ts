@@ -48,6 +48,11 @@ export function createRedisStore(options: {
           : await work(client)
         ok = true
         return result
+      } catch (err) {
+        // Redis answering about a command (a wrong type, a script error on bad data) is not a
+        // failing upstream: it never counts as one (and never trips the breaker: isFailure).
+        ok = !isRedisOutage(err)
+        throw err
       } finally {
         const durationMs = performance.now() - start
         scope?.trace?.add('redis', durationMs)
