@@ -119,6 +119,9 @@ export function tokenManagerCheck(services: Services): Promise<CheckResult> {
           access_token_ttl_seconds: config.tunables.accessTokenTtlSeconds,
           verified_tokens_cached: auth.verified.size,
           revocations: services.redis ? 'global (redis)' : 'per isolate',
+          // Agents whose revocations this isolate holds itself (no Redis, or Redis failing).
+          revocation_agents_held: auth.revocations.isolateAgents,
+          revocation_agents_max: config.tunables.revocationMaxAgents,
           rate_limits: services.redis ? 'global (redis)' : 'per isolate',
         },
       }
