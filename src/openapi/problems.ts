@@ -109,7 +109,7 @@ export const PROBLEM_TYPES = [
     code: 'revocation_unavailable',
     status: 503,
     description:
-      'Revocation: the revocation store (Redis) failed; the revocation holds only in one isolate. Retry.',
+      'Revocation: without Redis, the answering instance holds as many agents’ revocations as it may (REVOCATION_MAX_AGENTS); nothing was revoked. Retry later.',
   },
   {
     code: 'progress_unavailable',
