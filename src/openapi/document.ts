@@ -193,10 +193,17 @@ function schemas(): Record<string, Schema> {
     agent_secret: 'The agent’s own secret, or the environment’s shared agent secret.',
     scope: scopes,
   })
-  described(s.TokenRequestRefresh!, 'JSON refresh: exchanges a refresh token (which rotates).', {
-    refresh_token: 'A refresh token; each use returns a new one, re-use revokes its family.',
-    scope: 'At most the original grant’s scopes.',
-  })
+  described(
+    s.TokenRequestRefresh!,
+    'JSON refresh: exchanges a refresh token (which rotates). The client authenticates (RFC 6749 §6): with `agent_id`/`agent_secret` here, or by HTTP Basic (not both).',
+    {
+      refresh_token:
+        'A refresh token of this environment; each use returns a new one, re-use revokes its family and the access tokens it issued.',
+      scope: 'At most the original grant’s scopes.',
+      agent_id: 'The agent’s id (or send the credentials by HTTP Basic).',
+      agent_secret: 'The agent’s secret (or send the credentials by HTTP Basic).',
+    },
+  )
   described(
     s.TokenRequestForm!,
     'RFC 6749 §4.4 and §6. Client credentials in the body (`client_id`, `client_secret`) or by HTTP Basic, never both. Parameters may not repeat; each value is at most 8192 characters; unknown parameters are ignored.',
@@ -204,7 +211,8 @@ function schemas(): Record<string, Schema> {
       grant_type: '`client_credentials` or `refresh_token`.',
       client_id: 'The agent’s id (or send it by HTTP Basic).',
       client_secret: 'The agent’s secret (or send it by HTTP Basic).',
-      refresh_token: 'Required with `grant_type=refresh_token`.',
+      refresh_token:
+        'Required with `grant_type=refresh_token`, together with client authentication (Basic or `client_id`/`client_secret`).',
       scope: scopes,
     },
   )
