@@ -5,7 +5,7 @@
 // open circuit degrades the answer (`degraded: true`, `X-Degraded`), never to a 5xx.
 import { type Context, Hono } from 'hono'
 import type { AppEnv } from '../context.ts'
-import { isStorableString } from '../contract/storable.ts'
+import { unstorableReason } from '../contract/storable.ts'
 import { isDatabaseOutage } from '../db/client.ts'
 import { requireAuth } from '../middleware/auth.ts'
 import { requestScope } from '../platform.ts'
@@ -179,9 +179,11 @@ export const contextRoutes = new Hono<AppEnv>().get(
     if (userId.length < 1 || userId.length > 128) {
       throw problems.validation([{ path: 'userId', message: 'Must be 1 to 128 characters' }])
     }
-    // No user's id holds a NUL or an unpaired surrogate: the same 404 as any unknown user,
-    // and no store is asked (it would refuse the lookup, which is no outage).
-    if (!isStorableString(userId)) throw problems.notFound('No such user')
+    // Storable input (CONTRACT.md): a NUL or an unpaired surrogate is a 400 whoever asks and
+    // whatever exists, so it tells nothing about users; no store is asked (it would refuse the
+    // lookup, and that is no outage).
+    const unstorable = unstorableReason(userId)
+    if (unstorable) throw problems.validation([{ path: 'userId', message: unstorable }])
     // Pick up other isolates' invalidations (in the background, at most once per interval).
     c.get('services').progress.invalidations.poll(requestScope(c))
     const grant = await grantFor(c, c.get('agentId')!, userId)

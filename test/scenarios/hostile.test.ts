@@ -225,7 +225,7 @@ describe(`hostile path parameters and headers (${s.runtime})`, () => {
     },
   )
 
-  test('nobody%00 is the same 404 as any unknown user (not a degraded 200)', async () => {
+  test('nobody%00 is a 400 naming userId, never a degraded 200, and the same whether the user exists', async () => {
     const strip = async (res: Response) => {
       const { request_id: _id, ...body } = await res.json()
       return { status: res.status, body }
@@ -233,11 +233,13 @@ describe(`hostile path parameters and headers (${s.runtime})`, () => {
     const nul = await strip(
       await iso.fetch('/api/v1/agent/users/nobody%00/context', { headers: auth }),
     )
-    const unknown = await strip(
-      await iso.fetch('/api/v1/agent/users/nobody/context', { headers: auth }),
+    const known = await strip(
+      await iso.fetch('/api/v1/agent/users/demo-user-1%00/context', { headers: auth }),
     )
-    expect(nul).toEqual(unknown)
-    expect(nul.status).toBe(404)
+    expect(nul.status).toBe(400)
+    expect(nul.body.code).toBe('validation_failed')
+    expect(nul.body.errors).toEqual([{ path: 'userId', message: expect.stringMatching(/NUL/) }])
+    expect(known).toEqual(nul)
   })
 
   test.each(RAW_SEGMENTS)('batch status %s: 404, never a 5xx', async (segment) => {
