@@ -9,7 +9,7 @@
 import { expect, test } from 'vitest'
 import { sql } from '../../src/db/client.ts'
 import type { FaultPlan } from '../../src/local/faults.ts'
-import { bearer, getToken, jsonPost } from '../support/agents.ts'
+import { bearer, getToken } from '../support/agents.ts'
 import { scenario } from '../support/scenario.ts'
 
 const TOTAL = 10_000
