@@ -10,7 +10,7 @@ import type { CallScope } from '../platform.ts'
 import { ProblemError, problems } from '../problem.ts'
 import type { ProgressAccepted } from '../schemas/progress.ts'
 import type { Services } from '../services.ts'
-import { lookUpKeys } from './dedupe.ts'
+import { lookUpKeys, syncBatch } from './dedupe.ts'
 import { flushDue, flushProgress } from './flush.ts'
 import { type BufferedUpdate, eventKeyOf } from './model.ts'
 import {
@@ -140,7 +140,13 @@ export async function acceptProgress(
     const items = direct === batch ? updates : updates.map((u) => ({ ...u, batchId: direct.id }))
     try {
       const result = await writeDirect(db, direct, items, clock.now(), scope)
-      progress.directCommits.noteDirectCommit()
+      if (buffer) {
+        // Redis' dedupe must learn these keys. Try at once, after the answer: if Redis only
+        // hiccuped this costs two round trips and no request ever looks keys up in Postgres.
+        const noted = () => progress.directCommits.noteDirectCommit()
+        if (breakers.get('redis').isOpen()) noted()
+        else scope.defer?.(syncBatch(db, buffer, direct.id, items, scope).catch(noted))
+      }
       progress.invalidate(result.changedUsers, scope)
       return {
         batch_id: direct.id,

@@ -14,7 +14,7 @@
 import { type Database, sql } from '../db/client.ts'
 import type { CallScope } from '../platform.ts'
 import type { ProgressBuffer } from './buffer.ts'
-import { eventKeyOf } from './model.ts'
+import { type BufferedUpdate, eventKeyOf } from './model.ts'
 
 /** Answers are read from Postgres with this deadline at most: they never hold a request long. */
 const CHECK_TIMEOUT_MS = 1000
@@ -125,6 +125,29 @@ export async function lookUpKeys(
       r.fingerprint ?? 'committed',
     ]),
   )
+}
+
+/**
+ * Right after a direct commit, copies that batch's keys into Redis' dedupe and marks it synced,
+ * so a Redis that only hiccuped leaves nothing for buffered requests to look up. Rejects when
+ * Redis (or Postgres) cannot do it now; the flush's sync catches up later.
+ */
+export async function syncBatch(
+  db: Database,
+  buffer: ProgressBuffer,
+  batchId: string,
+  updates: readonly BufferedUpdate[],
+  scope: CallScope,
+): Promise<void> {
+  await buffer.rememberKeys(
+    updates.map((u) => ({
+      agentId: u.agentId,
+      idempotencyKey: u.idempotencyKey,
+      fingerprint: u.fingerprint ?? null,
+    })),
+    scope,
+  )
+  await db.query(sql`UPDATE progress_batches SET synced_at = now() WHERE id = ${batchId}`, scope)
 }
 
 const SYNC_BATCHES = 100
