@@ -10,12 +10,15 @@
 //  - the worker bundled with esbuild and served by workerd (Miniflare) on 127.0.0.1:8787
 //    (PORT overrides), rebuilt on every change under src/;
 //  - the scheduled flush dispatched every minute (DEV_CRON_INTERVAL_MS overrides), as the
-//    deployed cron trigger runs it.
+//    deployed cron trigger runs it;
+//  - tunables (README "Configuration") set in the shell override .dev.vars, e.g.
+//    `BREAKER_OPEN_MS=1000 npm run dev`.
 // Ctrl-C stops everything it started.
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { parseEnv } from 'node:util'
+import { NUMERIC_TUNABLES } from '../src/config/tunables.ts'
 import { answers, PostgresUnreachableError } from '../src/local/postgres.ts'
 import { startLocalStack } from '../src/local/stack.ts'
 import { reachable } from '../test/support/services.ts'
@@ -45,6 +48,14 @@ function where(url: string): string {
   } catch {
     return 'an unparsable URL'
   }
+}
+
+/** Tunables set in the shell, so one run can differ from .dev.vars without editing it. */
+function tunablesFromShell(): Record<string, string> {
+  const names = [...Object.values(NUMERIC_TUNABLES).map((t) => t.variable), 'LOG_LEVEL']
+  return Object.fromEntries(
+    names.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
+  )
 }
 
 async function main() {
@@ -88,6 +99,7 @@ async function main() {
         }
       : {}),
     ...vars, // a .dev.vars entry overrides the local stack's settings
+    ...tunablesFromShell(),
   }
 
   const server = await startWorkerServer({

@@ -103,6 +103,8 @@ describe('npm run dev', () => {
           REDIS_URL: `redis://127.0.0.1:${redisPort}`,
           PORT: String(await freePort()),
           DEV_CRON_INTERVAL_MS: '1000',
+          // From the shell, as a developer may: a short open period, so Redis is probed soon.
+          BREAKER_OPEN_MS: '500',
         })
         const [, base] = await dev.until(/Agent API \(development\) on (http:\/\/\S+)/)
         expect(dev.output()).toContain(

@@ -215,119 +215,6 @@ describe.each([
     )
   })
 
-  test('5. Redis hanging: 40 concurrent writes each commit directly and answer 202', async ({
-    skip,
-  }) => {
-    if (!s.hasRedis) skip('needs Redis')
-    const a = await isolate(s, { REDIS_TIMEOUT_MS: '300', ...PATIENT })
-    const updates = Array.from({ length: 40 }, () => update())
-    await s.redis.setFaults({ hang: true })
-    let answers: { res: Response; body: Record<string, unknown> }[]
-    try {
-      answers = await Promise.all(updates.map((u) => a.post(u)))
-    } finally {
-      await s.redis.clearFaults()
-    }
-    for (const { res, body } of answers) {
-      expect(res.status).toBe(202)
-      expect(res.headers.get('x-request-id')).toBeTruthy()
-      expect(body).toMatchObject({ accepted: 1, status: 'committed' })
-    }
-    for (const u of updates) expect(await events(s, u.task_id as string)).toHaveLength(1)
-  })
-
-  test('6. Postgres down and Redis answering too late: 503 outcome_unknown; the retry is a duplicate', async ({
-    skip,
-  }) => {
-    if (!s.hasRedis) skip('needs Redis')
-    const a = await isolate(s, { REDIS_TIMEOUT_MS: '200', DATABASE_TIMEOUT_MS: '500', ...PATIENT })
-    // Warm: the buffer's script is loaded, so the late append runs as sent.
-    expect((await a.post(update())).res.status).toBe(202)
-    const u = update({ idempotency_key: unique('late') })
-    await s.neon.setFaults({ refuse: true })
-    await s.redis.setFaults({ latencyMs: 600 })
-    try {
-      const { res, body } = await a.post(u)
-      expect(res.status).toBe(503)
-      expect(res.headers.get('retry-after')).toMatch(/^\d+$/)
-      expect(body.code).toBe('outcome_unknown')
-      expect(body.detail).toMatch(/same idempotency key/)
-      // The append lands after the app gave up on it (the proxy forwards it 600 ms late).
-      await sleep(900)
-    } finally {
-      await s.neon.clearFaults()
-      await s.redis.clearFaults()
-    }
-    const retry = await a.post(u)
-    expect(retry.res.status).toBe(202)
-    expect(retry.body).toMatchObject({ accepted: 0, duplicates: 1 })
-    await a.flush()
-    expect(await events(s, u.task_id as string)).toHaveLength(1)
-  })
-
-  test('7. one dedupe truth: a key committed directly is a duplicate via Redis, in any isolate', async ({
-    skip,
-  }) => {
-    if (!s.hasRedis) skip('needs Redis')
-    const env = { REDIS_KEY_PREFIX: `t:${unique('shared')}:`, ...PATIENT }
-    const a = await isolate(s, env)
-    const u = update({ idempotency_key: unique('k') })
-    await s.redis.setFaults({ refuse: true })
-    let first: { res: Response; body: Record<string, unknown> }
-    try {
-      first = await a.post(u)
-    } finally {
-      await s.redis.clearFaults()
-    }
-    expect(first.body).toMatchObject({ accepted: 1, status: 'committed' })
-    const committed = (await a.batch(first.body.batch_id as string)).body
-    expect(committed).toMatchObject({ status: 'committed' })
-    // Re-sent through Redis, here and in another isolate of the same deployment.
-    expect((await a.post(u)).body).toMatchObject({ accepted: 0, duplicates: 1, status: 'queued' })
-    const b = await isolate(s, { ...env, ISOLATE: 'b' })
-    expect((await b.post(u)).body).toMatchObject({ accepted: 0, duplicates: 1 })
-    // A burst of re-sends, once the flush has copied the key into Redis' dedupe.
-    await a.flush()
-    const burst = await Promise.all(Array.from({ length: 40 }, () => b.post(u)))
-    expect(burst.map((r) => r.body.accepted)).toEqual(Array(40).fill(0))
-    expect(await events(s, u.task_id as string)).toHaveLength(1)
-    // Once committed, always committed, with the same committed_at.
-    expect((await a.batch(first.body.batch_id as string)).body).toEqual(committed)
-  })
-
-  test('7. batch status is monotonic: committed directly while an append lands late, one committed_at', async ({
-    skip,
-  }) => {
-    if (!s.hasRedis) skip('needs Redis')
-    const a = await isolate(s, { REDIS_TIMEOUT_MS: '200', ...PATIENT })
-    expect((await a.post(update())).res.status).toBe(202) // warm the script
-    const u = update({ idempotency_key: unique('mono') })
-    await s.redis.setFaults({ latencyMs: 600 })
-    let answer: { res: Response; body: Record<string, unknown> }
-    try {
-      answer = await a.post(u)
-      await sleep(900) // the proxy forwards the append 600 ms late: it lands
-    } finally {
-      await s.redis.clearFaults()
-    }
-    expect(answer.body).toMatchObject({ accepted: 1, status: 'committed' })
-    const id = answer.body.batch_id as string
-    const before = (await a.batch(id)).body
-    expect(before).toMatchObject({ status: 'committed', accepted: 1 })
-    await a.flush() // writes the late copy: a duplicate
-    expect((await a.batch(id)).body).toEqual(before)
-    // With Postgres down the answer is "unknown", never "queued".
-    await s.neon.setFaults({ refuse: true })
-    try {
-      const during = await a.batch(id)
-      expect(during.res.status).toBe(503)
-    } finally {
-      await s.neon.clearFaults()
-    }
-    expect((await a.batch(id)).body).toEqual(before)
-    expect(await events(s, u.task_id as string)).toHaveLength(1)
-  })
-
   test('7. a burst of one key: accepted exactly once, whichever store takes it', async () => {
     const a = await isolate(s)
     const u = update({ idempotency_key: unique('burst') })
@@ -379,23 +266,128 @@ describe.each([
     expect(await events(s, u.task_id as string)).toHaveLength(1)
   })
 
-  test('8. across stores: a key committed directly, re-used through Redis, is a 422', async ({
-    skip,
-  }) => {
-    if (!s.hasRedis) skip('needs Redis')
-    const a = await isolate(s, PATIENT)
-    const u = update({ idempotency_key: unique('cross') })
-    await s.redis.setFaults({ refuse: true })
-    try {
-      expect((await a.post(u)).body).toMatchObject({ accepted: 1, status: 'committed' })
-    } finally {
-      await s.redis.clearFaults()
-    }
-    const other = await isolate(s, { ISOLATE: 'other' })
-    const { res, body } = await other.post({ ...u, status: 'completed' })
-    expect(res.status).toBe(422)
-    expect(body.code).toBe('idempotency_key_reused')
-  })
+  // With the buffer only: Redis hanging, answering late, dropping out and coming back.
+  if (s.hasRedis) {
+    test('5. Redis hanging: 40 concurrent writes each commit directly and answer 202', async () => {
+      const a = await isolate(s, { REDIS_TIMEOUT_MS: '300', ...PATIENT })
+      const updates = Array.from({ length: 40 }, () => update())
+      await s.redis.setFaults({ hang: true })
+      let answers: { res: Response; body: Record<string, unknown> }[]
+      try {
+        answers = await Promise.all(updates.map((u) => a.post(u)))
+      } finally {
+        await s.redis.clearFaults()
+      }
+      for (const { res, body } of answers) {
+        expect(res.status).toBe(202)
+        expect(res.headers.get('x-request-id')).toBeTruthy()
+        expect(body).toMatchObject({ accepted: 1, status: 'committed' })
+      }
+      for (const u of updates) expect(await events(s, u.task_id as string)).toHaveLength(1)
+    })
+
+    test('6. Postgres down and Redis answering too late: 503 outcome_unknown; the retry is a duplicate', async () => {
+      const a = await isolate(s, {
+        REDIS_TIMEOUT_MS: '200',
+        DATABASE_TIMEOUT_MS: '500',
+        ...PATIENT,
+      })
+      // Warm: the buffer's script is loaded, so the late append runs as sent.
+      expect((await a.post(update())).res.status).toBe(202)
+      const u = update({ idempotency_key: unique('late') })
+      await s.neon.setFaults({ refuse: true })
+      await s.redis.setFaults({ latencyMs: 600 })
+      try {
+        const { res, body } = await a.post(u)
+        expect(res.status).toBe(503)
+        expect(res.headers.get('retry-after')).toMatch(/^\d+$/)
+        expect(body.code).toBe('outcome_unknown')
+        expect(body.detail).toMatch(/same idempotency key/)
+        // The append lands after the app gave up on it (the proxy forwards it 600 ms late).
+        await sleep(900)
+      } finally {
+        await s.neon.clearFaults()
+        await s.redis.clearFaults()
+      }
+      const retry = await a.post(u)
+      expect(retry.res.status).toBe(202)
+      expect(retry.body).toMatchObject({ accepted: 0, duplicates: 1 })
+      await a.flush()
+      expect(await events(s, u.task_id as string)).toHaveLength(1)
+    })
+
+    test('7. one dedupe truth: a key committed directly is a duplicate via Redis, in any isolate', async () => {
+      const env = { REDIS_KEY_PREFIX: `t:${unique('shared')}:`, ...PATIENT }
+      const a = await isolate(s, env)
+      const u = update({ idempotency_key: unique('k') })
+      await s.redis.setFaults({ refuse: true })
+      let first: { res: Response; body: Record<string, unknown> }
+      try {
+        first = await a.post(u)
+      } finally {
+        await s.redis.clearFaults()
+      }
+      expect(first.body).toMatchObject({ accepted: 1, status: 'committed' })
+      const committed = (await a.batch(first.body.batch_id as string)).body
+      expect(committed).toMatchObject({ status: 'committed' })
+      // Re-sent through Redis, here and in another isolate of the same deployment.
+      expect((await a.post(u)).body).toMatchObject({ accepted: 0, duplicates: 1, status: 'queued' })
+      const b = await isolate(s, { ...env, ISOLATE: 'b' })
+      expect((await b.post(u)).body).toMatchObject({ accepted: 0, duplicates: 1 })
+      // A burst of re-sends, once the flush has copied the key into Redis' dedupe.
+      await a.flush()
+      const burst = await Promise.all(Array.from({ length: 40 }, () => b.post(u)))
+      expect(burst.map((r) => r.body.accepted)).toEqual(Array(40).fill(0))
+      expect(await events(s, u.task_id as string)).toHaveLength(1)
+      // Once committed, always committed, with the same committed_at.
+      expect((await a.batch(first.body.batch_id as string)).body).toEqual(committed)
+    })
+
+    test('7. batch status is monotonic: committed directly while an append lands late, one committed_at', async () => {
+      const a = await isolate(s, { REDIS_TIMEOUT_MS: '200', ...PATIENT })
+      expect((await a.post(update())).res.status).toBe(202) // warm the script
+      const u = update({ idempotency_key: unique('mono') })
+      await s.redis.setFaults({ latencyMs: 600 })
+      let answer: { res: Response; body: Record<string, unknown> }
+      try {
+        answer = await a.post(u)
+        await sleep(900) // the proxy forwards the append 600 ms late: it lands
+      } finally {
+        await s.redis.clearFaults()
+      }
+      expect(answer.body).toMatchObject({ accepted: 1, status: 'committed' })
+      const id = answer.body.batch_id as string
+      const before = (await a.batch(id)).body
+      expect(before).toMatchObject({ status: 'committed', accepted: 1 })
+      await a.flush() // writes the late copy: a duplicate
+      expect((await a.batch(id)).body).toEqual(before)
+      // With Postgres down the answer is "unknown", never "queued".
+      await s.neon.setFaults({ refuse: true })
+      try {
+        const during = await a.batch(id)
+        expect(during.res.status).toBe(503)
+      } finally {
+        await s.neon.clearFaults()
+      }
+      expect((await a.batch(id)).body).toEqual(before)
+      expect(await events(s, u.task_id as string)).toHaveLength(1)
+    })
+
+    test('8. across stores: a key committed directly, re-used through Redis, is a 422', async () => {
+      const a = await isolate(s, PATIENT)
+      const u = update({ idempotency_key: unique('cross') })
+      await s.redis.setFaults({ refuse: true })
+      try {
+        expect((await a.post(u)).body).toMatchObject({ accepted: 1, status: 'committed' })
+      } finally {
+        await s.redis.clearFaults()
+      }
+      const other = await isolate(s, { ISOLATE: 'other' })
+      const { res, body } = await other.post({ ...u, status: 'completed' })
+      expect(res.status).toBe(422)
+      expect(body.code).toBe('idempotency_key_reused')
+    })
+  }
 })
 
 describe(`dead letters (${runtime})`, () => {
