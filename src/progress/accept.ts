@@ -6,6 +6,7 @@
 // request awaits belongs to another request. When neither store takes the write the answer is
 // a 503 that says what is known: `progress_unavailable` when nothing was accepted for certain,
 // `outcome_unknown` when a store timed out and may have applied it (retry with the same keys).
+import type { Logger } from '../log.ts'
 import type { CallScope } from '../platform.ts'
 import { ProblemError, problems } from '../problem.ts'
 import type { ProgressAccepted } from '../schemas/progress.ts'
@@ -71,9 +72,10 @@ export async function acceptProgress(
   updates: readonly BufferedUpdate[],
   pathOf: PathOf,
   scope: CallScope,
+  /** The request's logger (its request id bound), else the isolate's. */
+  log: Logger = services.log,
 ): Promise<ProgressAccepted> {
   const { progress, db, clock, config, breakers } = services
-  const log = services.log
   const reused = firstReusedKey(updates)
   if (reused >= 0) throw keyReused(pathOf(reused, 'idempotency_key'))
 

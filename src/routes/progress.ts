@@ -178,6 +178,7 @@ export const progressRoutes = new Hono<AppEnv>()
       items,
       pathOf,
       requestScope(c),
+      c.get('log'),
     )
     return accepted(c, body)
   })
