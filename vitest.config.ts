@@ -33,6 +33,18 @@ export default defineConfig({
         },
       },
       {
+        // Real stores behind the stand-ins, driven from Node: properties over the whole path,
+        // the buffer's scripts, the operator CLI. Requests go through the Vercel entry.
+        resolve: { alias: runtimeModule('edge') },
+        test: {
+          name: 'integration',
+          environment: 'node',
+          testTimeout: 60_000,
+          globalSetup: [stackSetup],
+          include: ['test/integration/**/*.test.ts'],
+        },
+      },
+      {
         resolve: { alias: runtimeModule('edge') },
         test: {
           name: 'edge',

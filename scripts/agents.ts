@@ -5,14 +5,22 @@
 import { Secret } from '../src/config/secret.ts'
 import { createDatabase } from '../src/db/client.ts'
 import { AGENT_COMMANDS, asUsageError, type Command, explain, UsageError } from './cli/agents.ts'
+import { runDeadLetters } from './cli/dead-letters.ts'
 
-const COMMANDS: Record<string, Command> = {
-  ...AGENT_COMMANDS,
-  // 'dead-letters': the progress dead-letter commands (list | redrive | discard) go here.
+const COMMANDS: Record<string, Command> = AGENT_COMMANDS
+
+// Dead letters live in the progress buffer (Redis), not in Postgres: their command reads
+// UPSTASH_REDIS_REST_URL/TOKEN instead of DATABASE_URL.
+const DEAD_LETTERS = {
+  usage: 'dead-letters list [--limit N] [--json] | redrive <id>… | --all | discard <id>… | --all',
+  summary:
+    'progress updates a store refused at flush time: list them, put them back in the buffer, or drop them',
 }
 
 function help(): string {
-  const lines = Object.values(COMMANDS).map((c) => `  ${c.usage}\n      ${c.summary}`)
+  const lines = [...Object.values(COMMANDS), DEAD_LETTERS].map(
+    (c) => `  ${c.usage}\n      ${c.summary}`,
+  )
   return `usage: npm run agents -- <command>\n\n${lines.join('\n')}`
 }
 
@@ -22,6 +30,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(help())
     return name ? 0 : 2
   }
+  if (name === 'dead-letters') return runDeadLetters(args, process.env)
   const command = COMMANDS[name]
   if (!command) {
     console.error(`unknown command: ${name}\n\n${help()}`)

@@ -21,7 +21,7 @@ import { buildBareWorker } from './worker-build.ts'
 
 const root = new URL('..', import.meta.url).pathname
 const json = process.argv.includes('--json')
-// `-- --only cpu` (size, cpu, trips, progress, load) runs one section and writes no files.
+// `-- --only cpu` (size, cpu, trips, progress, direct, load) runs one section and writes no files.
 const only = process.argv.includes('--only')
   ? process.argv[process.argv.indexOf('--only') + 1]
   : undefined
@@ -365,8 +365,13 @@ async function roundTripFigures(stack: StackHandle) {
   })
 }
 
-async function steadyLoad(stack: StackHandle, rate: number, seconds: number) {
-  const env = appEnv(stack)
+async function steadyLoad(
+  stack: StackHandle,
+  rate: number,
+  seconds: number,
+  extra: Record<string, string> = {},
+) {
+  const env = appEnv(stack, extra)
   const call = inProcess(env)
   const auth = {
     authorization: `Bearer ${await tokenFor(call, env)}`,
@@ -426,6 +431,28 @@ async function steadyLoad(stack: StackHandle, rate: number, seconds: number) {
     accepted,
     // What the figure rests on, said next to it: accepted of sent, and anything else.
     note: `${accepted} of ${sent} updates accepted over ${seconds} s, one per request${duplicates ? `, ${duplicates} duplicates` : ''}${refused ? `; refused: ${refused}` : ''}`,
+  }
+}
+
+async function directFigures(stack: StackHandle) {
+  // Without Redis every request commits its own updates to Postgres: the figure is the cost of
+  // that degraded mode (one Neon transaction per request at most), next to the buffered one.
+  section('Progress ingestion without Redis (direct commits)')
+  for (const rate of [10, 100]) {
+    const r = await steadyLoad(stack, rate, 5, {
+      UPSTASH_REDIS_REST_URL: '',
+      UPSTASH_REDIS_REST_TOKEN: '',
+    })
+    add({
+      id: `trips.neon-per-update-direct.${rate}`,
+      group: 'Progress ingestion without Redis',
+      label: `Neon requests per accepted update at ${rate} updates/s, no Redis`,
+      value: r.neonPerUpdate,
+      unit: 'req',
+      goal: { text: '≤ 1 (one transaction per request)', met: r.neonPerUpdate <= 1 },
+      chart: 'trips',
+      note: r.note,
+    })
   }
 }
 
@@ -524,6 +551,7 @@ async function main() {
     if (run('cpu')) await cpuFigures(stack)
     if (run('trips')) await roundTripFigures(stack)
     if (run('progress')) await progressFigures(stack)
+    if (run('direct')) await directFigures(stack)
     if (run('size')) await sizeFigures(work)
     if (run('load')) await loadFigures(stack, work)
   } finally {

@@ -1,16 +1,25 @@
 // `npm run dev`: the API on embedded defaults, no accounts needed.
 //
-//  - PGlite persisted under .data/ (or LOCAL_POSTGRES_URL) behind the Neon HTTP stand-in,
-//    migrated and seeded with the demo data;
-//  - Redis through the Upstash REST stand-in if one answers on REDIS_URL, else none;
+//  - PGlite persisted under .data/ behind the Neon HTTP stand-in, migrated and seeded with the
+//    demo data; or LOCAL_POSTGRES_URL, which must then answer (no silent fallback: data
+//    written to a database you did not mean would be lost to you);
+//  - the Upstash REST stand-in always, in front of REDIS_URL (default redis://127.0.0.1:6379):
+//    while nothing answers there it says so as Upstash would, the app's Redis breaker keeps
+//    progress on direct commits, and Redis is used as soon as it appears;
 //  - .dev.vars created from .dev.vars.example with fresh random secrets if missing;
 //  - the worker bundled with esbuild and served by workerd (Miniflare) on 127.0.0.1:8787
-//    (PORT overrides), rebuilt on every change under src/.
+//    (PORT overrides), rebuilt on every change under src/;
+//  - the scheduled flush dispatched every minute (DEV_CRON_INTERVAL_MS overrides), as the
+//    deployed cron trigger runs it;
+//  - tunables (README "Configuration") set in the shell override .dev.vars, e.g.
+//    `BREAKER_OPEN_MS=1000 npm run dev`.
 // Ctrl-C stops everything it started.
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { parseEnv } from 'node:util'
+import { NUMERIC_TUNABLES } from '../src/config/tunables.ts'
+import { answers, PostgresUnreachableError } from '../src/local/postgres.ts'
 import { startLocalStack } from '../src/local/stack.ts'
 import { reachable } from '../test/support/services.ts'
 import { startWorkerServer } from './worker-server.ts'
@@ -31,26 +40,53 @@ async function devVars(): Promise<Record<string, string>> {
   return parseEnv(await readFile(path, 'utf8')) as Record<string, string>
 }
 
+/** host:port/database of a connection string: enough to find it, never its credentials. */
+function where(url: string): string {
+  try {
+    const { hostname, port, pathname } = new URL(url)
+    return `${hostname}:${port || 5432}${pathname}`
+  } catch {
+    return 'an unparsable URL'
+  }
+}
+
+/** Tunables set in the shell, so one run can differ from .dev.vars without editing it. */
+function tunablesFromShell(): Record<string, string> {
+  const names = [...Object.values(NUMERIC_TUNABLES).map((t) => t.variable), 'LOG_LEVEL']
+  return Object.fromEntries(
+    names.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
+  )
+}
+
 async function main() {
   const port = Number(process.env.PORT ?? 8787)
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+  const postgresUrl = process.env.LOCAL_POSTGRES_URL || undefined
+  const cronSetting = Number(process.env.DEV_CRON_INTERVAL_MS || 60_000)
+  const cronEveryMs = Number.isFinite(cronSetting) && cronSetting >= 100 ? cronSetting : 60_000
+
+  if (postgresUrl && !(await answers(postgresUrl))) {
+    throw new PostgresUnreachableError(postgresUrl)
+  }
   const vars = await devVars()
   await mkdir(at('.data'), { recursive: true })
 
-  const hasRedis = await reachable(redisUrl)
+  const redisNow = await reachable(redisUrl)
   const stack = await startLocalStack({
-    postgresUrl: process.env.LOCAL_POSTGRES_URL,
-    pgliteDataDir: process.env.LOCAL_POSTGRES_URL ? undefined : at('.data/pglite'),
-    redisUrl: hasRedis ? redisUrl : false,
+    postgresUrl,
+    requirePostgres: postgresUrl !== undefined,
+    pgliteDataDir: postgresUrl ? undefined : at('.data/pglite'),
+    redisUrl,
+    redisLazy: true,
     prepareDefaultSchema: true,
   })
   console.log(
-    `database: ${stack.info.postgres === 'pglite' ? 'PGlite in .data/pglite' : 'PostgreSQL server'} behind the Neon HTTP stand-in at ${stack.neon.url}`,
+    `database: ${postgresUrl ? `PostgreSQL at ${where(postgresUrl)} (LOCAL_POSTGRES_URL)` : 'PGlite persisted in .data/pglite'}, behind the Neon HTTP stand-in at ${stack.neon.url}`,
   )
   console.log(
-    hasRedis
-      ? `redis: ${redisUrl} behind the Upstash REST stand-in at ${stack.info.upstashUrl}`
-      : `redis: none answers on ${redisUrl}; running on per-isolate state (rate limits, revocations and buffers are not shared)`,
+    redisNow
+      ? `redis: ${where(redisUrl).replace(/\/$/, '')} answers, behind the Upstash REST stand-in at ${stack.info.upstashUrl}`
+      : `redis: nothing answers on ${where(redisUrl).replace(/\/$/, '')} yet; the Upstash REST stand-in at ${stack.info.upstashUrl} uses it as soon as it does (until then progress commits straight to Postgres, and limits and revocations hold per isolate)`,
   )
 
   const bindings: Record<string, string> = {
@@ -64,6 +100,7 @@ async function main() {
         }
       : {}),
     ...vars, // a .dev.vars entry overrides the local stack's settings
+    ...tunablesFromShell(),
   }
 
   const server = await startWorkerServer({
@@ -74,6 +111,19 @@ async function main() {
     onReload: () => console.log('rebuilt and reloaded'),
   })
 
+  // The deployed cron trigger, here: the scheduled flush drains the buffer every minute.
+  const cron = setInterval(() => {
+    server.scheduled().then(
+      ({ outcome }) => {
+        if (outcome !== 'ok') console.error(`scheduled flush: ${outcome}`)
+      },
+      (err: unknown) =>
+        console.error(
+          `scheduled flush could not run (${err instanceof Error ? err.name : 'error'})`,
+        ),
+    )
+  }, cronEveryMs)
+
   const base = server.url
   console.log(`
 Agent API (development) on ${base}
@@ -82,6 +132,7 @@ Agent API (development) on ${base}
     curl -s -X POST ${base}/api/v1/agent/token -H 'Content-Type: application/json' \\
       -d '{"agent_id":"demo-agent","agent_secret":"'"$(grep ^DEV_AGENT_SECRET= .dev.vars | cut -d= -f2-)"'"}'
   health: curl -s ${base}/health
+  the scheduled flush runs every ${Math.round(cronEveryMs / 1000)} s
 `)
 
   let stopping = false
@@ -89,6 +140,7 @@ Agent API (development) on ${base}
     if (stopping) return
     stopping = true
     console.log('stopping…')
+    clearInterval(cron)
     await server.close()
     await stack.close()
     process.exit(0)
@@ -102,6 +154,11 @@ Agent API (development) on ${base}
 }
 
 main().catch((err) => {
-  console.error(err)
+  if (err instanceof PostgresUnreachableError) {
+    // One line that says what to do; no stack trace for a configuration mistake.
+    console.error(
+      `npm run dev: LOCAL_POSTGRES_URL: ${err.message}; start it, or unset LOCAL_POSTGRES_URL to use PGlite in .data/pglite`,
+    )
+  } else console.error(err)
   process.exit(1)
 })

@@ -7,6 +7,8 @@ import { compatibilityDate, workerBuildOptions } from './worker-build.ts'
 
 export interface WorkerServer {
   url: string
+  /** Dispatches the worker's `scheduled()` handler, as the deployed cron trigger does. */
+  scheduled(cron?: string): Promise<{ outcome: string }>
   close(): Promise<void>
 }
 
@@ -67,6 +69,11 @@ export async function startWorkerServer(options: {
   const url = await mf.ready
   return {
     url: url.origin,
+    async scheduled(cron = '* * * * *') {
+      const worker = await mf!.getWorker()
+      const result = await worker.scheduled({ cron, scheduledTime: new Date() })
+      return { outcome: result.outcome }
+    },
     async close() {
       await context?.dispose()
       await mf?.dispose()

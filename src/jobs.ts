@@ -2,6 +2,7 @@
 // through `scheduled()`, Vercel Cron through POST /api/v1/internal/flush.
 import type { CallScope } from './platform.ts'
 import { flushProgress } from './progress/flush.ts'
+import { errorFields } from './progress/outcome.ts'
 import type { Services } from './services.ts'
 
 export interface ScheduledRun {
@@ -47,7 +48,8 @@ export async function runScheduledJobs(
       const result = await job.run(services, scope)
       reports.push({ job: job.name, ok: true, durationMs: performance.now() - start, result })
     } catch (err) {
-      services.log.error('scheduled job failed', { job: job.name, error: err })
+      // Name and code only: an upstream's error text may quote what it was sent.
+      services.log.error('scheduled job failed', { job: job.name, ...errorFields(err) })
       reports.push({ job: job.name, ok: false, durationMs: performance.now() - start })
     }
   }

@@ -2,8 +2,13 @@
 //
 //   fresh (within TTL)                 → HIT, no load
 //   stale, within one TTL past expiry  → STALE: served now, one background reload per key
-//   older, or absent                   → MISS: loaded now (concurrent misses share one load)
+//   older, or absent                   → MISS: this read loads for itself
 //   `bypass`                           → BYPASS: loaded now, and the entry refreshed
+//
+// A read never awaits a load another read started: on Workers that would be awaiting another
+// request's I/O, which the runtime cancels with that request. Only the background reload is
+// shared, since nobody awaits it. A load's answer is stored unless the key was invalidated
+// after the load began (it may have read the old data).
 //
 // Entries stay readable with `stale()` until their stale window ends, for callers whose load
 // failed (the fallback ladder). `null` means "not found" and is cached briefly.
@@ -35,7 +40,10 @@ export interface SwrOptions<V> {
 export class SwrCache<V> {
   readonly #options: SwrOptions<V>
   readonly #lru: BoundedLru<string, V | null>
-  readonly #loading = new Map<string, Promise<V | null>>()
+  /** Per key with a load under way: its generation (an invalidation starts a new one). */
+  readonly #generations = new Map<string, { loads: number }>()
+  /** Keys whose background reload is under way. */
+  readonly #reloading = new Set<string>()
 
   constructor(options: SwrOptions<V>) {
     this.#options = options
@@ -57,9 +65,13 @@ export class SwrCache<V> {
       }
       // Stale-while-revalidate for up to one TTL past expiry; older entries are for fallbacks.
       if (entry && entry.value !== null && at < entry.expiresAt + ttlMs) {
-        const reload = this.#load(key, load)
-        const background = reload.catch(() => {}) // the next reader retries; stale stays
-        if (options.defer) options.defer(background)
+        if (!this.#reloading.has(key)) {
+          this.#reloading.add(key)
+          const background = this.#load(key, load)
+            .catch(() => {}) // the next reader retries; stale stays
+            .finally(() => this.#reloading.delete(key))
+          if (options.defer) options.defer(background)
+        }
         onRead?.('STALE')
         return result(entry, 'STALE')
       }
@@ -92,29 +104,29 @@ export class SwrCache<V> {
     return this.#lru.getStale(key, this.#options.now())
   }
 
-  /** Drops the entry, and disowns a load already running: it may have read the old data. */
+  /** Drops the entry, and disowns the loads already running: they may have read the old data. */
   invalidate(key: string): void {
     this.#lru.delete(key)
-    this.#loading.delete(key)
+    this.#generations.delete(key)
   }
 
-  /** One load per key at a time; its result is stored when it lands, unless invalidated. */
-  #load(key: string, load: () => Promise<V | null>): Promise<V | null> {
-    const running = this.#loading.get(key)
-    if (running) return running
-    const promise: Promise<V | null> = Promise.resolve()
-      .then(load)
-      .then((value) => {
-        // Still this key's load (no invalidation since it started): its answer may be kept.
-        if (this.#loading.get(key) === promise) this.#store(key, value)
-        return value
-      })
-    this.#loading.set(key, promise)
-    const done = () => {
-      if (this.#loading.get(key) === promise) this.#loading.delete(key)
+  /** The caller's own load; its answer is stored when it lands, unless invalidated meanwhile. */
+  async #load(key: string, load: () => Promise<V | null>): Promise<V | null> {
+    let generation = this.#generations.get(key)
+    if (!generation) {
+      generation = { loads: 0 }
+      this.#generations.set(key, generation)
     }
-    promise.then(done, done)
-    return promise
+    generation.loads++
+    try {
+      const value = await load()
+      if (this.#generations.get(key) === generation) this.#store(key, value)
+      return value
+    } finally {
+      if (--generation.loads === 0 && this.#generations.get(key) === generation) {
+        this.#generations.delete(key)
+      }
+    }
   }
 
   #store(key: string, value: V | null): void {

@@ -23,6 +23,12 @@ export class AgentApiError extends Error {
   readonly requestId: string | undefined
   /** How long the server asked to wait (`Retry-After`), when it did. */
   readonly retryAfterMs: number | undefined
+  /**
+   * reportProgress only: every update's idempotency key, in input order (generated ones
+   * included). After `outcome_unknown`, a timeout or a network error the updates may have been
+   * accepted: send them again with these keys and nothing is applied twice.
+   */
+  idempotencyKeys?: string[]
 
   constructor(init: AgentApiErrorInit) {
     super(init.message)

@@ -11,7 +11,7 @@ import type {
   UserContextResponse,
 } from '../schemas/index.ts'
 import { jwtId } from './encoding.ts'
-import { errorFromResponse } from './errors.ts'
+import { AgentApiError, errorFromResponse } from './errors.ts'
 import { DEFAULT_RETRY_POLICY, type HttpRuntime, type RetryPolicy, send, sleep } from './http.ts'
 import { createOAuthClient } from './oauth.ts'
 import { createTokenManager } from './token-manager.ts'
@@ -167,14 +167,22 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         u.idempotency_key ? { ...u } : { ...u, idempotency_key: crypto.randomUUID() },
       )
       const batches: ProgressBatchReceipt[] = []
-      if (!isUpdateList(input)) {
-        const [update] = updates
-        batches.push(await postProgress(update, update!.idempotency_key, call))
-      } else {
-        for (let i = 0; i < updates.length; i += MAX_UPDATES_PER_REQUEST) {
-          const chunk = updates.slice(i, i + MAX_UPDATES_PER_REQUEST)
-          batches.push(await postProgress({ updates: chunk }, undefined, call))
+      try {
+        if (!isUpdateList(input)) {
+          const [update] = updates
+          batches.push(await postProgress(update, update!.idempotency_key, call))
+        } else {
+          for (let i = 0; i < updates.length; i += MAX_UPDATES_PER_REQUEST) {
+            const chunk = updates.slice(i, i + MAX_UPDATES_PER_REQUEST)
+            batches.push(await postProgress({ updates: chunk }, undefined, call))
+          }
         }
+      } catch (err) {
+        // 503 outcome_unknown (and timeouts) were retried with these keys already; if they
+        // still failed, the caller needs the keys to retry safely later.
+        if (err instanceof AgentApiError)
+          err.idempotencyKeys = updates.map((u) => u.idempotency_key!)
+        throw err
       }
       return {
         batches,

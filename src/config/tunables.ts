@@ -107,13 +107,6 @@ export const NUMERIC_TUNABLES = {
     min: MINUTE,
     max: 30 * DAY_S * SECOND,
   },
-  progressCommitWindowMs: {
-    variable: 'PROGRESS_COMMIT_WINDOW_MS',
-    description: 'Without Redis: how long progress writes gather into one transaction',
-    default: 5,
-    min: 0,
-    max: SECOND,
-  },
   contextInvalidationPollMs: {
     variable: 'CONTEXT_INVALIDATION_POLL_MS',
     description: 'How often an isolate looks for context invalidations made by others',
@@ -304,6 +297,14 @@ export const NUMERIC_TUNABLES = {
     default: 10_000,
     min: 1,
     max: 1_000_000,
+  },
+  progressDirectCheckTtlMs: {
+    variable: 'PROGRESS_DIRECT_CHECK_TTL_MS',
+    description:
+      'How long an isolate trusts its answer to "are keys committed without Redis not yet in Redis?" (0: ask on every buffered request)',
+    default: 5 * SECOND,
+    min: 0,
+    max: MINUTE,
   },
 } as const satisfies Record<string, NumericTunable>
 

@@ -13,6 +13,8 @@ export interface AlertFacts {
   breakers: readonly Pick<BreakerReport, 'name' | 'state' | 'since'>[]
   /** Age (ms) of the oldest buffered progress update; null when none or unknown. */
   oldestBufferedAgeMs: number | null
+  /** Progress updates held as dead letters; null when unknown or not buffered. */
+  deadLetters?: number | null
   configurationFailing: boolean
 }
 
@@ -77,6 +79,16 @@ export const ALERT_RULES: readonly AlertRule[] = [
     check: ({ oldestBufferedAgeMs: age }) =>
       age !== null && age > BACKLOG_LIMIT_MS
         ? `The oldest buffered progress update is ${Math.round(age / 1000)} s old (threshold ${BACKLOG_LIMIT_MS / 1000} s)`
+        : null,
+  },
+  {
+    // Accepted updates a store refused: kept, but not applied until an operator acts.
+    id: 'progress_dead_letters',
+    severity: 'critical',
+    cooldownMs: 0,
+    check: ({ deadLetters }) =>
+      deadLetters != null && deadLetters > 0
+        ? `${deadLetters} accepted progress update(s) are dead letters: a store refused them at flush time`
         : null,
   },
   {

@@ -44,6 +44,11 @@ export function recommend(
           'Progress updates wait in the buffer: make sure the cron trigger (Workers) or Vercel Cron calls /api/v1/internal/flush with CRON_SECRET, and that the Neon circuit is closed.',
         )
         break
+      case 'progress_dead_letters':
+        out.push(
+          'Progress updates are dead letters: list them with `node scripts/cli/dead-letters.ts list` (each shows the SQLSTATE it was refused with), fix the cause, then `redrive <id|--all>` or `discard <id|--all>`. Their batches stay queued meanwhile.',
+        )
+        break
       case 'configuration': {
         const problems = (check('configuration')?.details.problems as string[] | undefined) ?? []
         out.push(`Fix the configuration: ${problems.join('; ') || 'see the configuration check'}.`)

@@ -88,6 +88,7 @@ export async function healthReport(
     lastMinute: snapshot.requests.lastMinute,
     breakers: services.breakers.list(),
     oldestBufferedAgeMs: oldestAgeMs,
+    deadLetters: buffer?.deadLetters ?? null,
     configurationFailing: config.failClosed,
   })
   const recommendations = recommend(alerts, checks, snapshot)
@@ -130,6 +131,7 @@ export async function healthReport(
                 ready: buffer.ready,
                 claimed: buffer.processing,
                 oldest_age_ms: oldestAgeMs,
+                dead_letters: buffer.deadLetters,
               }
             : progress.buffer
               ? 'unavailable'

@@ -26,19 +26,34 @@ export interface ConnectPostgresOptions {
   pgliteDataDir?: string
   /** Skip the real server even when `url` answers. */
   preferPglite?: boolean
+  /**
+   * `url` must answer: throw `PostgresUnreachableError` rather than fall back to PGlite (the
+   * configured database is the one whose data the caller expects to find again).
+   */
+  required?: boolean
+}
+
+/** The configured PostgreSQL did not answer; the message names its host, never credentials. */
+export class PostgresUnreachableError extends Error {
+  constructor(url: string) {
+    const { hostname, port, pathname } = new URL(url)
+    super(`PostgreSQL at ${hostname}:${port || 5432}${pathname} does not answer`)
+    this.name = 'PostgresUnreachableError'
+  }
 }
 
 export async function connectPostgres(
   opts: ConnectPostgresOptions = {},
 ): Promise<PostgresUpstream> {
-  if (opts.url !== undefined && !opts.preferPglite && (await answers(opts.url))) {
-    return realServer(opts.url)
+  if (opts.url !== undefined && !opts.preferPglite) {
+    if (await answers(opts.url)) return realServer(opts.url)
+    if (opts.required) throw new PostgresUnreachableError(opts.url)
   }
   return startPglite(opts.pgliteDataDir)
 }
 
 /** True when a real login and `select 1` succeed within a short timeout. */
-async function answers(url: string): Promise<boolean> {
+export async function answers(url: string): Promise<boolean> {
   const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000 })
   // A server that drops us mid-handshake must not crash the process with an unhandled 'error'.
   client.on('error', () => {})

@@ -32,10 +32,14 @@ const UPSTASH_INJECTED_ERROR = {
 export interface StackOptions {
   /** A PostgreSQL server to use; when unreachable (or omitted), PGlite stands in. */
   postgresUrl?: string
+  /** `postgresUrl` must answer: fail with PostgresUnreachableError instead of using PGlite. */
+  requirePostgres?: boolean
   /** Where PGlite keeps its files; in memory when omitted. */
   pgliteDataDir?: string
   /** Redis behind the Upstash stand-in; false runs without Redis. */
   redisUrl?: string | false
+  /** Start the Upstash stand-in even if Redis does not answer yet; it connects when it does. */
+  redisLazy?: boolean
   neonPort?: number
   upstashPort?: number
   controlPort?: number
@@ -80,6 +84,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const postgres = await connectPostgres({
     url: options.postgresUrl,
     pgliteDataDir: options.pgliteDataDir,
+    required: options.requirePostgres,
   })
   const neon = await startNeonHttpStandin({ upstream: postgres, port: options.neonPort })
   let upstash: UpstashRestStandin | undefined
@@ -87,6 +92,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     upstash = await startUpstashRestStandin({
       redisUrl: options.redisUrl,
       port: options.upstashPort,
+      lazy: options.redisLazy,
     })
   }
   const migrations = await loadMigrations()

@@ -40,6 +40,12 @@ export interface UpstashRestStandinOptions {
   maxBodyBytes?: number
   /** Idle MULTI/EXEC connections kept for reuse; default 4. */
   maxIdleTransactionConnections?: number
+  /**
+   * Start without Redis answering (`npm run dev`): connect on the first request instead, and
+   * answer as Upstash does when its database is unreachable (503, `ERR service unavailable`)
+   * until Redis appears.
+   */
+  lazy?: boolean
 }
 
 /** One command that reached Redis, as the client sent it (before any script rewriting). */
@@ -233,11 +239,17 @@ export async function startUpstashRestStandin(
   let syncToken = 0
 
   // The first connection proves Redis is reachable before the stand-in reports ready.
-  shared = await connect()
+  if (!options.lazy) shared = await connect()
 
   async function connect(): Promise<RespConnection> {
     if (closing.signal.aborted) throw new Error('stand-in is closed')
-    const connection = await RespConnection.connect(redisUrl)
+    let connection: RespConnection
+    try {
+      connection = await RespConnection.connect(redisUrl)
+    } catch {
+      // Redis is not there (yet): what Upstash answers when its database is unreachable.
+      throw new HttpError(503, 'ERR service unavailable (redis unreachable)')
+    }
     if (closing.signal.aborted) {
       connection.close()
       throw new Error('stand-in is closed')
@@ -572,7 +584,7 @@ export async function startUpstashRestStandin(
       })
     })
   } catch (error) {
-    shared.close()
+    shared?.close()
     throw error
   }
   const port = (server.address() as AddressInfo).port

@@ -264,9 +264,18 @@ function schemas(): Record<string, Schema> {
     status:
       '`queued`: durably buffered (Redis), flushed to Postgres later; `committed`: already in Postgres.',
   })
-  described(s.BatchStatus!, 'Where a batch of accepted updates is.')
+  described(
+    s.BatchStatus!,
+    'Where a batch of accepted updates is. Monotonic: once `committed`, always `committed` with the same `committed_at`. A batch stays `queued` while one of its updates is a dead letter; when an operator discards that one, the batch is `committed` with `discarded` counting what was dropped.',
+    {
+      dead_letters: 'Updates of the batch a store refused at flush time, held as dead letters.',
+      discarded: 'Updates of the batch an operator discarded from the dead letters.',
+    },
+  )
   described(s.FlushReport!, 'What one drain of the progress buffer did.', {
-    remaining: 'Updates still buffered after the drain (0 when unknown).',
+    remaining: 'Updates still buffered after the drain (null when they could not be counted).',
+    dead_letters:
+      'Updates held as dead letters (a store refused them; see the health report), null when they could not be counted.',
     skipped: 'Why nothing was flushed, when nothing was.',
   })
   described(
@@ -415,9 +424,13 @@ const unauthorized = (codes: ProblemCode[] = ['invalid_token']) =>
     headers: headers(['WWW-Authenticate'], RATE_LIMIT),
   })
 
-const unavailable = (codes: ProblemCode[], extra: HeaderName[] = []) =>
+const unavailable = (
+  codes: ProblemCode[],
+  extra: HeaderName[] = [],
+  description = 'Unavailable: nothing was done; retry after `Retry-After` seconds',
+) =>
   problems(503, codes, {
-    description: 'Unavailable: nothing was done; retry after `Retry-After` seconds',
+    description,
     headers: headers(['Retry-After'], [...RATE_LIMIT, ...extra]),
   })
 
@@ -758,7 +771,7 @@ function progressOperations(): Record<string, PathItem> {
         operationId: 'reportProgress',
         summary: 'Report progress (one update or a batch)',
         description:
-          'Needs scope `progress:write` and grants for every user. The whole request is validated and grant-checked before anything is accepted (all or nothing). A `202` means durable: buffered in Redis (`queued`) or committed to Postgres (`committed`); if no durable store can take it, `503` and nothing was accepted.',
+          'Needs scope `progress:write` and grants for every user. The whole request is validated and grant-checked before anything is accepted (all or nothing). A `202` means durable and storable: buffered in Redis (`queued`) or committed to Postgres (`committed`). `duplicates` counts updates whose idempotency key was already accepted, whichever store took it; a key re-used for a different update is a `422` and nothing is accepted. If no durable store can take the request, `503`: `outcome_unknown` when a store timed out and may have taken it, else nothing was accepted.',
         tags: ['progress'],
         security: bearer('progress:write'),
         parameters: [
@@ -768,7 +781,7 @@ function progressOperations(): Record<string, PathItem> {
             in: 'header',
             required: false,
             description:
-              'Single-update bodies only (a batch carries keys in its updates): 1–128 characters; must equal the update’s `idempotency_key` if it has one.',
+              'Single-update bodies only (a batch carries keys in its updates): 1–128 characters; must equal the update’s `idempotency_key` if it has one. draft-ietf-httpapi-idempotency-key-header: the same key with a different update is a `422`.',
             schema: { type: 'string', minLength: 1, maxLength: 128 },
           },
         ],
@@ -832,8 +845,16 @@ function progressOperations(): Record<string, PathItem> {
           }),
           '413': ref('responses', 'BodyTooLarge'),
           '415': ref('responses', 'UnsupportedMediaType'),
+          '422': problems(422, ['idempotency_key_reused', 'update_refused'], {
+            description: 'Nothing was accepted; retrying the same request will not help',
+            headers: headers([], RATE_LIMIT),
+          }),
           '500': ref('responses', 'InternalError'),
-          '503': unavailable(['configuration_error', 'progress_unavailable', 'buffer_full']),
+          '503': unavailable(
+            ['configuration_error', 'progress_unavailable', 'buffer_full', 'outcome_unknown'],
+            [],
+            'Unavailable; retry after `Retry-After` seconds. The `code` says what was accepted: `outcome_unknown` means a store timed out and may have taken the updates (retry the same request with the same idempotency keys), every other code means nothing was.',
+          ),
         },
       },
     },

@@ -89,6 +89,18 @@ export const PROBLEM_TYPES = [
     description: 'A rate limit is exhausted; retry after `Retry-After` seconds.',
   },
   {
+    code: 'idempotency_key_reused',
+    status: 422,
+    description:
+      'Progress: an idempotency key was already accepted for a different update (draft-ietf-httpapi-idempotency-key-header); `errors` names it. Nothing was accepted.',
+  },
+  {
+    code: 'update_refused',
+    status: 422,
+    description:
+      'Progress, without the Redis buffer: the database refused an update that passed validation (a defect, logged). Nothing was accepted.',
+  },
+  {
     code: 'internal_error',
     status: 500,
     description: 'A bug. Never caused by input; the log line with this `request_id` says more.',
@@ -122,6 +134,12 @@ export const PROBLEM_TYPES = [
     status: 503,
     description:
       'Flush: the progress buffer (Redis) is unavailable; buffered updates stay where they are until the next flush.',
+  },
+  {
+    code: 'outcome_unknown',
+    status: 503,
+    description:
+      'Progress: a store timed out and may have taken the updates. Retry the same request with the same idempotency keys; nothing is applied twice.',
   },
   {
     code: 'buffer_full',

@@ -82,12 +82,16 @@ export const batchStatus = z.strictObject({
   status: batchState,
   accepted: count(),
   committed_at: z.nullable(instant()),
+  dead_letters: z.optional(count()),
+  discarded: z.optional(count()),
 })
 
 export const flushReport = z.strictObject({
   flushed: count(),
   /** Updates still buffered, or null when the buffer could not be counted. */
   remaining: z.nullable(count()),
+  /** Dead letters held, or null when they could not be counted. */
+  dead_letters: z.nullable(count()),
   skipped: z.optional(z.enum(['no_buffer', 'no_database', 'lease_held', 'circuit_open'])),
 })
 

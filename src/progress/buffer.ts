@@ -1,32 +1,109 @@
-// The durable progress buffer in Redis. Each operation is one Lua script, so it is atomic
-// and one round trip:
+// The durable progress buffer in Redis. Each operation is one Lua script, so it is atomic and
+// one round trip:
 //
-//   append  — dedupe by (agent, idempotency key), store, queue; refuse past the depth bound
-//   claim   — re-deliver claims whose flush died, then move ready items to processing with a
-//             visibility deadline
-//   ack     — forget items once their write committed; count them off their batch
-//   nack    — put a failed flush's items back at the front of the queue
+//   append    — check every update's key first (a key re-used for another update refuses the
+//               whole request), then store and queue the new ones; refuse past the depth bound
+//   claim     — re-deliver claims whose flush died, then move ready items to processing with a
+//               visibility deadline; answer each claimed batch's outstanding counts
+//   ack       — forget items once their write committed; count them off their batch
+//   nack      — put a failed flush's items back in the queue
+//   bury      — move items a store refused from processing to the dead letters
+//   redrive   — put dead letters back in the queue; discard — drop them (operators)
 //
-// Keys: items (hash id → JSON), ready (zset id → received_at), processing (zset id →
-// deadline), groups (hash (user, task) → items ready), batch:<id> (hash), idem:<agent>:<key>.
+// No script moves an item out of `ready` or `processing` without placing it somewhere: one
+// that cannot be decoded (cjson refuses what older versions let in, e.g. an unpaired
+// surrogate escape) is decoded under pcall and moved to the dead letters in the same script.
+//
+// Keys (under the deployment's prefix):
+//   progress:items        hash   id → item JSON
+//   progress:ready        zset   id → received_at
+//   progress:processing   zset   id → claim deadline
+//   progress:groups       hash   (user, task) group → items ready
+//   progress:dead         hash   id → item JSON, as it was buffered
+//   progress:dead-why     hash   id → {"kind", "sqlstate"?, "at"} (never an error's text)
+//   progress:batch-pending hash  batch id → its items not yet committed or dead
+//   progress:batch-dead   hash   batch id → its items among the dead letters
+//   progress:batch-discarded hash batch id → its items discarded from the dead letters
+//   progress:batch-meta   hash   batch id → "accepted:duplicates:created_at", while outstanding
+//   progress:batch:<id>   hash   agent, accepted, duplicates, created_at, committed_at,
+//                                discarded (expires after a week)
+//   progress:idem:<agent>:<key>  the update's fingerprint (older versions: a batch id)
 
 import type { CallScope } from '../platform.ts'
 import type { RedisStore } from '../redis.ts'
-import { type BufferedUpdate, groupOf } from './model.ts'
+import { FINGERPRINT_PREFIX } from './idempotency.ts'
+import { type BufferedUpdate, eventKeyOf } from './model.ts'
 
 interface StoredUpdate extends BufferedUpdate {
-  /** The (user, task) group, kept for the group counters. */
+  /** The (user, task) group counter's field; escape-free, so a script can find it unparsed. */
   g: string
 }
 
+/** The group counter's field: percent-encoded, so its JSON text needs no escapes. */
+export function bufferGroup(u: Pick<BufferedUpdate, 'userId' | 'taskId'>): string {
+  return `${encodeURIComponent(u.userId)}/${encodeURIComponent(u.taskId)}`
+}
+
+// Shared by the scripts that read items: decode under pcall; `bury` moves an item to the dead
+// letters, finding its batch and group in the raw text (both are escape-free by construction).
+const READ_ITEMS = `
+local function decode(json)
+  local ok, item = pcall(cjson.decode, json)
+  if ok and type(item) == 'table' and type(item.receivedAt) == 'number'
+    and type(item.g) == 'string' and type(item.batchId) == 'string' then
+    return item
+  end
+  return nil
+end
+local function bury(keys, id, json, why, ready)
+  redis.call('HSET', keys.dead, id, json)
+  redis.call('HSET', keys.why, id, why)
+  redis.call('HDEL', keys.items, id)
+  local batch = string.match(json, '"batchId":"([%w%-]+)"')
+  if batch then
+    redis.call('HINCRBY', keys.pending, batch, -1)
+    redis.call('HINCRBY', keys.deadCount, batch, 1)
+  end
+  if ready then
+    local g = string.match(json, '"g":"([^"\\\\]*)"')
+    if g and redis.call('HINCRBY', keys.groups, g, -1) <= 0 then redis.call('HDEL', keys.groups, g) end
+  end
+end
+`
+
+// KEYS: items, ready, processing, groups, batch-pending, batch-meta, batch:<id>, idem keys (n)
+// ARGV: now, maxDepth, dedupeTtlMs, batchTtlMs, agent, batchId, n,
+//       then per update: id, group, json, fingerprint, fingerprint known to Postgres ('' if none)
 const APPEND = `
 local n = tonumber(ARGV[7])
+local fresh, seen, heal, verdict = 0, {}, {}, {}
+for i = 1, n do
+  local base = 7 + (i - 1) * 5
+  local key, fp, known = KEYS[7 + i], ARGV[base + 4], ARGV[base + 5]
+  local prior = seen[key]
+  if prior == nil then
+    prior = redis.call('GET', key)
+    if not prior and known ~= '' then
+      prior = known
+      heal[key] = known
+    end
+    seen[key] = prior
+  end
+  if not prior then
+    verdict[i] = true
+    seen[key] = fp
+    fresh = fresh + 1
+  elseif string.sub(prior, 1, ${FINGERPRINT_PREFIX.length}) == '${FINGERPRINT_PREFIX}' and prior ~= fp then
+    return {-2, i}
+  end
+end
 local depth = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])
-if depth + n > tonumber(ARGV[2]) then return {-1, depth} end
+if depth + fresh > tonumber(ARGV[2]) then return {-1, depth} end
 local accepted, duplicates, maxGroup = 0, 0, 0
 for i = 1, n do
-  local base = 7 + (i - 1) * 3
-  if redis.call('SET', KEYS[5 + i], ARGV[6], 'NX', 'PX', ARGV[3]) then
+  local base = 7 + (i - 1) * 5
+  if verdict[i] then
+    redis.call('SET', KEYS[7 + i], ARGV[base + 4], 'PX', ARGV[3])
     redis.call('HSET', KEYS[1], ARGV[base + 1], ARGV[base + 3])
     redis.call('ZADD', KEYS[2], ARGV[1], ARGV[base + 1])
     local count = redis.call('HINCRBY', KEYS[4], ARGV[base + 2], 1)
@@ -36,24 +113,44 @@ for i = 1, n do
     duplicates = duplicates + 1
   end
 end
-redis.call('HSET', KEYS[5], 'agent', ARGV[5], 'accepted', accepted, 'duplicates', duplicates,
-  'pending', accepted, 'created_at', ARGV[1])
-if accepted == 0 then redis.call('HSET', KEYS[5], 'committed_at', ARGV[1]) end
-redis.call('PEXPIRE', KEYS[5], ARGV[4])
+-- Keys Postgres knew and Redis had forgotten (a direct commit): remembered from now on.
+for key, fp in pairs(heal) do redis.call('SET', key, fp, 'PX', ARGV[3], 'NX') end
+redis.call('HSET', KEYS[7], 'agent', ARGV[5], 'accepted', accepted, 'duplicates', duplicates,
+  'created_at', ARGV[1])
+if accepted > 0 then
+  redis.call('HSET', KEYS[5], ARGV[6], accepted)
+  redis.call('HSET', KEYS[6], ARGV[6], accepted .. ':' .. duplicates .. ':' .. ARGV[1])
+else
+  redis.call('HSET', KEYS[7], 'committed_at', ARGV[1])
+end
+redis.call('PEXPIRE', KEYS[7], ARGV[4])
 local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 return {accepted, duplicates, maxGroup, tonumber(oldest[2] or ARGV[1]), depth + accepted}
 `
 
-const CLAIM = `
+// KEYS: items, ready, processing, groups, dead, dead-why, batch-pending, batch-dead,
+//       batch-discarded, batch-meta
+// ARGV: now, claimTimeoutMs, limit, batchSize, delayMs, drain ('1' = claim whatever waits)
+// → {buried, #items, item json…, #batches, (batch id, pending, dead, discarded, meta)…}
+const CLAIM = `${READ_ITEMS}
+local keys = {items = KEYS[1], groups = KEYS[4], dead = KEYS[5], why = KEYS[6],
+  pending = KEYS[7], deadCount = KEYS[8]}
 local now = tonumber(ARGV[1])
+local why = '{"kind":"undecodable","at":' .. ARGV[1] .. '}'
+local buried = 0
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[3], id)
   local json = redis.call('HGET', KEYS[1], id)
   if json then
-    local item = cjson.decode(json)
-    redis.call('ZADD', KEYS[2], item.receivedAt, id)
-    redis.call('HINCRBY', KEYS[4], item.g, 1)
+    local item = decode(json)
+    if item then
+      redis.call('ZADD', KEYS[2], item.receivedAt, id)
+      redis.call('HINCRBY', KEYS[4], item.g, 1)
+    else
+      bury(keys, id, json, why, false)
+      buried = buried + 1
+    end
   end
 end
 -- A flush started by a request's threshold may find its work already done by the flush
@@ -67,51 +164,212 @@ if ARGV[6] ~= '1' then
       if tonumber(count) >= tonumber(ARGV[4]) then due = true break end
     end
   end
-  if not due then return {} end
+  if not due then return {buried, 0, 0} end
 end
 local ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-local out = {}
+local out, batches, listed = {}, {}, {}
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[2], id)
   local json = redis.call('HGET', KEYS[1], id)
   if json then
-    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), id)
-    local g = cjson.decode(json).g
-    if redis.call('HINCRBY', KEYS[4], g, -1) <= 0 then redis.call('HDEL', KEYS[4], g) end
-    out[#out + 1] = json
+    local item = decode(json)
+    if item then
+      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), id)
+      if redis.call('HINCRBY', KEYS[4], item.g, -1) <= 0 then redis.call('HDEL', KEYS[4], item.g) end
+      out[#out + 1] = json
+      if not listed[item.batchId] then
+        listed[item.batchId] = true
+        batches[#batches + 1] = item.batchId
+      end
+    else
+      bury(keys, id, json, why, true)
+      buried = buried + 1
+    end
   end
 end
-return out
+local reply = {buried, #out}
+for _, json in ipairs(out) do reply[#reply + 1] = json end
+reply[#reply + 1] = #batches
+for _, b in ipairs(batches) do
+  reply[#reply + 1] = b
+  reply[#reply + 1] = redis.call('HGET', KEYS[7], b) or ''
+  reply[#reply + 1] = redis.call('HGET', KEYS[8], b) or '0'
+  reply[#reply + 1] = redis.call('HGET', KEYS[9], b) or '0'
+  reply[#reply + 1] = redis.call('HGET', KEYS[10], b) or ''
+end
+return reply
 `
 
+// KEYS: items, processing, batch-pending, batch-dead, batch-discarded, batch-meta, batch:<id> (m)
+// ARGV: now, n, m, then per item: id, batch index (1..m); then per batch: id, committed_at
+//       ('' when Postgres did not record the batch in this write)
 const ACK = `
+local n, m = tonumber(ARGV[2]), tonumber(ARGV[3])
 local acked = 0
-for i = 1, tonumber(ARGV[2]) do
-  local id = ARGV[1 + 2 * i]
+for i = 1, n do
+  local id = ARGV[2 + 2 * i]
   if redis.call('ZREM', KEYS[2], id) == 1 then
     redis.call('HDEL', KEYS[1], id)
     acked = acked + 1
-    local batch = KEYS[2 + tonumber(ARGV[2 + 2 * i])]
-    if redis.call('EXISTS', batch) == 1 and redis.call('HINCRBY', batch, 'pending', -1) <= 0 then
-      redis.call('HSET', batch, 'committed_at', ARGV[1])
+    local j = tonumber(ARGV[3 + 2 * i])
+    local b = ARGV[2 + 2 * n + 2 * j]
+    local batch = KEYS[6 + j]
+    if redis.call('HEXISTS', KEYS[3], b) == 0 and redis.call('HEXISTS', batch, 'pending') == 1 then
+      redis.call('HINCRBY', batch, 'pending', -1) -- appended by a version that counted there
+    else
+      redis.call('HINCRBY', KEYS[3], b, -1)
+    end
+  end
+end
+for j = 1, m do
+  local b, at, batch = ARGV[2 + 2 * n + 2 * j], ARGV[3 + 2 * n + 2 * j], KEYS[6 + j]
+  local pending = tonumber(redis.call('HGET', KEYS[3], b) or redis.call('HGET', batch, 'pending') or '0')
+  local dead = tonumber(redis.call('HGET', KEYS[4], b) or '0')
+  if pending <= 0 then redis.call('HDEL', KEYS[3], b) end
+  if pending <= 0 and dead <= 0 then
+    redis.call('HDEL', KEYS[4], b)
+    redis.call('HDEL', KEYS[5], b)
+    redis.call('HDEL', KEYS[6], b)
+    if redis.call('EXISTS', batch) == 1 and not redis.call('HGET', batch, 'committed_at') then
+      if at == '' then at = ARGV[1] end
+      redis.call('HSET', batch, 'committed_at', at)
     end
   end
 end
 return acked
 `
 
-const NACK = `
-for i = 1, #ARGV do
+// KEYS: items, ready, processing, groups, dead, dead-why, batch-pending, batch-dead
+// ARGV: now, ids…
+const NACK = `${READ_ITEMS}
+local keys = {items = KEYS[1], groups = KEYS[4], dead = KEYS[5], why = KEYS[6],
+  pending = KEYS[7], deadCount = KEYS[8]}
+local why = '{"kind":"undecodable","at":' .. ARGV[1] .. '}'
+local back = 0
+for i = 2, #ARGV do
   if redis.call('ZREM', KEYS[3], ARGV[i]) == 1 then
     local json = redis.call('HGET', KEYS[1], ARGV[i])
     if json then
-      local item = cjson.decode(json)
-      redis.call('ZADD', KEYS[2], item.receivedAt, ARGV[i])
-      redis.call('HINCRBY', KEYS[4], item.g, 1)
+      local item = decode(json)
+      if item then
+        redis.call('ZADD', KEYS[2], item.receivedAt, ARGV[i])
+        redis.call('HINCRBY', KEYS[4], item.g, 1)
+        back = back + 1
+      else
+        bury(keys, ARGV[i], json, why, false)
+      end
     end
   end
 end
-return #ARGV
+return back
+`
+
+// KEYS: items, processing, dead, dead-why, batch-pending, batch-dead
+// ARGV: n, then per item: id, batch id, why (JSON)
+const BURY = `
+local buried = 0
+for i = 1, tonumber(ARGV[1]) do
+  local id, b, why = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  if redis.call('ZREM', KEYS[2], id) == 1 then
+    local json = redis.call('HGET', KEYS[1], id)
+    if json then
+      redis.call('HSET', KEYS[3], id, json)
+      redis.call('HSET', KEYS[4], id, why)
+      redis.call('HDEL', KEYS[1], id)
+      redis.call('HINCRBY', KEYS[5], b, -1)
+      redis.call('HINCRBY', KEYS[6], b, 1)
+      buried = buried + 1
+    end
+  end
+end
+return buried
+`
+
+// KEYS: items, ready, groups, dead, dead-why, batch-pending, batch-dead
+// ARGV: ids… → per id: 1 re-driven, 0 not a dead letter, -1 undecodable (kept where it is)
+const REDRIVE = `${READ_ITEMS}
+local out = {}
+for i = 1, #ARGV do
+  local id = ARGV[i]
+  local json = redis.call('HGET', KEYS[4], id)
+  if not json then
+    out[i] = 0
+  else
+    local item = decode(json)
+    if not item then
+      out[i] = -1
+    else
+      redis.call('HSET', KEYS[1], id, json)
+      redis.call('ZADD', KEYS[2], item.receivedAt, id)
+      redis.call('HINCRBY', KEYS[3], item.g, 1)
+      redis.call('HINCRBY', KEYS[6], item.batchId, 1)
+      if redis.call('HINCRBY', KEYS[7], item.batchId, -1) <= 0 then
+        redis.call('HDEL', KEYS[7], item.batchId)
+      end
+      redis.call('HDEL', KEYS[4], id)
+      redis.call('HDEL', KEYS[5], id)
+      out[i] = 1
+    end
+  end
+end
+return out
+`
+
+// KEYS: dead, dead-why, batch-pending, batch-dead, batch-discarded, batch-meta, batch:<id> (m)
+// ARGV: now, n, then per item: id, batch index (0 when its batch is unknown); then batch ids
+// → per id: 1 discarded, 0 not a dead letter
+const DISCARD = `
+local n = tonumber(ARGV[2])
+local out = {}
+for i = 1, n do
+  local id, j = ARGV[1 + 2 * i], tonumber(ARGV[2 + 2 * i])
+  if redis.call('HDEL', KEYS[1], id) == 0 then
+    out[i] = 0
+  else
+    redis.call('HDEL', KEYS[2], id)
+    out[i] = 1
+    if j > 0 then
+      local b, batch = ARGV[2 + 2 * n + j], KEYS[6 + j]
+      local dead = redis.call('HINCRBY', KEYS[4], b, -1)
+      redis.call('HINCRBY', KEYS[5], b, 1)
+      if redis.call('EXISTS', batch) == 1 then redis.call('HINCRBY', batch, 'discarded', 1) end
+      if dead <= 0 then
+        redis.call('HDEL', KEYS[4], b)
+        local pending = tonumber(redis.call('HGET', KEYS[3], b) or '0')
+        -- Nothing of the batch is left to commit: it is settled, with what was discarded.
+        if pending <= 0 then
+          redis.call('HDEL', KEYS[3], b)
+          redis.call('HDEL', KEYS[5], b)
+          redis.call('HDEL', KEYS[6], b)
+          if redis.call('EXISTS', batch) == 1 and not redis.call('HGET', batch, 'committed_at') then
+            redis.call('HSET', batch, 'committed_at', ARGV[1])
+          end
+        end
+      end
+    end
+  end
+end
+return out
+`
+
+// KEYS: batch:<id>, batch-pending, batch-dead; ARGV: batch id
+const READ_BATCH = `
+local flat = redis.call('HGETALL', KEYS[1])
+if #flat == 0 then return {} end
+flat[#flat + 1] = 'outstanding'
+flat[#flat + 1] = redis.call('HGET', KEYS[2], ARGV[1]) or redis.call('HGET', KEYS[1], 'pending') or '0'
+flat[#flat + 1] = 'dead'
+flat[#flat + 1] = redis.call('HGET', KEYS[3], ARGV[1]) or '0'
+return flat
+`
+
+// KEYS: idem keys; ARGV: ttlMs, fingerprints… — remembers keys committed elsewhere.
+const REMEMBER_KEYS = `
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1], 'NX') then n = n + 1 end
+end
+return n
 `
 
 const RELEASE_LEASE = `
@@ -128,15 +386,41 @@ export type AppendResult =
       oldestAt: number
       depth: number
     }
-  | { ok: false; depth: number }
+  | { ok: false; reason: 'full'; depth: number }
+  /** The update at `index` (0-based) re-uses a key accepted for another update. */
+  | { ok: false; reason: 'key_reused'; index: number }
 
 export interface BatchRecord {
   agentId: string
   accepted: number
   duplicates: number
-  pending: number
+  /** Updates of the batch neither committed nor dead-lettered yet. */
+  outstanding: number
+  /** Updates of the batch among the dead letters. */
+  deadLetters: number
+  /** Updates of the batch an operator discarded from the dead letters. */
+  discarded: number
   createdAt: number
   committedAt: number | null
+}
+
+/** What a claim says about one of the batches it holds items of. */
+export interface ClaimedBatch {
+  id: string
+  /** Its items not yet committed or dead-lettered (all of them, not only this claim's). */
+  outstanding: number | null
+  deadLetters: number
+  /** Its items an operator discarded from the dead letters. */
+  discarded: number
+  /** What its append answered; null for a batch appended by an older version. */
+  meta: { accepted: number; duplicates: number; createdAt: number } | null
+}
+
+export interface Claim {
+  items: BufferedUpdate[]
+  batches: Map<string, ClaimedBatch>
+  /** Items the claim moved to the dead letters because they could not be decoded. */
+  buried: number
 }
 
 export interface BufferStats {
@@ -144,6 +428,23 @@ export interface BufferStats {
   processing: number
   /** received_at of the oldest item waiting (ms), or null when none waits. */
   oldestAt: number | null
+  deadLetters: number
+}
+
+/** Why a dead letter is one; never an error's text (it may quote the update). */
+export interface DeadLetterReason {
+  kind: 'data_error' | 'undecodable' | 'idempotency_key_reused'
+  /** The SQLSTATE the database refused the update with. */
+  sqlstate?: string
+  /** When it became a dead letter (ms since epoch). */
+  at: number
+}
+
+export interface DeadLetter {
+  id: string
+  /** The item as it was buffered (JSON text). */
+  item: string
+  reason: DeadLetterReason | null
 }
 
 export interface BufferOptions {
@@ -154,6 +455,8 @@ export interface BufferOptions {
   batchTtlMs: number
 }
 
+type Script = ReturnType<RedisStore['client']['createScript']>
+
 export class ProgressBuffer {
   readonly #redis: RedisStore
   readonly #options: BufferOptions
@@ -162,15 +465,27 @@ export class ProgressBuffer {
     ready: string
     processing: string
     groups: string
+    dead: string
+    why: string
+    pending: string
+    deadCount: string
+    discarded: string
+    meta: string
     lease: string
   }
-  readonly #scripts: {
-    append: ReturnType<RedisStore['client']['createScript']>
-    claim: ReturnType<RedisStore['client']['createScript']>
-    ack: ReturnType<RedisStore['client']['createScript']>
-    nack: ReturnType<RedisStore['client']['createScript']>
-    release: ReturnType<RedisStore['client']['createScript']>
-  }
+  readonly #scripts: Record<
+    | 'append'
+    | 'claim'
+    | 'ack'
+    | 'nack'
+    | 'bury'
+    | 'redrive'
+    | 'discard'
+    | 'readBatch'
+    | 'remember'
+    | 'release',
+    Script
+  >
 
   constructor(redis: RedisStore, options: BufferOptions) {
     this.#redis = redis
@@ -181,6 +496,12 @@ export class ProgressBuffer {
       ready: k('ready'),
       processing: k('processing'),
       groups: k('groups'),
+      dead: k('dead'),
+      why: k('dead-why'),
+      pending: k('batch-pending'),
+      deadCount: k('batch-dead'),
+      discarded: k('batch-discarded'),
+      meta: k('batch-meta'),
       lease: k('flush-lease'),
     }
     const script = (lua: string) => redis.client.createScript(lua)
@@ -189,25 +510,41 @@ export class ProgressBuffer {
       claim: script(CLAIM),
       ack: script(ACK),
       nack: script(NACK),
+      bury: script(BURY),
+      redrive: script(REDRIVE),
+      discard: script(DISCARD),
+      readBatch: script(READ_BATCH),
+      remember: script(REMEMBER_KEYS),
       release: script(RELEASE_LEASE),
     }
+  }
+
+  get options(): Readonly<BufferOptions> {
+    return this.#options
   }
 
   batchKey(batchId: string): string {
     return this.#redis.key('progress', 'batch', batchId)
   }
 
-  /** Appends a request's updates atomically: all are stored (or counted duplicate), or none. */
+  idempotencyKey(agentId: string, key: string): string {
+    return this.#redis.key('progress', 'idem', agentId, key)
+  }
+
+  /**
+   * Appends a request's updates atomically: all are stored (or counted duplicate), or none.
+   * `known` maps event keys (`eventKeyOf`) Postgres already holds to their fingerprints: they
+   * count as duplicates (or re-uses) even where Redis has forgotten them.
+   */
   async append(
     batch: { id: string; agentId: string },
     updates: readonly BufferedUpdate[],
     now: number,
     scope?: CallScope,
+    known?: ReadonlyMap<string, string>,
   ): Promise<AppendResult> {
     const k = this.#keys
-    const idemKeys = updates.map((u) =>
-      this.#redis.key('progress', 'idem', u.agentId, u.idempotencyKey),
-    )
+    const idemKeys = updates.map((u) => this.idempotencyKey(u.agentId, u.idempotencyKey))
     const args = [
       String(now),
       String(this.#options.maxDepth),
@@ -218,20 +555,36 @@ export class ProgressBuffer {
       String(updates.length),
     ]
     for (const u of updates) {
-      const stored: StoredUpdate = { ...u, g: groupOf(u) }
-      args.push(u.id, stored.g, JSON.stringify(stored))
+      const stored: StoredUpdate = { ...u, g: bufferGroup(u) }
+      args.push(
+        u.id,
+        stored.g,
+        JSON.stringify(stored),
+        u.fingerprint ?? '',
+        known?.get(eventKeyOf(u)) ?? '',
+      )
     }
     const raw = await this.#redis.run(
       'progress-append',
       () =>
         this.#scripts.append.exec(
-          [k.items, k.ready, k.processing, k.groups, this.batchKey(batch.id), ...idemKeys],
+          [
+            k.items,
+            k.ready,
+            k.processing,
+            k.groups,
+            k.pending,
+            k.meta,
+            this.batchKey(batch.id),
+            ...idemKeys,
+          ],
           args,
         ),
       scope,
     )
     const values = (raw as unknown[]).map(Number)
-    if (values[0] === -1) return { ok: false, depth: values[1] ?? 0 }
+    if (values[0] === -1) return { ok: false, reason: 'full', depth: values[1] ?? 0 }
+    if (values[0] === -2) return { ok: false, reason: 'key_reused', index: (values[1] ?? 1) - 1 }
     const [accepted = 0, duplicates = 0, largestGroup = 0, oldestAt = now, depth = 0] = values
     return { ok: true, accepted, duplicates, largestGroup, oldestAt, depth }
   }
@@ -245,13 +598,24 @@ export class ProgressBuffer {
     limit: number,
     scope?: CallScope,
     due?: { batchSize: number; delayMs: number },
-  ): Promise<BufferedUpdate[]> {
+  ): Promise<Claim> {
     const k = this.#keys
-    const raw = await this.#redis.run(
+    const raw = (await this.#redis.run(
       'progress-claim',
       () =>
         this.#scripts.claim.exec(
-          [k.items, k.ready, k.processing, k.groups],
+          [
+            k.items,
+            k.ready,
+            k.processing,
+            k.groups,
+            k.dead,
+            k.why,
+            k.pending,
+            k.deadCount,
+            k.discarded,
+            k.meta,
+          ],
           [
             String(now),
             String(this.#options.claimTimeoutMs),
@@ -262,24 +626,70 @@ export class ProgressBuffer {
           ],
         ),
       scope,
-    )
-    return (raw as string[]).map((json) => {
-      const { g: _, ...update } = JSON.parse(json) as StoredUpdate
+    )) as unknown[]
+    const buried = Number(raw[0])
+    const count = Number(raw[1])
+    const items = raw.slice(2, 2 + count).map((json) => {
+      const { g: _, ...update } = JSON.parse(String(json)) as StoredUpdate
       return update
     })
+    const batches = new Map<string, ClaimedBatch>()
+    const listed = Number(raw[2 + count] ?? 0)
+    for (let i = 0; i < listed; i++) {
+      const at = 3 + count + i * 5
+      const id = String(raw[at])
+      const outstanding = String(raw[at + 1] ?? '')
+      const [accepted, duplicates, createdAt] = String(raw[at + 4] ?? '')
+        .split(':')
+        .map(Number)
+      batches.set(id, {
+        id,
+        outstanding: outstanding === '' ? null : Number(outstanding),
+        deadLetters: Number(raw[at + 2] ?? 0),
+        discarded: Number(raw[at + 3] ?? 0),
+        meta:
+          accepted === undefined || Number.isNaN(accepted) || duplicates === undefined
+            ? null
+            : { accepted, duplicates, createdAt: createdAt ?? 0 },
+      })
+    }
+    return { items, batches, buried }
   }
 
-  async ack(updates: readonly BufferedUpdate[], now: number, scope?: CallScope): Promise<number> {
+  /**
+   * Forgets committed items and counts them off their batches. `committedAt` holds the
+   * batches Postgres recorded as committed in this write, with the time it recorded: a batch
+   * whose last item is acknowledged takes that time (else the ack's).
+   */
+  async ack(
+    updates: readonly BufferedUpdate[],
+    now: number,
+    scope?: CallScope,
+    committedAt: ReadonlyMap<string, number> = new Map(),
+  ): Promise<number> {
     if (updates.length === 0) return 0
     const batches = [...new Set(updates.map((u) => u.batchId))]
     const index = new Map(batches.map((b, i) => [b, i + 1]))
-    const args = [String(now), String(updates.length)]
+    const args = [String(now), String(updates.length), String(batches.length)]
     for (const u of updates) args.push(u.id, String(index.get(u.batchId)))
+    for (const b of batches) {
+      const at = committedAt.get(b)
+      args.push(b, at === undefined ? '' : String(at))
+    }
+    const k = this.#keys
     const acked = await this.#redis.run(
       'progress-ack',
       () =>
         this.#scripts.ack.exec(
-          [this.#keys.items, this.#keys.processing, ...batches.map((b) => this.batchKey(b))],
+          [
+            k.items,
+            k.processing,
+            k.pending,
+            k.deadCount,
+            k.discarded,
+            k.meta,
+            ...batches.map((b) => this.batchKey(b)),
+          ],
           args,
         ),
       scope,
@@ -287,18 +697,194 @@ export class ProgressBuffer {
     return Number(acked)
   }
 
-  async nack(updates: readonly BufferedUpdate[], scope?: CallScope): Promise<void> {
+  /** Puts a failed write's items back in the queue (an undecodable one into the dead letters). */
+  async nack(updates: readonly BufferedUpdate[], now: number, scope?: CallScope): Promise<void> {
     if (updates.length === 0) return
     const k = this.#keys
     await this.#redis.run(
       'progress-nack',
       () =>
         this.#scripts.nack.exec(
-          [k.items, k.ready, k.processing, k.groups],
-          updates.map((u) => u.id),
+          [k.items, k.ready, k.processing, k.groups, k.dead, k.why, k.pending, k.deadCount],
+          [String(now), ...updates.map((u) => u.id)],
         ),
       scope,
     )
+  }
+
+  /** Moves claimed items a store refused into the dead letters, with why. */
+  async bury(
+    refused: readonly { update: BufferedUpdate; reason: DeadLetterReason }[],
+    scope?: CallScope,
+  ): Promise<number> {
+    if (refused.length === 0) return 0
+    const k = this.#keys
+    const args = [String(refused.length)]
+    for (const { update, reason } of refused) {
+      args.push(update.id, update.batchId, JSON.stringify(reason))
+    }
+    const buried = await this.#redis.run(
+      'progress-bury',
+      () =>
+        this.#scripts.bury.exec(
+          [k.items, k.processing, k.dead, k.why, k.pending, k.deadCount],
+          args,
+        ),
+      scope,
+    )
+    return Number(buried)
+  }
+
+  /** Dead letters, up to `limit`, in no particular order, and how many there are. */
+  async deadLetters(
+    limit = 100,
+    scope?: CallScope,
+  ): Promise<{ total: number; items: DeadLetter[] }> {
+    const k = this.#keys
+    const [total, ids] = await this.#redis.run(
+      'progress-dead-letters',
+      (r) => {
+        const p = r.pipeline()
+        p.hlen(k.dead)
+        p.hkeys(k.dead)
+        return p.exec() as Promise<[number, string[]]>
+      },
+      scope,
+    )
+    const chosen = (ids as string[]).slice(0, limit)
+    if (chosen.length === 0) return { total: Number(total), items: [] }
+    const [items, reasons] = await this.#redis.run(
+      'progress-dead-letters',
+      (r) => {
+        const p = r.pipeline()
+        p.hmget(k.dead, ...chosen)
+        p.hmget(k.why, ...chosen)
+        return p.exec() as Promise<[unknown, unknown]>
+      },
+      scope,
+    )
+    const list = (value: unknown) => (Array.isArray(value) ? value : chosen.map(() => null))
+    const itemList = list(items)
+    const reasonList = list(reasons)
+    return {
+      total: Number(total),
+      items: chosen.flatMap((id, i) => {
+        const item = itemList[i]
+        if (item === null || item === undefined) return [] // re-driven or discarded meanwhile
+        return [{ id, item: String(item), reason: parseReason(reasonList[i]) }]
+      }),
+    }
+  }
+
+  /** Every dead letter's id (for `--all`). */
+  async deadLetterIds(scope?: CallScope): Promise<string[]> {
+    return (await this.#redis.run(
+      'progress-dead-letters',
+      (r) => r.hkeys(this.#keys.dead),
+      scope,
+    )) as string[]
+  }
+
+  /**
+   * Puts dead letters back in the queue, as they were buffered. Per id: `redriven`,
+   * `not_found`, or `undecodable` (it would only be buried again; it stays a dead letter).
+   */
+  async redrive(
+    ids: readonly string[],
+    scope?: CallScope,
+  ): Promise<Map<string, 'redriven' | 'not_found' | 'undecodable'>> {
+    const out = new Map<string, 'redriven' | 'not_found' | 'undecodable'>()
+    const k = this.#keys
+    for (const chunk of chunks(ids, 500)) {
+      const raw = (await this.#redis.run(
+        'progress-redrive',
+        () =>
+          this.#scripts.redrive.exec(
+            [k.items, k.ready, k.groups, k.dead, k.why, k.pending, k.deadCount],
+            [...chunk],
+          ),
+        scope,
+      )) as unknown[]
+      chunk.forEach((id, i) => {
+        const v = Number(raw[i])
+        out.set(id, v === 1 ? 'redriven' : v === -1 ? 'undecodable' : 'not_found')
+      })
+    }
+    return out
+  }
+
+  /** Drops dead letters for good; a batch left with nothing outstanding is settled. */
+  async discard(
+    ids: readonly string[],
+    now: number,
+    scope?: CallScope,
+  ): Promise<Map<string, 'discarded' | 'not_found'>> {
+    const out = new Map<string, 'discarded' | 'not_found'>()
+    const k = this.#keys
+    for (const chunk of chunks(ids, 500)) {
+      // The script must name every key it touches: read the items' batches first.
+      const raw = (await this.#redis.run(
+        'progress-discard',
+        (r) => r.hmget(k.dead, ...chunk) as Promise<unknown>,
+        scope,
+      )) as unknown
+      const items = Array.isArray(raw) ? raw : []
+      const batches: string[] = []
+      const args = [String(now), String(chunk.length)]
+      chunk.forEach((id, i) => {
+        const batch = batchIdOf(items[i])
+        let j = 0
+        if (batch) {
+          j = batches.indexOf(batch) + 1 || batches.push(batch)
+        }
+        args.push(id, String(j))
+      })
+      args.push(...batches)
+      const result = (await this.#redis.run(
+        'progress-discard',
+        () =>
+          this.#scripts.discard.exec(
+            [
+              k.dead,
+              k.why,
+              k.pending,
+              k.deadCount,
+              k.discarded,
+              k.meta,
+              ...batches.map((b) => this.batchKey(b)),
+            ],
+            args,
+          ),
+        scope,
+      )) as unknown[]
+      chunk.forEach((id, i) => {
+        out.set(id, Number(result[i]) === 1 ? 'discarded' : 'not_found')
+      })
+    }
+    return out
+  }
+
+  /** Remembers keys committed straight to Postgres, so Redis' dedupe knows them too. */
+  async rememberKeys(
+    keys: readonly { agentId: string; idempotencyKey: string; fingerprint: string | null }[],
+    scope?: CallScope,
+  ): Promise<void> {
+    for (const chunk of chunks(keys, 500)) {
+      await this.#redis.run(
+        'progress-remember',
+        () =>
+          this.#scripts.remember.exec(
+            chunk.map((key) => this.idempotencyKey(key.agentId, key.idempotencyKey)),
+            [
+              String(this.#options.dedupeTtlMs),
+              // A key recorded before fingerprints existed: anything but a fingerprint
+              // makes the append count it a duplicate without comparing.
+              ...chunk.map((key) => key.fingerprint ?? 'committed'),
+            ],
+          ),
+        scope,
+      )
+    }
   }
 
   /** One flush at a time across all isolates: true when this caller holds the lease now. */
@@ -321,26 +907,35 @@ export class ProgressBuffer {
 
   async stats(scope?: CallScope): Promise<BufferStats> {
     const k = this.#keys
-    const [ready, processing, oldest] = await this.#redis.run(
+    const [ready, processing, oldest, dead] = await this.#redis.run(
       'progress-stats',
-      (r) =>
-        Promise.all([
-          r.zcard(k.ready),
-          r.zcard(k.processing),
-          r.zrange<string[]>(k.ready, 0, 0, { withScores: true }),
-        ]),
+      (r) => {
+        // One round trip for the four reads.
+        const p = r.pipeline()
+        p.zcard(k.ready)
+        p.zcard(k.processing)
+        p.zrange(k.ready, 0, 0, { withScores: true })
+        p.hlen(k.dead)
+        return p.exec() as Promise<[number, number, string[], number]>
+      },
       scope,
     )
-    return { ready, processing, oldestAt: oldest[1] === undefined ? null : Number(oldest[1]) }
+    return {
+      ready: Number(ready),
+      processing: Number(processing),
+      oldestAt: oldest[1] === undefined ? null : Number(oldest[1]),
+      deadLetters: Number(dead),
+    }
   }
 
   async batch(batchId: string, scope?: CallScope): Promise<BatchRecord | undefined> {
-    // With automatic deserialization off, HGETALL answers Redis's flat [field, value, …].
-    const flat = await this.#redis.run(
+    const k = this.#keys
+    const flat = (await this.#redis.run(
       'progress-batch',
-      (r) => r.hgetall(this.batchKey(batchId)) as Promise<unknown>,
+      () =>
+        this.#scripts.readBatch.exec([this.batchKey(batchId), k.pending, k.deadCount], [batchId]),
       scope,
-    )
+    )) as unknown
     const raw: Record<string, string> = {}
     if (Array.isArray(flat)) {
       for (let i = 0; i + 1 < flat.length; i += 2) raw[String(flat[i])] = String(flat[i + 1])
@@ -350,9 +945,35 @@ export class ProgressBuffer {
       agentId: raw.agent,
       accepted: Number(raw.accepted),
       duplicates: Number(raw.duplicates),
-      pending: Number(raw.pending),
+      outstanding: Math.max(0, Number(raw.outstanding ?? 0)),
+      deadLetters: Math.max(0, Number(raw.dead ?? 0)),
+      discarded: Number(raw.discarded ?? 0),
       createdAt: Number(raw.created_at),
       committedAt: raw.committed_at ? Number(raw.committed_at) : null,
     }
   }
+}
+
+function parseReason(raw: unknown): DeadLetterReason | null {
+  if (typeof raw !== 'string') return null
+  try {
+    const value = JSON.parse(raw) as DeadLetterReason
+    return typeof value === 'object' && value !== null && typeof value.kind === 'string'
+      ? value
+      : null
+  } catch {
+    return null
+  }
+}
+
+/** The batch of a buffered item's JSON, read without trusting the rest of it. */
+export function batchIdOf(item: unknown): string | undefined {
+  if (typeof item !== 'string') return undefined
+  return /"batchId":"([0-9A-Za-z-]+)"/.exec(item)?.[1]
+}
+
+function chunks<T>(list: readonly T[], size: number): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size))
+  return out
 }

@@ -1,6 +1,11 @@
-// Idempotency keys: the agent's (body or Idempotency-Key header), else derived from the
-// update's content, so a retried identical request is still recognised as a duplicate.
+// Idempotency keys and fingerprints (draft-ietf-httpapi-idempotency-key-header).
+//
+// The key is the agent's (body or Idempotency-Key header), else derived from the update's
+// content, so a retried identical request is still recognised as a duplicate. The fingerprint
+// is a hash of the update's canonical content, stored with the key in both stores: the same
+// key with another fingerprint is a key re-used for a different update (422), not a retry.
 import { base64url, sha256 } from '../auth/encoding.ts'
+import { normaliseTimestamp } from '../contract/storable.ts'
 import type { ProgressUpdate } from '../schemas/progress.ts'
 
 /** Canonical JSON: object keys sorted at every depth, so equal content gives equal text. */
@@ -17,4 +22,21 @@ export async function derivedKey(update: ProgressUpdate): Promise<string> {
   const { idempotency_key: _, ...content } = update
   // "~" cannot start a key an agent chooses by accident in practice, and marks it derived.
   return `~${base64url(await sha256(canonicalJson(content)))}`
+}
+
+/** Marks a stored value as a fingerprint (older versions stored a batch id there). */
+export const FINGERPRINT_PREFIX = 'f1:'
+
+/**
+ * The update's fingerprint: `f1:` + base64url(SHA-256(canonical JSON of every member but the
+ * idempotency key, `occurred_at` normalised to UTC)). Two sends of one update always agree;
+ * the order of `data`'s keys does not matter (JSON objects are unordered, RFC 8259 §4).
+ */
+export async function fingerprint(update: ProgressUpdate): Promise<string> {
+  const { idempotency_key: _, ...content } = update
+  const canonical = canonicalJson({
+    ...content,
+    occurred_at: normaliseTimestamp(content.occurred_at),
+  })
+  return `${FINGERPRINT_PREFIX}${base64url(await sha256(canonical))}`
 }

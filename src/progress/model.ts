@@ -7,13 +7,19 @@ export interface BufferedUpdate {
   batchId: string
   agentId: string
   idempotencyKey: string
+  /**
+   * Hash of the update's canonical content (`fingerprint()`), kept with its key so that a key
+   * re-used for another update is told from a retry. Absent on items buffered by versions
+   * before it existed.
+   */
+  fingerprint?: string
   userId: string
   taskId: string
   status: ProgressStatus
   progress: number
   /** JSON text of the update's `data`, or null. */
   data: string | null
-  /** RFC 3339, as the agent sent it. */
+  /** RFC 3339, normalised to UTC. */
   occurredAt: string
   /** When the API accepted it (ms since epoch). */
   receivedAt: number

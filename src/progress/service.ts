@@ -1,5 +1,7 @@
-// The isolate's progress machinery: the Redis buffer when Redis is configured, the
-// coalescing committer when the database is, and context invalidation for changed users.
+// The isolate's progress machinery: the Redis buffer when Redis is configured, what it knows
+// about direct commits (one dedupe truth across both stores), and context invalidation for
+// changed users. Nothing here is shared between requests but plain state: every request
+// awaits only its own reads and writes.
 import type { SwrCache } from '../cache/swr.ts'
 import type { Config } from '../config/index.ts'
 import type { Database } from '../db/client.ts'
@@ -8,11 +10,11 @@ import type { RedisStore } from '../redis.ts'
 import type { CachedContext } from '../users/context.ts'
 import { ContextInvalidations } from '../users/invalidation.ts'
 import { ProgressBuffer } from './buffer.ts'
-import { CoalescingCommitter } from './direct.ts'
+import { DirectCommits } from './dedupe.ts'
 
 export interface ProgressService {
   buffer?: ProgressBuffer
-  committer?: CoalescingCommitter
+  directCommits: DirectCommits
   invalidations: ContextInvalidations
   /** Drops changed users' cached context here and, through Redis, everywhere. */
   invalidate(users: readonly string[], scope?: CallScope): void
@@ -43,14 +45,13 @@ export function createProgressService(deps: {
           batchTtlMs: BATCH_TTL_MS,
         })
       : undefined,
-    committer: deps.db
-      ? new CoalescingCommitter({
-          db: deps.db,
-          windowMs: t.progressCommitWindowMs,
-          maxUpdates: 1000,
-          now: deps.now,
-        })
-      : undefined,
+    directCommits: new DirectCommits({
+      db: deps.db,
+      now: deps.now,
+      ttlMs: t.progressDirectCheckTtlMs,
+      windowMs: t.progressDedupeTtlMs,
+      timeoutMs: t.databaseTimeoutMs,
+    }),
     invalidations,
     invalidate(users, scope) {
       const publishing = invalidations.publish(users, scope).catch(() => {})

@@ -85,7 +85,6 @@ export class CircuitBreakerPolicy {
   readonly #breaker: Breaker
   #remoteReadAt = Number.NEGATIVE_INFINITY
   #probesUnderLease = 0
-  #remoteRead?: Promise<void>
 
   constructor(options: PolicyOptions, restored?: BreakerData) {
     this.name = options.name
@@ -192,27 +191,22 @@ export class CircuitBreakerPolicy {
     this.#announce(transition, options.defer)
   }
 
-  /** Reads the shared view at most once per TTL (concurrent callers share one read). */
+  /**
+   * Reads the shared view at most once per TTL. The caller that finds the view stale reads it
+   * and waits for its own read; callers arriving meanwhile go on with the local state rather
+   * than await a read another request started (on Workers, another request's I/O).
+   */
   async #refreshRemote(): Promise<void> {
     const { now, shared, snapshotTtlMs = 2000 } = this.#options
     if (!shared || now() - this.#remoteReadAt < snapshotTtlMs) return
-    if (!this.#remoteRead) {
-      const reading = Promise.resolve()
-        .then(() => shared.read(this.name))
-        .then(
-          (view) => {
-            this.#remoteReadAt = now()
-            if (view) this.#adopt(view)
-          },
-          () => {
-            this.#remoteReadAt = now() // Redis unavailable: stay local, ask again after the TTL
-          },
-        )
-      this.#remoteRead = reading.finally(() => {
-        this.#remoteRead = undefined
-      })
+    this.#remoteReadAt = now()
+    try {
+      const view = await shared.read(this.name)
+      this.#remoteReadAt = now()
+      if (view) this.#adopt(view)
+    } catch {
+      this.#remoteReadAt = now() // Redis unavailable: stay local, ask again after the TTL
     }
-    await this.#remoteRead
   }
 
   #adopt(view: RemoteBreakerView): void {

@@ -53,6 +53,7 @@ async function flush(c: Context<AppEnv>) {
   return c.json({
     flushed: report.flushed,
     remaining: report.remaining < 0 ? null : report.remaining,
+    dead_letters: report.deadLetters < 0 ? null : report.deadLetters,
     ...(report.skipped ? { skipped: report.skipped } : {}),
   })
 }

@@ -2,28 +2,26 @@
 // — scope progress:write.
 //
 // All or nothing: the whole request is validated and every user's grant checked before any
-// update is taken. A 202 means durable: appended to the Redis buffer (`queued`), or, without
-// Redis, committed to Postgres (`committed`). If neither store can take it: 503, nothing kept.
+// update is taken; then `acceptProgress` (src/progress/accept.ts) makes it durable or says
+// honestly why not.
 import { type Context, Hono } from 'hono'
 import type { AppEnv } from '../context.ts'
-import { sql } from '../db/client.ts'
+import { futureTimestampProblem, normaliseTimestamp } from '../contract/storable.ts'
 import { requireAuth } from '../middleware/auth.ts'
 import { isJsonMediaType, mediaType, parseJson } from '../middleware/body.ts'
 import { requestScope } from '../platform.ts'
 import { type FieldError, ProblemError, problems } from '../problem.ts'
-import { flushDue, flushProgress } from '../progress/flush.ts'
-import { derivedKey } from '../progress/idempotency.ts'
+import { acceptProgress } from '../progress/accept.ts'
+import { derivedKey, fingerprint } from '../progress/idempotency.ts'
 import type { BufferedUpdate } from '../progress/model.ts'
+import { batchStatus } from '../progress/status.ts'
 import {
-  type BatchStatus,
   type ProgressAccepted,
   type ProgressUpdate,
   progressBatch,
   progressUpdate,
 } from '../schemas/progress.ts'
 import { fieldErrors } from '../validation.ts'
-
-const MAX_FUTURE_MS = 5 * 60 * 1000
 
 /** The body as a list of updates, each with the path prefix its errors are reported under. */
 async function readUpdates(
@@ -44,12 +42,9 @@ async function readUpdates(
 function checkTimes(updates: ProgressUpdate[], prefix: string, now: number): void {
   const errors: FieldError[] = []
   updates.forEach((u, i) => {
-    if (Date.parse(u.occurred_at) > now + MAX_FUTURE_MS) {
-      errors.push({
-        path: `${prefix}${prefix ? `${i}.` : ''}occurred_at`,
-        message: 'Must not be more than 5 minutes in the future',
-      })
-    }
+    const problem = futureTimestampProblem(u.occurred_at, now)
+    if (problem)
+      errors.push({ path: `${prefix}${prefix ? `${i}.` : ''}occurred_at`, message: problem })
   })
   if (errors.length) throw problems.validation(errors)
 }
@@ -147,131 +142,49 @@ const BATCH_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$
 export const progressRoutes = new Hono<AppEnv>()
   .post('/api/v1/agent/progress', requireAuth('progress:write'), async (c) => {
     const services = c.get('services')
-    const { clock, progress, config } = services
     const agentId = c.get('agentId')!
     const { updates, prefix } = await readUpdates(c)
-    const now = clock.now()
+    const now = services.clock.now()
     checkTimes(updates, prefix, now)
     const keys = await withKeys(c, updates, prefix !== '')
     await checkGrants(c, updates, prefix)
 
     const batchId = crypto.randomUUID()
+    const fingerprints = await Promise.all(updates.map(fingerprint))
     const items: BufferedUpdate[] = updates.map((u, i) => ({
       id: crypto.randomUUID(),
       batchId,
       agentId,
       idempotencyKey: keys[i]!,
+      fingerprint: fingerprints[i]!,
       userId: u.user_id,
       taskId: u.task_id,
       status: u.status,
       progress: u.progress,
+      // Serialised once, from the value as parsed: this text is what every store keeps.
       data: u.data === undefined ? null : JSON.stringify(u.data),
-      occurredAt: new Date(Date.parse(u.occurred_at)).toISOString(),
+      occurredAt: normaliseTimestamp(u.occurred_at),
       receivedAt: now,
     }))
-    const scope = requestScope(c)
-
-    if (progress.buffer && !services.breakers.get('redis').isOpen()) {
-      try {
-        const result = await progress.buffer.append({ id: batchId, agentId }, items, now, scope)
-        if (!result.ok) {
-          throw problems.unavailable(
-            'buffer_full',
-            'The progress buffer is full; nothing was accepted. Retry after the flush catches up',
-            5,
-          )
-        }
-        const t = config.tunables
-        if (
-          flushDue(result, now, { batchSize: t.progressBatchSize, delayMs: t.progressBatchDelayMs })
-        ) {
-          scope.defer?.(flushProgress(services, scope))
-        }
-        return accepted(c, {
-          batch_id: batchId,
-          accepted: result.accepted,
-          duplicates: result.duplicates,
-          status: 'queued',
-        })
-      } catch (err) {
-        if (err instanceof ProblemError) throw err
-        c.get('log').warn('progress buffer unavailable; committing directly', { error: err })
-      }
-    }
-
-    if (progress.committer) {
-      try {
-        const outcome = await progress.committer.commit({ id: batchId, agentId }, items, scope)
-        progress.invalidate(outcome.changedUsers, scope)
-        return accepted(c, {
-          batch_id: batchId,
-          accepted: outcome.accepted,
-          duplicates: outcome.duplicates,
-          status: 'committed',
-        })
-      } catch (err) {
-        c.get('log').warn('progress commit failed', { error: err })
-      }
-    }
-    throw problems.unavailable(
-      'progress_unavailable',
-      'No durable store can take progress now; nothing was accepted',
-      5,
+    // A key given by the Idempotency-Key header is reported there.
+    const header = c.req.header('idempotency-key') !== undefined
+    const pathOf = (i: number, field: string) =>
+      header && field === 'idempotency_key'
+        ? 'Idempotency-Key'
+        : `${prefix}${prefix ? `${i}.` : ''}${field}`
+    const body = await acceptProgress(
+      services,
+      { id: batchId, agentId },
+      items,
+      pathOf,
+      requestScope(c),
+      c.get('log'),
     )
+    return accepted(c, body)
   })
   .get('/api/v1/agent/progress/batches/:batchId', requireAuth('progress:write'), async (c) => {
-    const services = c.get('services')
     const batchId = c.req.param('batchId')
     if (!BATCH_ID.test(batchId)) throw problems.notFound('No such batch')
-    const agentId = c.get('agentId')!
-    const scope = requestScope(c)
-    // A batch lives in Redis (queued, or committed by a flush) or only in Postgres (committed
-    // directly while Redis was down): "no such batch" needs every configured store to say so.
-    const { buffer } = services.progress
-    let denials = 0
-
-    if (buffer) {
-      try {
-        const record = await buffer.batch(batchId, scope)
-        if (!record) denials++
-        else {
-          if (record.agentId !== agentId) throw problems.notFound('No such batch')
-          const body: BatchStatus = {
-            batch_id: batchId,
-            status: record.committedAt === null ? 'queued' : 'committed',
-            accepted: record.accepted,
-            committed_at:
-              record.committedAt === null ? null : new Date(record.committedAt).toISOString(),
-          }
-          return c.json(body)
-        }
-      } catch (err) {
-        if (err instanceof ProblemError) throw err
-      }
-    }
-    if (services.db) {
-      try {
-        const rows = await services.db.query<{ accepted: number; committed_at: string | null }>(
-          sql`SELECT accepted, committed_at FROM progress_batches WHERE id = ${batchId} AND agent_id = ${agentId}`,
-          { ...scope, idempotent: true },
-        )
-        const row = rows[0]
-        if (!row) denials++
-        else {
-          const body: BatchStatus = {
-            batch_id: batchId,
-            status: 'committed',
-            accepted: row.accepted,
-            committed_at: row.committed_at ? new Date(row.committed_at).toISOString() : null,
-          }
-          return c.json(body)
-        }
-      } catch {
-        // fall through: without its answer, "no such batch" cannot be said
-      }
-    }
-    const stores = (buffer ? 1 : 0) + (services.db ? 1 : 0)
-    if (stores === 0 || denials < stores)
-      throw problems.unavailable('progress_unavailable', 'Batch status is unavailable', 5)
-    throw problems.notFound('No such batch')
+    const body = await batchStatus(c.get('services'), c.get('agentId')!, batchId, requestScope(c))
+    return c.json(body)
   })

@@ -43,4 +43,8 @@ export interface BatchStatus {
   status: 'queued' | 'committed'
   accepted: number
   committed_at: string | null
+  /** Its updates held as dead letters (a store refused them); present when any are. */
+  dead_letters?: number
+  /** Its updates an operator discarded from the dead letters; present when any were. */
+  discarded?: number
 }

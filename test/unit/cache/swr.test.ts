@@ -42,16 +42,51 @@ describe('SwrCache', () => {
     expect(await c.swr('k', load)).toMatchObject({ value: 'v3', status: 'MISS' })
   })
 
-  test('concurrent misses share one load; bypass loads anyway', async () => {
+  // No read awaits a load another read started: on Workers that is another request's I/O.
+  test('concurrent misses each load for themselves; bypass loads anyway', async () => {
     const c = cache({ now: 0 })
     let loads = 0
     const load = async () => `v${++loads}`
     const [a, b] = await Promise.all([c.swr('k', load), c.swr('k', load)])
-    expect([a.value, b.value, loads]).toEqual(['v1', 'v1', 1])
+    expect([a.value, b.value, loads]).toEqual(['v1', 'v2', 2])
     expect(await c.swr('k', load, { bypass: true })).toMatchObject({
-      value: 'v2',
+      value: 'v3',
       status: 'BYPASS',
     })
+  })
+
+  test('one hung load holds only its own reader', async () => {
+    const c = cache({ now: 0 })
+    const hung = pending('never')
+    const first = c.swr('k', hung.load)
+    await Promise.resolve()
+    expect(await c.swr('k', async () => 'own')).toMatchObject({ value: 'own', status: 'MISS' })
+    hung.release()
+    expect((await first).value).toBe('never')
+  })
+
+  test('a stale entry is reloaded once in the background, however many read it', async () => {
+    const clock = { now: 0 }
+    const c = cache(clock)
+    await c.swr('k', async () => 'v1')
+    clock.now = 150
+    const reload = pending('v2')
+    let loads = 0
+    const deferred: Promise<unknown>[] = []
+    const load = () => {
+      loads++
+      return reload.load()
+    }
+    for (let i = 0; i < 5; i++) {
+      expect(await c.swr('k', load, { defer: (w) => deferred.push(w) })).toMatchObject({
+        value: 'v1',
+        status: 'STALE',
+      })
+    }
+    expect([loads, deferred.length]).toEqual([1, 1])
+    reload.release()
+    await Promise.all(deferred)
+    expect(c.fresh('k')?.value).toBe('v2')
   })
 
   test('an invalidation during a load keeps that load’s answer out of the cache', async () => {

@@ -106,6 +106,42 @@ describe('reportProgress', () => {
     })
   })
 
+  test('503 outcome_unknown is retried by itself with the same keys; exhausted, the keys are on the error', async () => {
+    const unknown = {
+      status: 503,
+      retryAfter: '1',
+      body: {
+        type: '/problems/outcome_unknown',
+        title: 'Service Unavailable',
+        status: 503,
+        code: 'outcome_unknown',
+        detail: 'A store timed out and may have taken the update(s)',
+        request_id: 'r1',
+      },
+    }
+    const { server, client } = setup()
+    await client.getAccessToken()
+    server.fail('progress', unknown, unknown)
+    const pending = client.reportProgress(update('t1'))
+    await vi.advanceTimersByTimeAsync(10_000)
+    await pending
+    const bodies = server.bodies('progress')
+    expect(bodies).toHaveLength(3)
+    expect(new Set(bodies).size).toBe(1)
+
+    // Still unknown after every attempt: the error says so and carries the keys to retry with.
+    server.fail('progress', unknown, unknown, unknown, unknown)
+    const failing = client.reportProgress([update('t2'), update('t3')]).catch((e: unknown) => e)
+    await vi.advanceTimersByTimeAsync(60_000)
+    const error = (await failing) as AgentApiError
+    expect(error).toBeInstanceOf(AgentApiError)
+    expect(error.code).toBe('outcome_unknown')
+    const sent = JSON.parse(server.bodies('progress').at(-1)!) as {
+      updates: { idempotency_key: string }[]
+    }
+    expect(error.idempotencyKeys).toEqual(sent.updates.map((u) => u.idempotency_key))
+  })
+
   test('a caller-provided key is kept and the input is not mutated', async () => {
     const { server, client } = setup()
     const mine = update('t1', { idempotency_key: 'my-key-1' })

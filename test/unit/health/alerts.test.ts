@@ -68,6 +68,24 @@ describe('alert rules', () => {
     expect(ERROR_RATE_PERCENT).toBe(5)
   })
 
+  test('dead letters: critical while any exist, from the first one, and only then', () => {
+    const engine = new AlertEngine()
+    expect(ids(engine, facts({ deadLetters: 0 }))).toEqual([])
+    expect(ids(engine, facts({ deadLetters: null }))).toEqual([])
+    const [alert] = engine.evaluate(facts({ deadLetters: 1 }))
+    expect(alert).toMatchObject({ id: 'progress_dead_letters', severity: 'critical' })
+    expect(alert?.message).toMatch(/^1 accepted progress update/)
+    // Still held a minute later: the same alert, the same since.
+    expect(engine.evaluate(facts({ now: T0 + 60_000, deadLetters: 3 }))).toEqual([
+      expect.objectContaining({ id: 'progress_dead_letters', since: alert?.since }),
+    ])
+    // Resolved when the last one is re-driven or discarded; back at once if another appears.
+    expect(ids(engine, facts({ now: T0 + 61_000, deadLetters: 0 }))).toEqual([])
+    expect(ids(engine, facts({ now: T0 + 62_000, deadLetters: 1 }))).toEqual([
+      'progress_dead_letters',
+    ])
+  })
+
   test('p95: fires above 1 s with enough samples only', () => {
     expect(ids(new AlertEngine(), facts({ lastMinute: traffic(50, 0, 1500) }))).toEqual([
       'slow_responses',

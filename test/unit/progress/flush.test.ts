@@ -5,7 +5,7 @@ import { sql } from '../../../src/db/client.ts'
 import { runScheduledJobs } from '../../../src/jobs.ts'
 import { flushProgress } from '../../../src/progress/flush.ts'
 import type { BufferedUpdate } from '../../../src/progress/model.ts'
-import { writeUpdates } from '../../../src/progress/writer.ts'
+import { writeFlushed } from '../../../src/progress/writer.ts'
 import { useNodeStack } from '../../support/node-stack.ts'
 import { redisAvailable } from '../../support/services.ts'
 
@@ -55,9 +55,9 @@ describe('progress buffer and flush', () => {
 
       // A flush claims and writes... then dies before acknowledging.
       const claimed = await buffer.claim(now, 100)
-      expect(claimed.map((c) => c.id)).toEqual([u.id])
-      await writeUpdates(services.db!, claimed, {})
-      expect(await buffer.claim(now, 100)).toEqual([]) // invisible while the claim is alive
+      expect(claimed.items.map((c) => c.id)).toEqual([u.id])
+      await writeFlushed(services.db!, claimed.items, [], now, {})
+      expect((await buffer.claim(now, 100)).items).toEqual([]) // invisible while the claim is alive
 
       // The claim expires: the next flush re-delivers, writes again (a no-op), and acks.
       now += 6000
@@ -65,8 +65,13 @@ describe('progress buffer and flush', () => {
       expect(report).toMatchObject({ flushed: 1, remaining: 0 })
       expect(await count(services, u.taskId)).toBe(1)
       const batch = await buffer.batch(u.batchId)
-      expect(batch).toMatchObject({ pending: 0, accepted: 1 })
+      expect(batch).toMatchObject({ outstanding: 0, accepted: 1 })
       expect(batch?.committedAt).not.toBeNull()
+      // Postgres records the batch with the same committed_at Redis reports.
+      const rows = await services.db!.query<{ committed_at: Date }>(
+        sql`SELECT committed_at FROM progress_batches WHERE id = ${u.batchId} AND via = 'buffer'`,
+      )
+      expect(rows.map((r) => new Date(r.committed_at).getTime())).toEqual([batch?.committedAt])
     },
   )
 
@@ -226,30 +231,4 @@ describe('progress buffer and flush', () => {
       expect((await buffer.stats()).ready).toBe(2)
     },
   )
-
-  test('without Redis, concurrent requests coalesce into one transaction', async () => {
-    const { services: make, resources, stack: local } = stack()
-    const services = make({
-      UPSTASH_REDIS_REST_URL: '',
-      UPSTASH_REDIS_REST_TOKEN: '',
-      PROGRESS_COMMIT_WINDOW_MS: '20',
-    })
-    expect(services.progress.buffer).toBeUndefined()
-    const reset = await fetch(
-      `${local.info.controlUrl}/scenarios/${resources.id}/stats/neon/reset`,
-      { method: 'POST' },
-    )
-    expect(reset.status).toBe(204)
-    const outcomes = await Promise.all(
-      Array.from({ length: 10 }, () => {
-        const u = item()
-        return services.progress.committer!.commit({ id: u.batchId, agentId: u.agentId }, [u], {})
-      }),
-    )
-    expect(outcomes.every((o) => o.accepted === 1)).toBe(true)
-    const stats = await (
-      await fetch(`${local.info.controlUrl}/scenarios/${resources.id}/stats/neon`)
-    ).json()
-    expect(stats.requests).toBe(1)
-  })
 })

@@ -889,7 +889,8 @@ describe('what counts as a failure', () => {
 })
 
 describe('one isolate', () => {
-  test('concurrent callers share one remote read', async () => {
+  // No call awaits a read another call started: on Workers that would be another request's I/O.
+  test('concurrent callers: the first reads the store and waits for its own read; the rest go on locally', async () => {
     const clock = new FakeClock(T0)
     const store = new MemoryBreakerStore(clock.now)
     store.mode.read = 'hang'
@@ -898,7 +899,8 @@ describe('one isolate', () => {
     const calls = works.map((w) => policy.execute(w))
     await ticks()
     expect(store.reads).toBe(1)
-    for (const w of works) expect(w).not.toHaveBeenCalled()
+    expect(works[0]).not.toHaveBeenCalled() // the reader waits for its own read
+    for (const w of works.slice(1)) expect(w).toHaveBeenCalledTimes(1) // the others do not
     store.release('read')
     await expect(Promise.all(calls)).resolves.toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     expect(store.reads).toBe(1)
@@ -912,7 +914,7 @@ describe('one isolate', () => {
     expect(store.reads).toBe(2)
   })
 
-  test('concurrent callers share one remote read that opens them all', async () => {
+  test('a read that finds a remote OPEN refuses its caller, and every call after it', async () => {
     const clock = new FakeClock(T0)
     const store = new MemoryBreakerStore(clock.now)
     store.views.set('neon', {
@@ -929,8 +931,13 @@ describe('one isolate', () => {
     await ticks()
     store.release('read')
     await ticks()
-    for (const call of calls) expect((call.error as CircuitOpenError).retryAt).toBe(T0 + 700)
-    for (const w of works) expect(w).not.toHaveBeenCalled()
+    // The reader adopted the OPEN; the calls that did not wait for it ran on the local state.
+    expect((calls[0]!.error as CircuitOpenError).retryAt).toBe(T0 + 700)
+    expect(works[0]).not.toHaveBeenCalled()
+    for (const w of works.slice(1)) expect(w).toHaveBeenCalledTimes(1)
+    const later = settle(policy.execute(work('row')))
+    await ticks()
+    expect((later.error as CircuitOpenError).retryAt).toBe(T0 + 700)
     expect(store.reads).toBe(1)
   })
 

@@ -1,0 +1,98 @@
+// GET /api/v1/agent/progress/batches/{batchId}: where a batch is.
+//
+// Postgres is the one truth of `committed`: every batch is recorded there once all its updates
+// are (a direct batch when it commits, a buffered one by the flush that writes its last
+// updates), with one committed_at that never changes. Redis answers for batches still in the
+// buffer. Read in that order, the status never goes backwards: Redis' `committed` carries the
+// time Postgres recorded; Redis' `queued` is only believed when Postgres said "no such batch"
+// (a flush may have recorded it while Redis' ack failed).
+import { sql } from '../db/client.ts'
+import type { CallScope } from '../platform.ts'
+import { problems } from '../problem.ts'
+import type { BatchStatus } from '../schemas/progress.ts'
+import type { Services } from '../services.ts'
+
+const iso = (value: unknown) =>
+  new Date(value instanceof Date ? value.getTime() : String(value)).toISOString()
+
+export async function batchStatus(
+  services: Services,
+  agentId: string,
+  batchId: string,
+  scope: CallScope,
+): Promise<BatchStatus> {
+  const { db, progress } = services
+  const buffer = progress.buffer
+  // What Postgres said: a row, "none", or nothing (not configured, or failing).
+  let postgres: 'none' | 'failed' | 'absent' = db ? 'failed' : 'absent'
+  if (db) {
+    try {
+      const rows = await db.query<{
+        accepted: number
+        committed_at: unknown
+        discarded: number
+      }>(
+        sql`SELECT accepted, committed_at, discarded FROM progress_batches
+            WHERE id = ${batchId} AND agent_id = ${agentId}`,
+        { ...scope, idempotent: true },
+      )
+      const row = rows[0]
+      if (row && row.committed_at !== null) {
+        return {
+          batch_id: batchId,
+          status: 'committed',
+          accepted: Number(row.accepted),
+          committed_at: iso(row.committed_at),
+          ...(Number(row.discarded) > 0 ? { discarded: Number(row.discarded) } : {}),
+        }
+      }
+      postgres = 'none'
+    } catch {
+      // fall through to Redis: it may know the batch is committed
+    }
+  }
+
+  let redis: 'none' | 'failed' | 'absent' = buffer ? 'failed' : 'absent'
+  if (buffer) {
+    try {
+      const record = await buffer.batch(batchId, scope)
+      redis = 'none'
+      if (record) {
+        if (record.agentId !== agentId) throw problems.notFound('No such batch')
+        const extra = {
+          ...(record.deadLetters > 0 ? { dead_letters: record.deadLetters } : {}),
+          ...(record.discarded > 0 ? { discarded: record.discarded } : {}),
+        }
+        if (record.committedAt !== null) {
+          return {
+            batch_id: batchId,
+            status: 'committed',
+            accepted: record.accepted,
+            committed_at: new Date(record.committedAt).toISOString(),
+            ...extra,
+          }
+        }
+        if (postgres !== 'failed') {
+          return {
+            batch_id: batchId,
+            status: 'queued',
+            accepted: record.accepted,
+            committed_at: null,
+            ...extra,
+          }
+        }
+      }
+    } catch (err) {
+      if (err instanceof Error && err.name === 'ProblemError') throw err
+    }
+  }
+  const nobodyAnswered = postgres !== 'none' && redis !== 'none'
+  if (postgres === 'failed' || redis === 'failed' || nobodyAnswered) {
+    throw problems.unavailable(
+      'progress_unavailable',
+      'Batch status is unavailable while the database or the buffer does not answer',
+      5,
+    )
+  }
+  throw problems.notFound('No such batch')
+}
