@@ -747,7 +747,8 @@ function contextOperations(): Record<string, PathItem> {
           },
           '304': { description: 'Not modified (`If-None-Match`)', headers: contextHeaders(304) },
           '400': problems(400, ['validation_failed'], {
-            description: '`userId` is longer than 128 characters',
+            description:
+              '`userId` is longer than 128 characters, or holds U+0000 or an unpaired surrogate (answered alike whether or not such a user exists)',
             headers: headers([], RATE_LIMIT),
           }),
           ...protectedResponses(true),
@@ -878,6 +879,10 @@ function progressOperations(): Record<string, PathItem> {
               committed_at: '2026-11-26T09:00:05.000Z',
             }),
           },
+          '400': problems(400, ['validation_failed'], {
+            description: '`batchId` holds U+0000 or an unpaired surrogate',
+            headers: headers([], RATE_LIMIT),
+          }),
           ...protectedResponses(true),
           '404': problems(404, ['not_found'], {
             description: 'No such batch, or another agent’s',

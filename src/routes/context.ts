@@ -183,7 +183,11 @@ export const contextRoutes = new Hono<AppEnv>().get(
     // whatever exists, so it tells nothing about users; no store is asked (it would refuse the
     // lookup, and that is no outage).
     const unstorable = unstorableReason(userId)
-    if (unstorable) throw problems.validation([{ path: 'userId', message: unstorable }])
+    if (unstorable)
+      throw problems.validation(
+        [{ path: 'userId', message: unstorable }],
+        'A path parameter is not valid',
+      )
     // Pick up other isolates' invalidations (in the background, at most once per interval).
     c.get('services').progress.invalidations.poll(requestScope(c))
     const grant = await grantFor(c, c.get('agentId')!, userId)

@@ -6,7 +6,11 @@
 // honestly why not.
 import { type Context, Hono } from 'hono'
 import type { AppEnv } from '../context.ts'
-import { futureTimestampProblem, normaliseTimestamp } from '../contract/storable.ts'
+import {
+  futureTimestampProblem,
+  normaliseTimestamp,
+  unstorableReason,
+} from '../contract/storable.ts'
 import { requireAuth } from '../middleware/auth.ts'
 import { isJsonMediaType, mediaType, parseJson } from '../middleware/body.ts'
 import { requestScope } from '../platform.ts'
@@ -184,6 +188,13 @@ export const progressRoutes = new Hono<AppEnv>()
   })
   .get('/api/v1/agent/progress/batches/:batchId', requireAuth('progress:write'), async (c) => {
     const batchId = c.req.param('batchId')
+    // Storable input: unstorable is a 400 (CONTRACT.md); any other non-batch id is no batch.
+    const unstorable = unstorableReason(batchId)
+    if (unstorable)
+      throw problems.validation(
+        [{ path: 'batchId', message: unstorable }],
+        'A path parameter is not valid',
+      )
     if (!BATCH_ID.test(batchId)) throw problems.notFound('No such batch')
     const body = await batchStatus(c.get('services'), c.get('agentId')!, batchId, requestScope(c))
     return c.json(body)

@@ -3,6 +3,7 @@
 // is never a 5xx, nothing unstorable is let in, and none of it counts as an outage: no breaker
 // opens and the health report raises no alert.
 import { describe, expect, test } from 'vitest'
+import { isStorableString } from '../../src/contract/storable.ts'
 import { agentSecret, bearer, DEMO_AGENT, getToken, jsonPost } from '../support/agents.ts'
 import { randomSecret, scenario } from '../support/scenario.ts'
 
@@ -242,10 +243,14 @@ describe(`hostile path parameters and headers (${s.runtime})`, () => {
     expect(known).toEqual(nul)
   })
 
-  test.each(RAW_SEGMENTS)('batch status %s: 404, never a 5xx', async (segment) => {
-    const res = await iso.fetch(`/api/v1/agent/progress/batches/${segment}`, { headers: auth })
-    expect(res.status).toBe(404)
-  })
+  test.each(RAW_SEGMENTS)(
+    'batch status %s: 400 if unstorable, else 404; never a 5xx',
+    async (segment) => {
+      const res = await iso.fetch(`/api/v1/agent/progress/batches/${segment}`, { headers: auth })
+      const raw = decodeURIComponentSafe(segment)
+      expect(res.status).toBe(raw !== undefined && !isStorableString(raw) ? 400 : 404)
+    },
+  )
 
   // Header values are bytes (Fetch's ByteString): no NUL or surrogate can arrive, but 0x80–0xFF
   // can, and over-long values.
@@ -335,3 +340,12 @@ describe(`bad input is not an outage (${s.runtime})`, () => {
     }
   })
 })
+
+/** What a path segment decodes to, as the router sees it (undefined: not valid UTF-8). */
+function decodeURIComponentSafe(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return undefined
+  }
+}
