@@ -63,11 +63,11 @@ async function route(req: IncomingMessage, res: ServerResponse, options: Control
     const unknown = Object.keys(plan).filter((k) => !PLAN_KEYS.has(k))
     if (unknown.length)
       return send(res, 400, { error: `unknown fault keys: ${unknown.join(', ')}` })
-    faults.set(plan as FaultPlan)
+    await faults.set(plan as FaultPlan)
     return send(res, 204)
   }
   if (kind === 'faults' && req.method === 'DELETE') {
-    faults.reset()
+    await faults.reset()
     return send(res, 204)
   }
   if (kind === 'stats' && req.method === 'GET') return send(res, 200, faults.stats)

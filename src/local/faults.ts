@@ -35,25 +35,27 @@ export class FaultInjector {
   #plan: FaultPlan = {}
   #counter = 0
   #hanging = new Set<() => void>()
-  #listeners = new Set<(plan: FaultPlan) => void>()
+  #listeners = new Set<(plan: FaultPlan) => void | Promise<void>>()
   readonly stats: StandinStats = { requests: 0, injectedErrors: 0, hung: 0, executed: 0 }
 
   get plan(): Readonly<FaultPlan> {
     return this.#plan
   }
 
-  set(plan: FaultPlan): void {
+  /** Applies `plan`; resolves once every stand-in has acted on it (e.g. listens again). */
+  set(plan: FaultPlan): Promise<void> {
     const errorRate = plan.errorRate ?? 0
     if (!(errorRate >= 0 && errorRate <= 1)) throw new RangeError('errorRate must be within 0..1')
     if ((plan.latencyMs ?? 0) < 0) throw new RangeError('latencyMs must be >= 0')
     this.#plan = { ...plan }
     this.#counter = 0
     if (!plan.hang) this.releaseHanging()
-    for (const listener of this.#listeners) listener(this.#plan)
+    const applied = [...this.#listeners].map((listener) => listener(this.#plan))
+    return Promise.all(applied).then(() => {})
   }
 
-  reset(): void {
-    this.set({})
+  reset(): Promise<void> {
+    return this.set({})
   }
 
   resetStats(): void {
@@ -64,7 +66,7 @@ export class FaultInjector {
   }
 
   /** Called by a stand-in when its plan changes (used to stop and restart listening). */
-  onChange(listener: (plan: FaultPlan) => void): () => void {
+  onChange(listener: (plan: FaultPlan) => void | Promise<void>): () => void {
     this.#listeners.add(listener)
     return () => this.#listeners.delete(listener)
   }
@@ -106,7 +108,9 @@ export class FaultInjector {
 /**
  * Keeps a server's listening state in line with the plan's `refuse` flag: refusing closes
  * the listener and every open connection (a client then sees ECONNREFUSED, as with a
- * database proxy that is down); clearing it listens again on the same port.
+ * database proxy that is down); clearing it listens again on the same port. The plan counts
+ * as applied only once the server listens again: a test's next request must not race the
+ * re-listen (workerd reports that refusal as "Network connection lost").
  */
 export function bindRefusal(server: Server, faults: FaultInjector, host: string, port: number) {
   let refusing = false
@@ -117,9 +121,15 @@ export function bindRefusal(server: Server, faults: FaultInjector, host: string,
     if (refuse) {
       server.close()
       server.closeAllConnections()
-    } else {
-      server.listen(port, host)
+      return
     }
+    return new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
   })
 }
 

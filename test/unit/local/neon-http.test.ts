@@ -576,7 +576,7 @@ describe.each(engines)('Neon HTTP stand-in on $name', (engine) => {
       expect(err.sourceError).toBeInstanceOf(Error)
       expect(standin.faults.stats.requests).toBe(0) // never reached the stand-in
 
-      standin.faults.reset()
+      await standin.faults.reset() // resolves once it listens again
       expect(await sql`select 1::int as back`).toEqual([{ back: 1 }])
       expect(standin.faults.stats.requests).toBe(1)
     })
