@@ -2,8 +2,9 @@
 // endpoint like `npm run db:migrate` (NEON_FETCH_ENDPOINT, a template such as
 // http://{host}:{port}/sql, redirects it to a local stand-in). `npm run agents -- help` lists
 // the commands. Exit codes: 0 done, 1 refused (no such agent, …), 2 usage or setup error.
-import { Secret } from '../src/config/secret.ts'
+
 import { createDatabase } from '../src/db/client.ts'
+import { Secret } from '../src/kernel/secret.ts'
 import { AGENT_COMMANDS, asUsageError, type Command, explain, UsageError } from './cli/agents.ts'
 import { runDeadLetters } from './cli/dead-letters.ts'
 

@@ -12,12 +12,12 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { gzipSync } from 'node:zlib'
 import { Hono } from 'hono'
+import { buildBareWorker } from '../local/worker-build.ts'
 import { createApp } from '../src/app.ts'
 import { ServiceCache } from '../src/services.ts'
 import { httpLoad } from './bench/load.ts'
 import { cpuPerRequest, machine, median } from './bench/measure.ts'
 import { type Figure, fmt, markdown, svg } from './bench/report.ts'
-import { buildBareWorker } from './worker-build.ts'
 
 const root = new URL('..', import.meta.url).pathname
 const json = process.argv.includes('--json')

@@ -19,7 +19,6 @@ import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs
 import { tmpdir } from 'node:os'
 import { basename, delimiter, dirname, extname, join } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { bundleEdgeFunction } from './artifacts/edge-bundle.ts'
 import {
   type ArtifactManifest,
   at,
@@ -30,7 +29,9 @@ import {
   type Size,
   VERCEL_DIST_DIR,
   VERCEL_OUTPUT_DIR,
-} from './artifacts/layout.ts'
+} from '../local/artifact-layout.ts'
+import { compatibilityDate } from '../local/worker-build.ts'
+import { bundleEdgeFunction } from './artifacts/edge-bundle.ts'
 import {
   CLOUDFLARE_WORKER_FREE,
   CLOUDFLARE_WORKER_PAID,
@@ -40,7 +41,6 @@ import {
   VERCEL_EDGE_HOBBY,
   VERCEL_EDGE_PRO,
 } from './artifacts/limits.ts'
-import { compatibilityDate } from './worker-build.ts'
 
 const CLOUDFLARE_ENV = 'production'
 const VERCEL_TARGET = 'production'

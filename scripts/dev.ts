@@ -18,11 +18,11 @@ import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { parseEnv } from 'node:util'
+import { reachable } from '../local/engines.ts'
+import { answers, PostgresUnreachableError } from '../local/postgres.ts'
+import { startLocalStack } from '../local/stack.ts'
+import { startWorkerServer } from '../local/worker-server.ts'
 import { NUMERIC_TUNABLES } from '../src/config/tunables.ts'
-import { answers, PostgresUnreachableError } from '../src/local/postgres.ts'
-import { startLocalStack } from '../src/local/stack.ts'
-import { reachable } from '../test/support/services.ts'
-import { startWorkerServer } from './worker-server.ts'
 
 const root = new URL('..', import.meta.url)
 const at = (path: string) => new URL(path, root).pathname

@@ -1,10 +1,11 @@
 // `npm run db:migrate`: applies pending migrations over Neon's HTTP endpoint to DATABASE_URL
 // (NEON_FETCH_ENDPOINT, a template like http://{host}:{port}/sql, redirects it). `--seed` adds the demo data.
-import { Secret } from '../src/config/secret.ts'
+
+import { loadMigrations } from '../local/migrations.ts'
 import { createDatabase } from '../src/db/client.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { seedDemoData } from '../src/db/seed.ts'
-import { loadMigrations } from '../src/local/migrations.ts'
+import { Secret } from '../src/kernel/secret.ts'
 
 const url = process.env.DATABASE_URL
 if (!url) {

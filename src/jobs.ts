@@ -1,6 +1,6 @@
 // Work that runs on a schedule rather than on a request: Workers' cron trigger calls it
 // through `scheduled()`, Vercel Cron through POST /api/v1/internal/flush.
-import type { CallScope } from './platform.ts'
+import type { CallScope } from './kernel/scope.ts'
 import { flushProgress } from './progress/flush.ts'
 import { errorFields } from './progress/outcome.ts'
 import type { Services } from './services.ts'

@@ -2,8 +2,8 @@
 // request and no client-side retries (the breaker and the callers decide what a failure means).
 import { Redis } from '@upstash/redis/cloudflare'
 import type { RedisConfig } from './config/index.ts'
-import type { EventBus } from './events.ts'
-import type { CallScope } from './platform.ts'
+import type { EventBus } from './kernel/events.ts'
+import type { CallScope } from './kernel/scope.ts'
 import type { CircuitBreakerPolicy } from './resilience/policy.ts'
 
 export interface RedisStore {

@@ -5,23 +5,16 @@ import type { SwrCache } from './cache/swr.ts'
 import { toEnvSource } from './config/env-source.ts'
 import { type Config, type EnvSource, loadConfig } from './config/index.ts'
 import { createDatabase, type Database } from './db/client.ts'
-import { EventBus } from './events.ts'
 import { createHealthState, type HealthState } from './health/report.ts'
-import { createLogger, type Logger, type LogSink } from './log.ts'
-import { type Clock, newIsolateId, systemClock } from './platform.ts'
+import { type Clock, systemClock } from './kernel/clock.ts'
+import { EventBus } from './kernel/events.ts'
+import { type Isolate, newIsolateId, type PlatformName } from './kernel/isolate.ts'
+import { createLogger, type Logger, type LogSink } from './kernel/log.ts'
 import { createProgressService, type ProgressService } from './progress/service.ts'
 import { createRedisStore, type RedisStore } from './redis.ts'
 import { BreakerRegistry } from './resilience/registry.ts'
 import { redisBreakerStore } from './resilience/shared-store.ts'
 import { type CachedContext, contextCache } from './users/context.ts'
-
-/** Which entry serves this isolate; it decides which headers can be trusted. */
-export type PlatformName = 'workers' | 'vercel' | 'node'
-
-export interface Isolate {
-  id: string
-  startedAt: number
-}
 
 export interface Services {
   config: Config

@@ -4,7 +4,7 @@
 // alone, so the size check and the smoke test see the artifact rather than the sources.
 import { relative, resolve } from 'node:path'
 import * as esbuild from 'esbuild'
-import { EDGE_BUNDLE_GLOBAL } from './layout.ts'
+import { EDGE_BUNDLE_GLOBAL } from '../../local/artifact-layout.ts'
 
 /**
  * The traced tree holds the file each package resolved to under the edge conditions

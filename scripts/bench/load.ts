@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import autocannon from 'autocannon'
 import * as esbuild from 'esbuild'
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from 'miniflare'
-import { buildBareWorker, compatibilityDate, workerBuildOptions } from '../worker-build.ts'
+import { buildBareWorker, compatibilityDate, workerBuildOptions } from '../../local/worker-build.ts'
 
 export interface LoadResult {
   id: string

@@ -1,13 +1,9 @@
 // The local stack in its own process, so the bench's CPU figures count the app's work and
 // not the stand-ins'. Prints one JSON line (the scenario's env and the control URL), then
 // runs until its stdin closes.
-import { startLocalStack } from '../../src/local/stack.ts'
-import {
-  POSTGRES_URL,
-  postgresAvailable,
-  REDIS_URL,
-  redisAvailable,
-} from '../../test/support/services.ts'
+
+import { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable } from '../../local/engines.ts'
+import { startLocalStack } from '../../local/stack.ts'
 
 const [hasPostgres, hasRedis] = await Promise.all([postgresAvailable(), redisAvailable()])
 const stack = await startLocalStack({

@@ -8,7 +8,7 @@
 // lock every agent out (CONTRACT.md, degraded modes).
 import { BoundedLru } from '../cache/lru.ts'
 import { type Database, isDatabaseOutage, sql } from '../db/client.ts'
-import type { CallScope } from '../platform.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import { msOrNull } from './credentials.ts'
 
 export interface AgentStatus {

@@ -5,9 +5,10 @@
 // Running isolates learn of a deactivation or an agent-wide revocation within
 // GRANT_CACHE_TTL_MS (src/auth/agent-status.ts), of a removed grant within the same time
 // (src/auth/grants.ts); refresh tokens stop at once (they are checked in Postgres).
+
+import { SCOPES } from '../contract/token.ts'
 import { type Database, type SqlStatement, sql } from '../db/client.ts'
-import { SCOPES } from '../schemas/token.ts'
-import { randomToken } from './encoding.ts'
+import { randomToken } from '../kernel/bytes.ts'
 import { hashAgentSecret } from './secret-hash.ts'
 
 /** What the agents table accepts as an id (its CHECK constraint). */

@@ -2,10 +2,11 @@
 // replaces the environment's shared secret. Unknown agent, wrong secret and inactive agent
 // give the same answer. (An agent with its own secret costs a slow hash to check, so timing can
 // tell that such an agent id exists; agent ids are identifiers, not secrets.)
-import type { Secret } from '../config/secret.ts'
+
 import { type Database, sql } from '../db/client.ts'
-import type { CallScope } from '../platform.ts'
-import { sha256, timingSafeEqual } from './encoding.ts'
+import { sha256, timingSafeEqual } from '../kernel/bytes.ts'
+import type { CallScope } from '../kernel/scope.ts'
+import type { Secret } from '../kernel/secret.ts'
 import { hashAgentSecret, verifyAgentSecret } from './secret-hash.ts'
 
 export interface AgentRecord {

@@ -3,7 +3,7 @@
 // cache-hit reads cost no database round trip; removing a grant takes effect within that time.
 import { BoundedLru } from '../cache/lru.ts'
 import { type Database, sql } from '../db/client.ts'
-import type { CallScope } from '../platform.ts'
+import type { CallScope } from '../kernel/scope.ts'
 
 export class GrantCache {
   readonly #entries: BoundedLru<string, boolean>

@@ -3,8 +3,9 @@
 // `kid` is a fingerprint of the secret (a truncated SHA-256 under a fixed label), so it names
 // which secret signed a token without revealing it, and stays the same when today's
 // current secret becomes tomorrow's `…_PREVIOUS`.
-import type { Secret } from '../config/secret.ts'
-import { base64url, sha256 } from './encoding.ts'
+
+import { base64url, sha256 } from '../kernel/bytes.ts'
+import type { Secret } from '../kernel/secret.ts'
 
 export interface KeyRing {
   signing: { kid: string; key: CryptoKey }

@@ -5,9 +5,9 @@
 // database, and another environment's token is, to this one, unknown.
 import type { Environment } from '../config/environment.ts'
 import { type Database, sql } from '../db/client.ts'
-import type { Trace } from '../trace.ts'
+import { base64url, randomToken, sha256 } from '../kernel/bytes.ts'
+import type { Trace } from '../kernel/trace.ts'
 import { msOrNull } from './credentials.ts'
-import { base64url, randomToken, sha256 } from './encoding.ts'
 
 const PREFIX = 'rt_'
 

@@ -15,7 +15,7 @@
 // holds as many agents as it may, a revocation for one more is refused rather than kept
 // somewhere it could be lost.
 import { BoundedLru } from '../cache/lru.ts'
-import type { CallScope } from '../platform.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import type { RedisStore } from '../redis.ts'
 
 export interface RevocationOptions {

@@ -10,7 +10,7 @@
 // later count verifies old hashes and upgrades them on use.
 //
 // The seed's `sha256$<base64url digest>` hashes still verify, and are upgraded on use.
-import { base64url, fromBase64url, sha256, timingSafeEqual } from './encoding.ts'
+import { base64url, fromBase64url, sha256, timingSafeEqual } from '../kernel/bytes.ts'
 
 export const PBKDF2_ITERATIONS = 100_000
 const SALT_BYTES = 16

@@ -3,8 +3,8 @@
 // limiters.
 import { BoundedLru } from '../cache/lru.ts'
 import type { Config } from '../config/index.ts'
-import type { EventBus } from '../events.ts'
-import type { Logger } from '../log.ts'
+import type { EventBus } from '../kernel/events.ts'
+import type { Logger } from '../kernel/log.ts'
 import { createLimiter, type Limiter } from '../ratelimit/limiter.ts'
 import type { RedisStore } from '../redis.ts'
 import type { AccessClaims } from './access-token.ts'

@@ -1,7 +1,7 @@
 // The one error the SDK throws for anything the API (or the network) refused. Its message is
 // built by the SDK from the method, path and problem code: credentials and tokens never reach
 // it, and whatever the server or a custom fetch said is scrubbed before it is kept.
-import type { ProblemBody } from '../schemas/index.ts'
+import type { ProblemBody } from '../contract/index.ts'
 
 export interface AgentApiErrorInit {
   /** HTTP status, or 0 when no response arrived (network error, timeout). */

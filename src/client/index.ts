@@ -9,7 +9,7 @@ import type {
   ProgressUpdate,
   PublicHealth,
   UserContextResponse,
-} from '../schemas/index.ts'
+} from '../contract/index.ts'
 import { jwtId } from './encoding.ts'
 import { AgentApiError, errorFromResponse } from './errors.ts'
 import { DEFAULT_RETRY_POLICY, type HttpRuntime, type RetryPolicy, send, sleep } from './http.ts'

@@ -1,6 +1,6 @@
 // The token endpoints, spoken as RFC 6749 / RFC 7009 clients do: form bodies and HTTP Basic
 // client authentication, so credentials never travel in a JSON body that might get logged.
-import type { TokenResponse } from '../schemas/index.ts'
+import type { TokenResponse } from '../contract/index.ts'
 import { basicAuthorization } from './encoding.ts'
 import { AgentApiError, errorFromResponse } from './errors.ts'
 import { type HttpRuntime, type Outcome, type RetryPolicy, send } from './http.ts'

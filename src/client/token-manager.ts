@@ -3,7 +3,7 @@
 // once inside the refresh window, starts one background refresh while it keeps using the
 // still-valid token. Only a caller without a valid token waits, and all of them wait on the
 // same request, which is also what keeps a rotating refresh token from ever being sent twice.
-import type { TokenResponse } from '../schemas/index.ts'
+import type { TokenResponse } from '../contract/index.ts'
 import { AgentApiError } from './errors.ts'
 import type { Grant } from './oauth.ts'
 

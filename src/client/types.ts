@@ -1,4 +1,4 @@
-// Types of the SDK's own surface. Wire shapes come from src/schemas (type-only imports, so the
+// Types of the SDK's own surface. Wire shapes come from src/contract (type-only imports, so the
 // SDK bundle carries no zod and no server code); only what the schemas do not describe
 // (options, headers the SDK surfaces, results that combine several responses) lives here.
 import type {
@@ -9,7 +9,7 @@ import type {
   ProgressUpdate,
   PublicHealth,
   UserContextResponse,
-} from '../schemas/index.ts'
+} from '../contract/index.ts'
 import type { FetchLike, RetryPolicy } from './http.ts'
 
 export interface AgentClientOptions {

@@ -2,9 +2,10 @@
 // every problem becomes a finding, and a fatal finding makes the app fail closed (token and
 // protected routes answer 503; the health report's `configuration` check fails) instead of
 // crashing somewhere deep in a handler.
+
+import { Secret } from '../kernel/secret.ts'
 import type { EnvSource } from './env-source.ts'
 import { detectEnvironment, type Environment, type EnvironmentDecision } from './environment.ts'
-import { Secret } from './secret.ts'
 import { type ConfigFinding, resolveSecrets } from './secrets.ts'
 import { parseTunables, type Tunables } from './tunables.ts'
 

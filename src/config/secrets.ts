@@ -4,9 +4,10 @@
 //   DEV_/STAGING_/PROD_JWT_SECRET     token signing key of that environment
 //   …_JWT_SECRET_PREVIOUS             still verifies during a rotation, never signs
 //   AGENT_SECRET, JWT_SECRET(_PREVIOUS) generic fallback, used with a warning
+
+import { Secret } from '../kernel/secret.ts'
 import type { EnvSource } from './env-source.ts'
 import type { Environment } from './environment.ts'
-import { Secret } from './secret.ts'
 
 export const SECRET_PREFIX: Record<Environment, string> = {
   development: 'DEV',

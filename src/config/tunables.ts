@@ -2,7 +2,8 @@
 // This table is the single source for parsing, validation and the README's configuration
 // table (a test keeps the two in step).
 import * as z from 'zod/mini'
-import '../schemas/common.ts'
+import '../contract/common.ts'
+import { LOG_LEVELS, type LogLevel } from '../kernel/log.ts'
 import type { EnvSource } from './env-source.ts'
 import type { Environment } from './environment.ts'
 import type { ConfigFinding } from './secrets.ts'
@@ -314,8 +315,7 @@ export type Tunables = { readonly [K in NumericTunableName]: number } & {
   readonly contextFallbackMock: boolean
 }
 
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const
-export type LogLevel = (typeof LOG_LEVELS)[number]
+export { LOG_LEVELS, type LogLevel }
 
 /** The non-numeric tunables, for documentation. */
 export const OTHER_TUNABLES = [

@@ -1,9 +1,9 @@
 // Postgres over Neon's HTTP endpoint. Every statement is parameterised (the `sql` tag makes
 // that the easy path), every call has a timeout, and every call is observed.
 import type { NeonQueryFunction } from '@neondatabase/serverless'
-import type { Secret } from '../config/secret.ts'
-import type { EventBus } from '../events.ts'
-import type { CallScope } from '../platform.ts'
+import type { EventBus } from '../kernel/events.ts'
+import type { CallScope } from '../kernel/scope.ts'
+import type { Secret } from '../kernel/secret.ts'
 import { type CircuitBreakerPolicy, CircuitOpenError } from '../resilience/policy.ts'
 import { type RetryOptions, retry } from '../resilience/retry.ts'
 

@@ -1,10 +1,15 @@
 // Health checks: each answers pass, warn or fail with how long it took. `/health` (liveness)
 // runs only the ones that need no upstream; `/health/ready` runs them all with short timeouts.
+
+import type { AuthState } from '../auth/state.ts'
+import type { Config } from '../config/index.ts'
+import type { Database } from '../db/client.ts'
 import { sql } from '../db/client.ts'
+import type { Trace } from '../kernel/trace.ts'
+import type { RedisStore } from '../redis.ts'
+import type { BreakerReport } from '../resilience/policy.ts'
 import { CircuitOpenError } from '../resilience/policy.ts'
 import { withTimeout } from '../resilience/timeout.ts'
-import type { Services } from '../services.ts'
-import type { Trace } from '../trace.ts'
 
 export type CheckStatus = 'pass' | 'warn' | 'fail'
 
@@ -14,6 +19,17 @@ export interface CheckResult {
   durationMs: number
   /** Operator-facing facts; never a secret, URL or raw upstream error. */
   details: Record<string, unknown>
+}
+
+/** What the checks look at, named one by one (the isolate's services have these members). */
+export interface CheckDeps {
+  config: Config
+  /** Absent when no database is configured. */
+  db?: Database
+  /** Absent when Upstash is not configured. */
+  redis?: RedisStore
+  breakers: { list(): BreakerReport[] }
+  auth: Pick<AuthState, 'keys' | 'verified' | 'revocations'>
 }
 
 const RANK: Record<CheckStatus, number> = { pass: 0, warn: 1, fail: 2 }
@@ -33,7 +49,7 @@ async function timed(
   return { name, durationMs: Math.round(performance.now() - start), ...result }
 }
 
-export function configurationCheck(services: Services): CheckResult {
+export function configurationCheck(services: Pick<CheckDeps, 'config'>): CheckResult {
   const { config } = services
   const fatal = config.findings.filter((f) => f.severity === 'fatal')
   const warnings = config.findings.filter((f) => f.severity === 'warning')
@@ -50,7 +66,10 @@ export function configurationCheck(services: Services): CheckResult {
   }
 }
 
-export function databaseCheck(services: Services, trace?: Trace): Promise<CheckResult> {
+export function databaseCheck(
+  services: Pick<CheckDeps, 'db' | 'config'>,
+  trace?: Trace,
+): Promise<CheckResult> {
   return timed('database', async () => {
     const { db, config } = services
     // No database, no tokens (the token endpoint answers 503): not ready, in any environment.
@@ -69,7 +88,10 @@ export function databaseCheck(services: Services, trace?: Trace): Promise<CheckR
   })
 }
 
-export function redisCheck(services: Services, trace?: Trace): Promise<CheckResult> {
+export function redisCheck(
+  services: Pick<CheckDeps, 'redis' | 'config'>,
+  trace?: Trace,
+): Promise<CheckResult> {
   return timed('redis', async () => {
     const { redis, config } = services
     // Redis is optional: without it the app runs on per-isolate state, which is a warning.
@@ -87,7 +109,7 @@ export function redisCheck(services: Services, trace?: Trace): Promise<CheckResu
 }
 
 /** Any circuit open → warn; the database's open → fail. */
-export function circuitBreakersCheck(services: Services): CheckResult {
+export function circuitBreakersCheck(services: Pick<CheckDeps, 'breakers'>): CheckResult {
   const breakers = services.breakers.list()
   const open = breakers.filter((b) => b.state !== 'CLOSED')
   const neonOpen = open.some((b) => b.name === 'neon')
@@ -105,7 +127,9 @@ export function circuitBreakersCheck(services: Services): CheckResult {
 }
 
 /** The signing keys load, a token round-trips through sign and verify, and what it cached. */
-export function tokenManagerCheck(services: Services): Promise<CheckResult> {
+export function tokenManagerCheck(
+  services: Pick<CheckDeps, 'auth' | 'config' | 'redis'>,
+): Promise<CheckResult> {
   return timed('token_manager', async () => {
     const { auth, config } = services
     try {

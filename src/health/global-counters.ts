@@ -1,7 +1,7 @@
 // Request and error counts across every isolate, cheaply: each isolate adds up its own
 // counts and hands them to Redis in one pipelined batch at most every FLUSH_MS (through
 // waitUntil), never one Redis call per request. Counts live in per-minute hashes that expire.
-import type { CallScope } from '../platform.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import type { RedisStore } from '../redis.ts'
 
 const MINUTE = 60_000

@@ -1,9 +1,9 @@
 // Agents' heartbeats (the optional body of POST /api/v1/agent/health), kept per agent for
 // HEARTBEAT_TTL: in Redis where there is one, else in this isolate.
 import { BoundedLru } from '../cache/lru.ts'
-import type { CallScope } from '../platform.ts'
+import type { Heartbeat, StoredHeartbeat } from '../contract/health.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import type { RedisStore } from '../redis.ts'
-import type { Heartbeat, StoredHeartbeat } from '../schemas/health.ts'
 
 const HEARTBEAT_TTL_MS = 15 * 60 * 1000
 

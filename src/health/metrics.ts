@@ -1,7 +1,7 @@
 // Metrics of this isolate, derived from the typed events the app emits: per-route request
 // counts, error rates and latency percentiles over sliding windows (1 and 5 minutes) in fixed
 // memory, cache hit rates, token, progress and upstream counters. O(1) per event.
-import type { AppEvent, EventBus } from '../events.ts'
+import type { AppEvent, EventBus } from '../kernel/events.ts'
 import { SlidingWindow, type WindowStats } from './window.ts'
 
 const MINUTE = 60_000

@@ -1,13 +1,19 @@
 // The authenticated health report (POST /api/v1/agent/health): checks, metrics, alerts and
 // recommendations, shaped as the contract says. Read at 3 a.m.: it states facts with their
 // units and never a secret, token or connection string.
-import type { CallScope } from '../platform.ts'
+
+import type { HealthReport } from '../contract/health.ts'
+import type { Clock } from '../kernel/clock.ts'
+import type { EventBus } from '../kernel/events.ts'
+import type { Isolate, PlatformName } from '../kernel/isolate.ts'
+import type { CallScope } from '../kernel/scope.ts'
+import type { Trace } from '../kernel/trace.ts'
+import type { ProgressService } from '../progress/service.ts'
+import type { RedisStore } from '../redis.ts'
 import { withTimeout } from '../resilience/timeout.ts'
-import type { HealthReport } from '../schemas/health.ts'
-import type { Services } from '../services.ts'
-import type { Trace } from '../trace.ts'
 import { AlertEngine } from './alerts.ts'
 import {
+  type CheckDeps,
   type CheckResult,
   circuitBreakersCheck,
   configurationCheck,
@@ -29,8 +35,8 @@ export interface HealthState {
 }
 
 export function createHealthState(deps: {
-  events: Services['events']
-  redis?: Services['redis']
+  events: EventBus
+  redis?: RedisStore
   now: () => number
 }): HealthState {
   const metrics = new MetricsCollector(deps.now)
@@ -54,8 +60,17 @@ function memory(): Record<string, number> | 'unavailable' {
     : 'unavailable'
 }
 
+/** What the report reads, named one by one (the isolate's services have these members). */
+export interface ReportDeps extends CheckDeps {
+  clock: Clock
+  health: HealthState
+  progress: Pick<ProgressService, 'buffer'>
+  isolate: Isolate
+  platform: PlatformName
+}
+
 export async function healthReport(
-  services: Services,
+  services: ReportDeps,
   input: { agentId: string; trace: Trace; scope: CallScope; heartbeat: StoredHeartbeat | null },
 ): Promise<HealthReport> {
   const { config, clock, health, progress, isolate } = services

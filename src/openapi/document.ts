@@ -1,4 +1,4 @@
-// The OpenAPI 3.1 document, generated from the zod schemas that validate requests (src/schemas,
+// The OpenAPI 3.1 document, generated from the zod schemas that validate requests (src/contract,
 // converted with zod's own JSON Schema conversion: there is no second copy of any request
 // schema) and from the response schemas in ./responses.ts.
 //
@@ -6,10 +6,11 @@
 // milliseconds of CPU. Only src/routes/docs.ts loads this module, through a dynamic import, so
 // nothing here runs (or is even evaluated) on any other route.
 import * as z from 'zod/mini'
+import { userIdParam } from '../contract/context.ts'
+import { heartbeat } from '../contract/health.ts'
+import { PROBLEM_TYPES, type ProblemCode, problemType } from '../contract/problems.ts'
+import { MAX_DATA_BYTES, MAX_UPDATES, progressBatch, progressUpdate } from '../contract/progress.ts'
 import { MAX_JSON_DEPTH } from '../contract/storable.ts'
-import { userIdParam } from '../schemas/context.ts'
-import { heartbeat } from '../schemas/health.ts'
-import { MAX_DATA_BYTES, MAX_UPDATES, progressBatch, progressUpdate } from '../schemas/progress.ts'
 import {
   jsonClientCredentials,
   jsonRefresh,
@@ -17,8 +18,7 @@ import {
   revokeForm,
   SCOPES,
   tokenForm,
-} from '../schemas/token.ts'
-import { PROBLEM_TYPES, type ProblemCode, problemType } from './problems.ts'
+} from '../contract/token.ts'
 import {
   batchStatus,
   CACHE_STATUSES,

@@ -1,16 +1,16 @@
 // Response bodies as zod schemas: documentation of what the API answers, converted to JSON
 // Schema for the OpenAPI document. The routes build their bodies from the TypeScript interfaces
-// in src/schemas; test/unit/openapi/document.test.ts asserts (at compile time) that each schema
+// in src/contract; test/unit/openapi/document.test.ts asserts (at compile time) that each schema
 // here and its interface describe the same shape, and the contract check validates every
 // response the scenario tests receive against them. Strict objects: an unexpected member in a
 // response (a leaked internal, a renamed field) is a contract failure, not a silent addition.
 
 import * as z from 'zod/mini'
 import { ENVIRONMENTS } from '../config/environment.ts'
-import { identifier } from '../schemas/common.ts'
-import { heartbeat } from '../schemas/health.ts'
-import { PROGRESS_STATUSES } from '../schemas/progress.ts'
-import { scopeString } from '../schemas/token.ts'
+import { identifier } from '../contract/common.ts'
+import { heartbeat } from '../contract/health.ts'
+import { PROGRESS_STATUSES } from '../contract/progress.ts'
+import { scopeString } from '../contract/token.ts'
 
 const count = () => z.number().check(z.int(), z.minimum(0))
 const instant = () => z.iso.datetime()

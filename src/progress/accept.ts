@@ -6,11 +6,11 @@
 // request awaits belongs to another request. When neither store takes the write the answer is
 // a 503 that says what is known: `progress_unavailable` when nothing was accepted for certain,
 // `outcome_unknown` when a store timed out and may have applied it (retry with the same keys).
-import type { Logger } from '../log.ts'
-import type { CallScope } from '../platform.ts'
-import { ProblemError, problems } from '../problem.ts'
-import type { ProgressAccepted } from '../schemas/progress.ts'
-import type { Services } from '../services.ts'
+
+import { ProblemError, problems } from '../contract/problem.ts'
+import type { ProgressAccepted } from '../contract/progress.ts'
+import type { Logger } from '../kernel/log.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import { lookUpKeys, syncBatch } from './dedupe.ts'
 import { flushDue, flushProgress } from './flush.ts'
 import { type BufferedUpdate, eventKeyOf } from './model.ts'
@@ -21,6 +21,7 @@ import {
   redisWriteOutcome,
   type WriteOutcome,
 } from './outcome.ts'
+import type { ProgressDeps } from './service.ts'
 import { KEY_REUSED_SQLSTATE, writeDirect } from './writer.ts'
 
 /** How a request names its updates in error paths: `updates.3.` or `` for a single update. */
@@ -67,7 +68,7 @@ export function firstReusedKey(
  * for every answer but 202.
  */
 export async function acceptProgress(
-  services: Services,
+  services: ProgressDeps,
   batch: { id: string; agentId: string },
   updates: readonly BufferedUpdate[],
   pathOf: PathOf,

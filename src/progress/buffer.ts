@@ -29,7 +29,7 @@
 //                                discarded (expires after a week)
 //   progress:idem:<agent>:<key>  the update's fingerprint (older versions: a batch id)
 
-import type { CallScope } from '../platform.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import type { RedisStore } from '../redis.ts'
 import { FINGERPRINT_PREFIX } from './idempotency.ts'
 import { type BufferedUpdate, eventKeyOf } from './model.ts'

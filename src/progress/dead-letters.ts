@@ -5,7 +5,7 @@
 // discards them (their batches then settle as committed, with `discarded` counting them).
 //
 // The CLI (scripts/cli/dead-letters.ts) is a thin shell over these functions.
-import type { CallScope } from '../platform.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import type { DeadLetterReason, ProgressBuffer } from './buffer.ts'
 
 export interface DeadLetterSummary {

@@ -12,7 +12,7 @@
 // TTL. A key committed directly there and re-sent here sooner is counted `accepted` again; the
 // event log still holds it once, and a different update under it is dead-lettered at flush.
 import { type Database, sql } from '../db/client.ts'
-import type { CallScope } from '../platform.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import type { ProgressBuffer } from './buffer.ts'
 import { type BufferedUpdate, eventKeyOf } from './model.ts'
 

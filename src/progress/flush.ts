@@ -14,12 +14,12 @@
 // that same transaction (its one committed_at), and the ack gives Redis the same time. While one
 // of its updates is a dead letter, a batch stays `queued`.
 import { sqlState } from '../db/client.ts'
-import type { CallScope } from '../platform.ts'
-import type { Services } from '../services.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import type { Claim, DeadLetterReason, ProgressBuffer } from './buffer.ts'
 import { syncDirectCommits } from './dedupe.ts'
 import type { BufferedUpdate } from './model.ts'
 import { errorFields, isDataError } from './outcome.ts'
+import type { ProgressDeps } from './service.ts'
 import { type BatchRow, writeFlushed } from './writer.ts'
 
 export interface FlushReport {
@@ -61,7 +61,7 @@ const MAX_ISOLATION_WRITES = 64
  * arrive after the flush that served them do not cost a transaction of stragglers.
  */
 export async function flushProgress(
-  services: Services,
+  services: ProgressDeps,
   scope: CallScope = {},
   options: { drain?: boolean } = {},
 ): Promise<FlushReport> {
@@ -146,7 +146,7 @@ interface RoundResult {
 
 /** One claim: written whole, or (on a data error) isolated; then buried, acked and nacked. */
 async function writeRound(
-  services: Services,
+  services: ProgressDeps,
   buffer: ProgressBuffer,
   claim: Claim,
   scope: CallScope,
@@ -250,7 +250,7 @@ async function writeRound(
  * budget stops it; what is left goes back to the buffer.
  */
 async function isolate(
-  services: Services,
+  services: ProgressDeps,
   items: readonly BufferedUpdate[],
   failure: unknown,
   committedAt: number,
@@ -364,7 +364,7 @@ function completeBatches(claim: Claim, exclude: ReadonlySet<string>): BatchRow[]
 
 /** Copies direct commits' keys into Redis' dedupe while time allows. */
 async function syncRemaining(
-  services: Services,
+  services: ProgressDeps,
   buffer: ProgressBuffer,
   scope: CallScope,
   deadline: number,

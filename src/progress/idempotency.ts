@@ -4,9 +4,10 @@
 // content, so a retried identical request is still recognised as a duplicate. The fingerprint
 // is a hash of the update's canonical content, stored with the key in both stores: the same
 // key with another fingerprint is a key re-used for a different update (422), not a retry.
-import { base64url, sha256 } from '../auth/encoding.ts'
+
+import type { ProgressUpdate } from '../contract/progress.ts'
 import { normaliseTimestamp } from '../contract/storable.ts'
-import type { ProgressUpdate } from '../schemas/progress.ts'
+import { base64url, sha256 } from '../kernel/bytes.ts'
 
 /** Canonical JSON: object keys sorted at every depth, so equal content gives equal text. */
 export function canonicalJson(value: unknown): string {

@@ -3,9 +3,12 @@
 // changed users. Nothing here is shared between requests but plain state: every request
 // awaits only its own reads and writes.
 import type { SwrCache } from '../cache/swr.ts'
-import type { Config } from '../config/index.ts'
+import type { Config, Tunables } from '../config/index.ts'
 import type { Database } from '../db/client.ts'
-import type { CallScope } from '../platform.ts'
+import type { Clock } from '../kernel/clock.ts'
+import type { EventBus } from '../kernel/events.ts'
+import type { Logger } from '../kernel/log.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import type { RedisStore } from '../redis.ts'
 import type { CachedContext } from '../users/context.ts'
 import { ContextInvalidations } from '../users/invalidation.ts'
@@ -18,6 +21,22 @@ export interface ProgressService {
   invalidations: ContextInvalidations
   /** Drops changed users' cached context here and, through Redis, everywhere. */
   invalidate(users: readonly string[], scope?: CallScope): void
+}
+
+/**
+ * What accepting, flushing and reading progress use, named one by one (the isolate's services
+ * have these members, and a unit test can pass just these).
+ */
+export interface ProgressDeps {
+  progress: ProgressService
+  /** Absent when no database is configured. */
+  db?: Database
+  clock: Clock
+  config: { tunables: Tunables }
+  /** The circuits of the two stores: an open one is not even tried. */
+  breakers: { get(upstream: 'neon' | 'redis'): { isOpen(): boolean } }
+  log: Logger
+  events: EventBus
 }
 
 const BATCH_TTL_MS = 7 * 24 * 60 * 60 * 1000

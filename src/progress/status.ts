@@ -6,17 +6,18 @@
 // buffer. Read in that order, the status never goes backwards: Redis' `committed` carries the
 // time Postgres recorded; Redis' `queued` is only believed when Postgres said "no such batch"
 // (a flush may have recorded it while Redis' ack failed).
+
+import { problems } from '../contract/problem.ts'
+import type { BatchStatus } from '../contract/progress.ts'
 import { sql } from '../db/client.ts'
-import type { CallScope } from '../platform.ts'
-import { problems } from '../problem.ts'
-import type { BatchStatus } from '../schemas/progress.ts'
-import type { Services } from '../services.ts'
+import type { CallScope } from '../kernel/scope.ts'
+import type { ProgressDeps } from './service.ts'
 
 const iso = (value: unknown) =>
   new Date(value instanceof Date ? value.getTime() : String(value)).toISOString()
 
 export async function batchStatus(
-  services: Services,
+  services: Pick<ProgressDeps, 'db' | 'progress'>,
   agentId: string,
   batchId: string,
   scope: CallScope,

@@ -19,7 +19,7 @@
 //    (and so brute-force protection) on; a Redis error never fails the request.
 import { Ratelimit } from '@upstash/ratelimit'
 import { BoundedLru } from '../cache/lru.ts'
-import type { CallScope } from '../platform.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import type { RedisStore } from '../redis.ts'
 import { SlidingWindowLimiter } from './sliding-window.ts'
 import type { LimitDecision, LimitSpec } from './types.ts'

@@ -7,7 +7,7 @@
 // is advice — this isolate opens until the remote period ends, never longer — and a `SET NX
 // PX` lease elects one half-open probe across all isolates. Any Redis failure leaves the
 // breaker on its local state; it never fails the request.
-import type { EventBus, UpstreamName } from '../events.ts'
+import type { EventBus, UpstreamName } from '../kernel/events.ts'
 import {
   Breaker,
   type BreakerConfig,

@@ -1,7 +1,7 @@
 // The breakers of this isolate, one per upstream, created once from the configuration:
 // listed for the health report, resettable.
 import type { Tunables } from '../config/tunables.ts'
-import type { EventBus, UpstreamName } from '../events.ts'
+import type { EventBus, UpstreamName } from '../kernel/events.ts'
 import type { BreakerConfig } from './breaker.ts'
 import { type BreakerReport, CircuitBreakerPolicy, type SharedBreakerStore } from './policy.ts'
 

@@ -2,12 +2,12 @@
 // heartbeat. Always 200: the report says how healthy things are.
 import { Hono } from 'hono'
 import * as z from 'zod/mini'
-import type { AppEnv } from '../context.ts'
+import { heartbeat } from '../contract/health.ts'
 import { healthReport } from '../health/report.ts'
-import { requireAuth } from '../middleware/auth.ts'
-import { jsonBody } from '../middleware/body.ts'
-import { requestScope } from '../platform.ts'
-import { heartbeat } from '../schemas/health.ts'
+import { requireAuth } from '../http/auth.ts'
+import { jsonBody } from '../http/body.ts'
+import type { AppEnv } from '../http/context.ts'
+import { requestScope } from '../http/scope.ts'
 
 export const agentHealthRoutes = new Hono<AppEnv>().post(
   '/api/v1/agent/health',

@@ -4,15 +4,15 @@
 // stale cache, then a basic answer (or mock data in development). A failing database or an
 // open circuit degrades the answer (`degraded: true`, `X-Degraded`), never to a 5xx.
 import { type Context, Hono } from 'hono'
-import type { AppEnv } from '../context.ts'
+import type { ContextSource } from '../contract/context.ts'
+import { problems } from '../contract/problem.ts'
 import { unstorableReason } from '../contract/storable.ts'
 import { isDatabaseOutage } from '../db/client.ts'
-import { requireAuth } from '../middleware/auth.ts'
-import { requestScope } from '../platform.ts'
-import { problems } from '../problem.ts'
+import { requireAuth } from '../http/auth.ts'
+import type { AppEnv } from '../http/context.ts'
+import { requestScope } from '../http/scope.ts'
 import { fallbackLadder, mockRung, type Rung } from '../resilience/fallback.ts'
 import { CircuitOpenError } from '../resilience/policy.ts'
-import type { ContextSource } from '../schemas/context.ts'
 import { basicMembers, type CachedContext, loadUserContext, mockMembers } from '../users/context.ts'
 
 type Grant = 'granted' | 'denied' | 'unknown'

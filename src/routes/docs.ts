@@ -3,7 +3,7 @@
 // The document is generated from the zod schemas on the first request and memoised for the
 // isolate. Its generator is loaded with a dynamic import, so no other route evaluates it.
 import { Hono } from 'hono'
-import type { AppEnv } from '../context.ts'
+import type { AppEnv } from '../http/context.ts'
 
 /** Swagger UI, pinned; the hashes are of the files npm publishes (jsDelivr serves them as is). */
 const SWAGGER_UI = 'https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0'

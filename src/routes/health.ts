@@ -1,7 +1,7 @@
 // Public health endpoints in draft-inadarei-api-health-check format.
 // /health is liveness and calls no upstream; /health/ready checks the database and Redis.
 import { Hono } from 'hono'
-import type { AppEnv } from '../context.ts'
+import type { PublicHealth } from '../contract/health.ts'
 import {
   type CheckResult,
   configurationCheck,
@@ -9,7 +9,7 @@ import {
   redisCheck,
   worst,
 } from '../health/checks.ts'
-import type { PublicHealth } from '../schemas/health.ts'
+import type { AppEnv } from '../http/context.ts'
 
 const HEALTH_JSON = 'application/health+json'
 

@@ -4,12 +4,12 @@
 // endpoint's; a CRON_SECRET the configuration refused closes the route (503) instead of
 // letting a weak secret guard it.
 import { type Context, Hono } from 'hono'
-import { sha256, timingSafeEqual } from '../auth/encoding.ts'
-import type { AppEnv } from '../context.ts'
-import { bearerToken } from '../middleware/auth.ts'
-import { spendFailureBudget } from '../middleware/failure-budget.ts'
-import { requestScope } from '../platform.ts'
-import { ProblemError, problems } from '../problem.ts'
+import { ProblemError, problems } from '../contract/problem.ts'
+import { bearerToken } from '../http/auth.ts'
+import type { AppEnv } from '../http/context.ts'
+import { spendFailureBudget } from '../http/failure-budget.ts'
+import { requestScope } from '../http/scope.ts'
+import { sha256, timingSafeEqual } from '../kernel/bytes.ts'
 import { flushProgress } from '../progress/flush.ts'
 
 /** The failure budget's client key: `/` cannot appear in an agent id, so no agent shares it. */

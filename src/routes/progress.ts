@@ -5,27 +5,27 @@
 // update is taken; then `acceptProgress` (src/progress/accept.ts) makes it durable or says
 // honestly why not.
 import { type Context, Hono } from 'hono'
-import type { AppEnv } from '../context.ts'
-import {
-  futureTimestampProblem,
-  normaliseTimestamp,
-  unstorableReason,
-} from '../contract/storable.ts'
-import { requireAuth } from '../middleware/auth.ts'
-import { isJsonMediaType, mediaType, parseJson } from '../middleware/body.ts'
-import { requestScope } from '../platform.ts'
-import { type FieldError, ProblemError, problems } from '../problem.ts'
-import { acceptProgress } from '../progress/accept.ts'
-import { derivedKey, fingerprint } from '../progress/idempotency.ts'
-import type { BufferedUpdate } from '../progress/model.ts'
-import { batchStatus } from '../progress/status.ts'
+import { fieldErrors } from '../contract/field-errors.ts'
+import { type FieldError, ProblemError, problems } from '../contract/problem.ts'
 import {
   type ProgressAccepted,
   type ProgressUpdate,
   progressBatch,
   progressUpdate,
-} from '../schemas/progress.ts'
-import { fieldErrors } from '../validation.ts'
+} from '../contract/progress.ts'
+import {
+  futureTimestampProblem,
+  normaliseTimestamp,
+  unstorableReason,
+} from '../contract/storable.ts'
+import { requireAuth } from '../http/auth.ts'
+import { isJsonMediaType, mediaType, parseJson } from '../http/body.ts'
+import type { AppEnv } from '../http/context.ts'
+import { requestScope } from '../http/scope.ts'
+import { acceptProgress } from '../progress/accept.ts'
+import { derivedKey, fingerprint } from '../progress/idempotency.ts'
+import type { BufferedUpdate } from '../progress/model.ts'
+import { batchStatus } from '../progress/status.ts'
 
 /** The body as a list of updates, each with the path prefix its errors are reported under. */
 async function readUpdates(

@@ -2,7 +2,7 @@
 // form) and POST /api/v1/agent/token/revoke (RFC 7009).
 //
 // Every attempt is counted against the failure budgets before credentials are checked, and
-// given back when it succeeds (src/middleware/failure-budget.ts); a locked-out guesser learns
+// given back when it succeeds (src/http/failure-budget.ts); a locked-out guesser learns
 // nothing more. Every string is checked storable before anything reaches a store.
 import { type Context, Hono } from 'hono'
 import * as z from 'zod/mini'
@@ -17,19 +17,8 @@ import {
 } from '../auth/refresh-token.ts'
 import { type RevocationReach, RevocationStoreFull } from '../auth/revocation.ts'
 import { formatScopes, grantScopes, parseScopes } from '../auth/scopes.ts'
-import type { AppEnv } from '../context.ts'
-import { isDatabaseOutage } from '../db/client.ts'
-import {
-  authenticate,
-  consumeAgentRequest,
-  failClosed,
-  isBearer,
-  rateLimitHeaders,
-} from '../middleware/auth.ts'
-import { isJsonMediaType, mediaType, parseJson } from '../middleware/body.ts'
-import { type FailureBudget, spendFailureBudget } from '../middleware/failure-budget.ts'
-import { requestScope } from '../platform.ts'
-import { type FieldError, ProblemError, problems } from '../problem.ts'
+import { fieldErrors } from '../contract/field-errors.ts'
+import { type FieldError, ProblemError, problems } from '../contract/problem.ts'
 import {
   jsonClientCredentials,
   jsonRefresh,
@@ -38,8 +27,19 @@ import {
   revokeForm,
   type TokenResponse,
   tokenForm,
-} from '../schemas/token.ts'
-import { fieldErrors } from '../validation.ts'
+} from '../contract/token.ts'
+import { isDatabaseOutage } from '../db/client.ts'
+import {
+  authenticate,
+  consumeAgentRequest,
+  failClosed,
+  isBearer,
+  rateLimitHeaders,
+} from '../http/auth.ts'
+import { isJsonMediaType, mediaType, parseJson } from '../http/body.ts'
+import type { AppEnv } from '../http/context.ts'
+import { type FailureBudget, spendFailureBudget } from '../http/failure-budget.ts'
+import { requestScope } from '../http/scope.ts'
 
 const FORM = 'application/x-www-form-urlencoded'
 const JSON_TYPE = 'application/json'

@@ -3,9 +3,9 @@
 // payload and no hashing (the ETag is computed once per load).
 import { SwrCache } from '../cache/swr.ts'
 import type { Tunables } from '../config/tunables.ts'
+import type { ProgressStatus, TaskProgress } from '../contract/context.ts'
 import { type CallOptions, type Database, sql } from '../db/client.ts'
-import type { EventBus } from '../events.ts'
-import type { ProgressStatus, TaskProgress } from '../schemas/context.ts'
+import type { EventBus } from '../kernel/events.ts'
 
 export interface CachedContext {
   /** `"user":…,"context":…,"progress":…` — the payload's members, ready to embed. */

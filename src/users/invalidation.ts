@@ -8,7 +8,7 @@
 // what it published itself) and does not drop those entries again: a repeated drop would
 // discard the context re-read since, and disown a read under way.
 import type { SwrCache } from '../cache/swr.ts'
-import type { CallScope } from '../platform.ts'
+import type { CallScope } from '../kernel/scope.ts'
 import type { RedisStore } from '../redis.ts'
 import type { CachedContext } from './context.ts'
 

@@ -3,7 +3,7 @@
 // build) and the deployment's vars and secrets as bindings.
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from 'miniflare'
 import { afterAll, beforeAll, describe } from 'vitest'
-import { at } from '../../scripts/artifacts/layout.ts'
+import { at } from '../../local/artifact-layout.ts'
 import { type Send, smokeTests, useLocalStack } from './support.ts'
 
 describe('Cloudflare Worker bundle (dist/cloudflare)', () => {

@@ -3,9 +3,9 @@
 // artifact gets, and the checks every artifact must pass. The artifacts come from
 // `npm run build` (dist/artifacts.json), never from the sources.
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { type ArtifactManifest, readManifest } from '../../scripts/artifacts/layout.ts'
-import { type LocalStack, startLocalStack } from '../../src/local/stack.ts'
-import { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable } from '../support/services.ts'
+import { type ArtifactManifest, readManifest } from '../../local/artifact-layout.ts'
+import { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable } from '../../local/engines.ts'
+import { type LocalStack, startLocalStack } from '../../local/stack.ts'
 
 export interface ArtifactContext {
   manifest: ArtifactManifest

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises'
 import { EdgeRuntime } from 'edge-runtime'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { at } from '../../scripts/artifacts/layout.ts'
+import { at } from '../../local/artifact-layout.ts'
 import { type Send, smokeTests, useLocalStack } from './support.ts'
 
 type Handler = (

@@ -8,7 +8,7 @@ import { createServer } from 'node:net'
 import { parseEnv } from 'node:util'
 import { Client } from 'pg'
 import { afterAll, describe, expect, test } from 'vitest'
-import { POSTGRES_URL, postgresAvailable, reachable } from '../support/services.ts'
+import { POSTGRES_URL, postgresAvailable, reachable } from '../../local/engines.ts'
 
 const root = new URL('../..', import.meta.url).pathname
 const hasPostgres = await postgresAvailable()

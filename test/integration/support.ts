@@ -1,7 +1,7 @@
 // Services of one "isolate" over a scenario of the shared local stack (its own schema, Redis
 // key prefix and fault proxies), for integration tests that drive services without HTTP.
 import { afterAll } from 'vitest'
-import type { ScenarioResources } from '../../src/local/stack.ts'
+import type { ScenarioResources } from '../../local/stack.ts'
 import type { ProgressBuffer } from '../../src/progress/buffer.ts'
 import type { BufferedUpdate } from '../../src/progress/model.ts'
 import { buildServices, type ServiceOptions, type Services } from '../../src/services.ts'

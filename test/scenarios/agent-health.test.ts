@@ -3,8 +3,8 @@
 import { SignJWT } from 'jose'
 import { afterAll, describe, expect, test } from 'vitest'
 import { keyId } from '../../src/auth/keys.ts'
-import { Secret } from '../../src/config/secret.ts'
-import type { HealthReport } from '../../src/schemas/health.ts'
+import type { HealthReport } from '../../src/contract/health.ts'
+import { Secret } from '../../src/kernel/secret.ts'
 import { bearer, getToken, jsonPost } from '../support/agents.ts'
 import { randomSecret, type Scenario, scenario } from '../support/scenario.ts'
 

@@ -1,7 +1,7 @@
 // The Neon circuit breaker through the stand-in, in both runtimes: it opens at its threshold,
 // answers fast while open, closes after one probe, and shares its state across isolates.
 import { describe, expect, test } from 'vitest'
-import type { FaultPlan } from '../../src/local/faults.ts'
+import type { FaultPlan } from '../../local/faults.ts'
 import { bearer, getToken } from '../support/agents.ts'
 import { randomSecret, type Scenario, scenario } from '../support/scenario.ts'
 

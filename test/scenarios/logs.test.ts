@@ -2,7 +2,7 @@
 // failure path — Redis refusing, hanging, erroring; Neon refusing, hanging, erroring — leaves
 // its marker in no log line, at the most verbose level, in both runtimes.
 import { describe, expect, test } from 'vitest'
-import type { FaultPlan } from '../../src/local/faults.ts'
+import type { FaultPlan } from '../../local/faults.ts'
 import { basic, bearer, getToken, jsonPost } from '../support/agents.ts'
 import { randomSecret, scenario } from '../support/scenario.ts'
 

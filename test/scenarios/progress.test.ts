@@ -1,7 +1,7 @@
 // POST /api/v1/agent/progress and GET …/batches/{id}, in both runtimes.
 import { describe, expect, test } from 'vitest'
+import type { FaultPlan } from '../../local/faults.ts'
 import { sql } from '../../src/db/client.ts'
-import type { FaultPlan } from '../../src/local/faults.ts'
 import { bearer, DEMO_AGENT_2, getToken, jsonPost } from '../support/agents.ts'
 import { scenario } from '../support/scenario.ts'
 

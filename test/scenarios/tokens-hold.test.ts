@@ -4,7 +4,7 @@
 import { SignJWT } from 'jose'
 import { describe, expect, test } from 'vitest'
 import { keyId } from '../../src/auth/keys.ts'
-import { Secret } from '../../src/config/secret.ts'
+import { Secret } from '../../src/kernel/secret.ts'
 import {
   agentSecret,
   basic,

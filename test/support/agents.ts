@@ -1,5 +1,5 @@
 // Getting tokens the way agents do, for scenario tests.
-import type { TokenResponse } from '../../src/schemas/token.ts'
+import type { TokenResponse } from '../../src/contract/token.ts'
 import type { Scenario } from './scenario.ts'
 
 export const DEMO_AGENT = 'demo-agent'

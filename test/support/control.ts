@@ -1,7 +1,7 @@
 // Client of the local stack's control server; works from Node, workerd and the edge VM.
 import { inject } from 'vitest'
-import type { FaultPlan, StandinStats } from '../../src/local/faults.ts'
-import type { ScenarioResources } from '../../src/local/stack.ts'
+import type { FaultPlan, StandinStats } from '../../local/faults.ts'
+import type { ScenarioResources } from '../../local/stack.ts'
 
 export type UpstreamName = 'neon' | 'redis'
 

@@ -2,8 +2,8 @@
 // the real PostgreSQL and Redis (PGlite where no server runs), plus the control server.
 // Every test file then creates its own schema and Redis key prefix through it.
 import type { TestProject } from 'vitest/node'
-import { type StackInfo, startLocalStack } from '../../src/local/stack.ts'
-import { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable } from './services.ts'
+import { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable } from '../../local/engines.ts'
+import { type StackInfo, startLocalStack } from '../../local/stack.ts'
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,9 +1,9 @@
 // The local stack inside a Node test file, for tests that drive services directly (no HTTP):
 // real PostgreSQL (or PGlite) and Redis behind the stand-ins, one schema per file.
 import { afterAll, beforeAll } from 'vitest'
-import { type LocalStack, type ScenarioResources, startLocalStack } from '../../src/local/stack.ts'
+import { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable } from '../../local/engines.ts'
+import { type LocalStack, type ScenarioResources, startLocalStack } from '../../local/stack.ts'
 import { buildServices, type ServiceOptions, type Services } from '../../src/services.ts'
-import { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable } from './services.ts'
 
 export interface NodeStack {
   stack: LocalStack

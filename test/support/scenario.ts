@@ -4,8 +4,8 @@
 
 import { afterAll, vi } from 'vitest'
 import { dispatch, runtimeName } from '#runtime'
-import { Secret } from '../../src/config/secret.ts'
 import { createDatabase, type Database } from '../../src/db/client.ts'
+import { Secret } from '../../src/kernel/secret.ts'
 import { checkResponse } from './contract.ts'
 import { control } from './control.ts'
 

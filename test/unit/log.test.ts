@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest'
-import { Secret } from '../../src/config/secret.ts'
-import { createLogger, redact } from '../../src/log.ts'
+import { createLogger, redact } from '../../src/kernel/log.ts'
+import { Secret } from '../../src/kernel/secret.ts'
 
 test('credential-shaped values and keys are masked in every log line', () => {
   const lines: string[] = []

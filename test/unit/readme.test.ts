@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { expect, test } from 'vitest'
-import { replaceTable } from '../../scripts/config-table.ts'
+import { replaceTable } from '../../local/config-table.ts'
 
 test('the README configuration table matches the tunables (run `npm run docs` to update)', async () => {
   const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')

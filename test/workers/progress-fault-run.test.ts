@@ -7,8 +7,8 @@
 // its update with the latest occurred_at, every poison item was refused or is a visible dead
 // letter, and no 5xx went out without problem+json and Retry-After.
 import { expect, test } from 'vitest'
+import type { FaultPlan } from '../../local/faults.ts'
 import { sql } from '../../src/db/client.ts'
-import type { FaultPlan } from '../../src/local/faults.ts'
 import { bearer, getToken } from '../support/agents.ts'
 import { scenario } from '../support/scenario.ts'
 

@@ -10,7 +10,7 @@ import {
   PBKDF2_ITERATIONS,
   verifyAgentSecret,
 } from '../../../src/auth/secret-hash.ts'
-import { Secret } from '../../../src/config/secret.ts'
+import { Secret } from '../../../src/kernel/secret.ts'
 
 const SECRET = 'a-jwt-secret-for-the-unit-tests-of-tokens-0123'
 const NOW = Date.UTC(2026, 0, 1)

@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest'
 import { AgentApiError } from '../../../src/client/index.ts'
 import { createTokenManager } from '../../../src/client/token-manager.ts'
-import type { TokenResponse } from '../../../src/schemas/index.ts'
+import type { TokenResponse } from '../../../src/contract/index.ts'
 import { flush, setup } from './fake-server.ts'
 
 const T0 = Date.parse('2026-01-01T00:00:00Z')

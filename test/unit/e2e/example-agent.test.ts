@@ -2,14 +2,14 @@
 // workerd, the Neon and Upstash stand-ins in front of the real engines.
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { runExampleAgent } from '../../../examples/agent.ts'
-import { startWorkerServer, type WorkerServer } from '../../../scripts/worker-server.ts'
-import { type LocalStack, startLocalStack } from '../../../src/local/stack.ts'
 import {
   POSTGRES_URL,
   postgresAvailable,
   REDIS_URL,
   redisAvailable,
-} from '../../support/services.ts'
+} from '../../../local/engines.ts'
+import { type LocalStack, startLocalStack } from '../../../local/stack.ts'
+import { startWorkerServer, type WorkerServer } from '../../../local/worker-server.ts'
 
 let stack: LocalStack
 let server: WorkerServer

@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest'
-import { FaultInjector } from '../../../src/local/faults.ts'
+import { FaultInjector } from '../../../local/faults.ts'
 
 test('a 50 % error plan fails every other request', () => {
   const faults = new FaultInjector()

@@ -3,9 +3,10 @@ import { Hono } from 'hono'
 import { describe, expect, test } from 'vitest'
 import * as z from 'zod/mini'
 import { createApp } from '../../../src/app.ts'
-import type { AppEnv } from '../../../src/context.ts'
-import { jsonBody } from '../../../src/middleware/body.ts'
-import { ProblemError, problemResponse } from '../../../src/problem.ts'
+import { ProblemError } from '../../../src/contract/problem.ts'
+import { jsonBody } from '../../../src/http/body.ts'
+import type { AppEnv } from '../../../src/http/context.ts'
+import { problemResponse } from '../../../src/http/problem.ts'
 
 const schema = z.strictObject({
   name: z.string().check(z.minLength(1)),

@@ -6,6 +6,19 @@ import { Validator } from '@seriousme/openapi-schema-validator'
 import { describe, expect, expectTypeOf, test } from 'vitest'
 import * as z from 'zod/mini'
 import { MAX_BODY_BYTES as APP_MAX_BODY_BYTES, createApp } from '../../../src/app.ts'
+import { heartbeat } from '../../../src/contract/health.ts'
+import type {
+  BatchStatus,
+  HealthReport,
+  ProblemBody,
+  ProgressAccepted,
+  PublicHealth,
+  TokenResponse,
+  UserContextResponse,
+} from '../../../src/contract/index.ts'
+import { PROBLEM_TYPES } from '../../../src/contract/problems.ts'
+import { progressUpdate } from '../../../src/contract/progress.ts'
+import { jsonClientCredentials, jsonRefresh, jsonRevoke } from '../../../src/contract/token.ts'
 import {
   buildDocument,
   MAX_BODY_BYTES,
@@ -15,20 +28,7 @@ import {
   openApiDocument,
   type Schema,
 } from '../../../src/openapi/document.ts'
-import { PROBLEM_TYPES } from '../../../src/openapi/problems.ts'
 import type * as responses from '../../../src/openapi/responses.ts'
-import { heartbeat } from '../../../src/schemas/health.ts'
-import type {
-  BatchStatus,
-  HealthReport,
-  ProblemBody,
-  ProgressAccepted,
-  PublicHealth,
-  TokenResponse,
-  UserContextResponse,
-} from '../../../src/schemas/index.ts'
-import { progressUpdate } from '../../../src/schemas/progress.ts'
-import { jsonClientCredentials, jsonRefresh, jsonRevoke } from '../../../src/schemas/token.ts'
 import { checkResponse } from '../../support/contract.ts'
 
 const doc = buildDocument('0.0.0-test')
@@ -334,7 +334,7 @@ describe('GET /openapi.json and GET /docs', () => {
 
 // Compile-time: each response schema and the interface the routes build their bodies from
 // describe the same shape (tsc checks these; they do nothing at run time).
-test('response schemas match the interfaces in src/schemas', () => {
+test('response schemas match the interfaces in src/contract', () => {
   type Out<K extends keyof typeof responses> = z.output<(typeof responses)[K]>
   expectTypeOf<Out<'tokenResponse'>>().toEqualTypeOf<TokenResponse>()
   expectTypeOf<Out<'userContextResponse'>>().toEqualTypeOf<UserContextResponse>()

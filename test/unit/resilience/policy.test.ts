@@ -2,7 +2,7 @@
 // between isolates through a SharedBreakerStore (here in memory, on a fake clock).
 import { afterEach, describe, expect, test, vi } from 'vitest'
 import { parseTunables } from '../../../src/config/tunables.ts'
-import { type AppEvent, EventBus } from '../../../src/events.ts'
+import { type AppEvent, EventBus } from '../../../src/kernel/events.ts'
 import type { BreakerConfig } from '../../../src/resilience/breaker.ts'
 import {
   CircuitBreakerPolicy,

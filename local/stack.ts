@@ -3,11 +3,11 @@
 // a control server through which code running inside workerd or the edge VM creates
 // isolated schemas, injects faults and reads request counts.
 import { randomBytes } from 'node:crypto'
-import { Secret } from '../config/secret.ts'
-import { createDatabase } from '../db/client.ts'
-import { migrate } from '../db/migrate.ts'
-import { seedDemoData } from '../db/seed.ts'
-import { type ControlServer, startControlServer } from './control.ts'
+import { createDatabase } from '../src/db/client.ts'
+import { migrate } from '../src/db/migrate.ts'
+import { seedDemoData } from '../src/db/seed.ts'
+import { Secret } from '../src/kernel/secret.ts'
+import { type ControlServer, type ScenarioResources, startControlServer } from './control.ts'
 import { type FaultProxy, startFaultProxy } from './fault-proxy.ts'
 import { loadMigrations } from './migrations.ts'
 import { type NeonHttpStandin, startNeonHttpStandin } from './neon-http.ts'
@@ -15,6 +15,8 @@ import { connectPostgres, type PostgresUpstream } from './postgres.ts'
 import { startUpstashRestStandin, type UpstashRestStandin } from './upstash-rest.ts'
 
 /** Every local "Neon endpoint" serves SQL over HTTP at its own host and port. */
+export type { ScenarioResources }
+
 export const NEON_ENDPOINT_TEMPLATE = 'http://{host}:{port}/sql'
 
 // Injected errors look like each upstream's own outage answers.
@@ -54,16 +56,6 @@ export interface StackInfo {
   upstashToken?: string
   controlUrl: string
   postgres: 'server' | 'pglite'
-}
-
-/** What a test scenario gets: its own schema and its own fault-injecting proxies. */
-export interface ScenarioResources {
-  id: string
-  schema: string
-  databaseUrl: string
-  neonFetchEndpoint: string
-  upstashUrl?: string
-  upstashToken?: string
 }
 
 export interface LocalStack {

@@ -1,7 +1,7 @@
 // POST /api/v1/agent/progress and GET /api/v1/agent/progress/batches/{batchId} (CONTRACT.md).
 import * as z from 'zod/mini'
-import { storableJsonObject, storableTimestamp } from '../contract/storable.ts'
 import { boundedString, identifier } from './common.ts'
+import { storableJsonObject, storableTimestamp } from './storable.ts'
 
 export const PROGRESS_STATUSES = [
   'not_started',

@@ -1,29 +1,9 @@
-// Runtime seams: time, deferred work and isolate identity. Everything that differs between
-// workerd, Vercel's edge runtime and the tests passes through here.
+// The request's side of the platform seam: its call scope (trace and waitUntil) and the
+// caller's address as the platform reports it.
 import type { Context } from 'hono'
+import type { PlatformName } from '../kernel/isolate.ts'
+import type { CallScope, WaitUntil } from '../kernel/scope.ts'
 import type { AppEnv } from './context.ts'
-import type { Trace } from './trace.ts'
-
-export interface Clock {
-  /** Milliseconds since the epoch. Injected so breakers, caches and tokens run on fake time. */
-  now(): number
-}
-
-export const systemClock: Clock = { now: () => Date.now() }
-
-/**
- * What a request lends the upstream calls it makes: its timings, and the platform's
- * waitUntil for work (like publishing a breaker transition) that must not delay it.
- */
-export interface CallScope {
-  trace?: Trace
-  defer?: (work: Promise<unknown>) => void
-}
-
-/** What both platforms' execution contexts offer for work that outlives the response. */
-export interface WaitUntil {
-  waitUntil(promise: Promise<unknown>): void
-}
 
 /**
  * Run `task` after the response without delaying it: through the platform's `waitUntil`
@@ -50,18 +30,12 @@ export function requestScope(c: Context<AppEnv>): CallScope {
   }
 }
 
-/** A short random id naming this isolate in logs and health reports. */
-export function newIsolateId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(6))
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
-}
-
 /**
  * The caller's address as the platform reports it: Workers set `cf-connecting-ip`; Vercel
  * puts the client first in `x-forwarded-for`. Only the current platform's header is trusted,
  * since the other one passes through from the client untouched.
  */
-export function clientAddress(headers: Headers, platform: 'workers' | 'vercel' | 'node'): string {
+export function clientAddress(headers: Headers, platform: PlatformName): string {
   const raw =
     platform === 'workers'
       ? headers.get('cf-connecting-ip')

@@ -1,9 +1,9 @@
 // One structured log line, one `http.request` event and a Server-Timing header per request.
 import type { MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
-import type { AppEnv } from '../context.ts'
-import { requestScope } from '../platform.ts'
-import { Trace } from '../trace.ts'
+import { Trace } from '../kernel/trace.ts'
+import type { AppEnv } from './context.ts'
+import { requestScope } from './scope.ts'
 
 export function observe(): MiddlewareHandler<AppEnv> {
   return async function observe(c, next) {

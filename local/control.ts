@@ -10,7 +10,16 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { FaultInjector, FaultPlan } from './faults.ts'
-import type { ScenarioResources } from './stack.ts'
+
+/** What a test scenario gets: its own schema and its own fault-injecting proxies. */
+export interface ScenarioResources {
+  id: string
+  schema: string
+  databaseUrl: string
+  neonFetchEndpoint: string
+  upstashUrl?: string
+  upstashToken?: string
+}
 
 export interface ControlServer {
   url: string

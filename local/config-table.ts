@@ -1,5 +1,6 @@
 // Renders the README's configuration table from the tunables' own definitions, so the
-// documentation cannot drift from what the code accepts (a unit test compares them).
+// documentation cannot drift from what the code accepts (`npm run docs` writes it; a unit test
+// compares them).
 import { NUMERIC_TUNABLES, OTHER_TUNABLES } from '../src/config/tunables.ts'
 
 const ENV_SHORT = { development: 'dev', staging: 'staging', production: 'prod' } as const
@@ -29,11 +30,4 @@ export function replaceTable(readme: string): string {
   const end = readme.indexOf(TABLE_END)
   if (start === -1 || end === -1) throw new Error('README has no tunables markers')
   return `${readme.slice(0, start + TABLE_START.length)}\n${renderConfigTable()}\n${readme.slice(end)}`
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const { readFile, writeFile } = await import('node:fs/promises')
-  const path = new URL('../README.md', import.meta.url)
-  await writeFile(path, replaceTable(await readFile(path, 'utf8')))
-  console.log('README.md configuration table updated')
 }

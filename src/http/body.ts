@@ -4,9 +4,9 @@
 // (`hc<AppType>`) both see the schema's types.
 import type { MiddlewareHandler } from 'hono'
 import type * as z from 'zod/mini'
-import type { AppEnv } from '../context.ts'
-import { problems } from '../problem.ts'
-import { fieldErrors } from '../validation.ts'
+import { fieldErrors } from '../contract/field-errors.ts'
+import { problems } from '../contract/problem.ts'
+import type { AppEnv } from './context.ts'
 
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 

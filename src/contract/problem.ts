@@ -1,10 +1,8 @@
 // RFC 9457 problem details: the one shape every error leaves the API in.
 //
-// Handlers throw `ProblemError`; the error boundary in app.ts turns it (and anything else)
-// into `application/problem+json`. A `type` is a relative reference to /problems/<code>,
-// which the docs describe.
-import type { Context } from 'hono'
-import type { ContentfulStatusCode } from 'hono/utils/http-status'
+// Handlers and services throw `ProblemError`; the error boundary in src/app.ts turns it (and
+// anything else) into `application/problem+json` (src/http/problem.ts). A `type` is a relative
+// reference to /problems/<code>, which the docs describe.
 
 export interface FieldError {
   /** Dotted path into the request body, e.g. "updates.3.progress". */
@@ -41,16 +39,19 @@ const TITLES: Record<number, string> = {
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 
+/** V8's (workerd's and the edge runtime's) Error: its stack-trace depth can be set. */
+const V8Error = Error as ErrorConstructor & { stackTraceLimit: number }
+
 export class ProblemError extends Error {
   readonly problem: ProblemInit
 
   constructor(problem: ProblemInit) {
     // An expected outcome, not a bug: skip the stack trace, which costs more than the rest of
     // a rejected request (hono only hands Error instances to onError, so it stays an Error).
-    const limit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
+    const limit = V8Error.stackTraceLimit
+    V8Error.stackTraceLimit = 0
     super(problem.detail ?? problem.code)
-    Error.stackTraceLimit = limit
+    V8Error.stackTraceLimit = limit
     this.name = 'ProblemError'
     this.problem = problem
   }
@@ -78,18 +79,6 @@ export function problemBody(init: ProblemInit, requestId: string): ProblemBody {
     request_id: requestId,
     ...(init.errors ? { errors: init.errors } : {}),
   }
-}
-
-/**
- * The problem as the request's answer. Built through the context, so it carries what the
- * middleware prepared (request id, security and rate-limit headers); its own headers win.
- */
-export function problemResponse(c: Context, init: ProblemInit, requestId: string): Response {
-  return c.body(JSON.stringify(problemBody(init, requestId)), init.status as ContentfulStatusCode, {
-    ...init.headers,
-    'Content-Type': PROBLEM_CONTENT_TYPE,
-    'Cache-Control': 'no-store',
-  })
 }
 
 /** Shorthands for the problems many routes raise. */

@@ -1,9 +1,9 @@
 // Reads src/db/migrations/NNNN_name.sql for the Node-side tools (db:migrate, dev, tests).
 import { readdir, readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import type { Migration } from '../db/migrate.ts'
+import type { Migration } from '../src/db/migrate.ts'
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../db/migrations/', import.meta.url))
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../src/db/migrations/', import.meta.url))
 
 export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort()

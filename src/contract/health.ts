@@ -1,7 +1,7 @@
 // POST /api/v1/agent/health (the authenticated report) and the public health+json bodies.
 import * as z from 'zod/mini'
-import { storableJsonObject } from '../contract/storable.ts'
 import { boundedString } from './common.ts'
+import { storableJsonObject } from './storable.ts'
 
 /** A heartbeat's free-form details, as JSON. */
 export const MAX_HEARTBEAT_DETAILS_BYTES = 4 * 1024

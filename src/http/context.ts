@@ -1,7 +1,7 @@
 // The typed Hono context every route and middleware shares.
-import type { Logger } from './log.ts'
-import type { Services } from './services.ts'
-import type { Trace } from './trace.ts'
+import type { Logger } from '../kernel/log.ts'
+import type { Trace } from '../kernel/trace.ts'
+import type { Services } from '../services.ts'
 
 export interface AppVariables {
   requestId: string

@@ -9,4 +9,4 @@ import en from 'zod/v4/locales/en.js'
 z.config(en())
 
 // Every string a schema accepts is a storable one (src/contract/storable.ts).
-export { identifier, storableString as boundedString } from '../contract/storable.ts'
+export { identifier, storableString as boundedString } from './storable.ts'

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 
-const rootUrl = new URL('../..', import.meta.url)
+const rootUrl = new URL('..', import.meta.url)
 /** The repository root. */
 export const root = fileURLToPath(rootUrl)
 /** A path relative to the repository root, made absolute. */

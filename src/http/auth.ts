@@ -8,11 +8,11 @@ import type { Context, MiddlewareHandler } from 'hono'
 import { type AccessClaims, TokenError, verifyAccessToken } from '../auth/access-token.ts'
 import { statusRefusal } from '../auth/agent-status.ts'
 import { hasScope } from '../auth/scopes.ts'
-import type { AppEnv } from '../context.ts'
-import { requestScope } from '../platform.ts'
-import { ProblemError, problems } from '../problem.ts'
+import { ProblemError, problems } from '../contract/problem.ts'
+import type { Scope } from '../contract/token.ts'
 import type { LimitDecision } from '../ratelimit/limiter.ts'
-import type { Scope } from '../schemas/token.ts'
+import type { AppEnv } from './context.ts'
+import { requestScope } from './scope.ts'
 
 /** Tokens longer than this are refused before any parsing (they are never ours). */
 export const MAX_TOKEN_BYTES = 8 * 1024

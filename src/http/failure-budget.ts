@@ -7,10 +7,10 @@
 // would let every concurrent guess through. The price: at most the budget's worth of attempts
 // of one client from one address can be in flight at once (the SDK sends one at a time).
 import type { Context } from 'hono'
-import type { AppEnv } from '../context.ts'
-import { clientAddress, requestScope } from '../platform.ts'
 import type { LimitDecision, LimitTicket } from '../ratelimit/limiter.ts'
 import { rateLimited } from './auth.ts'
+import type { AppEnv } from './context.ts'
+import { clientAddress, requestScope } from './scope.ts'
 
 export interface FailureBudget {
   /** The tighter of the two budgets, this attempt counted: for the RateLimit headers. */

@@ -1,7 +1,7 @@
 // Every problem `code` the API answers with (the `type` is `/problems/<code>`), for the OpenAPI
 // document: listed once at its root (`x-problem-types`) and, per response, the codes that
-// response can carry (`x-problem-codes`). Found by reading src/problem.ts, src/app.ts,
-// src/middleware/auth.ts and src/routes/*.ts; the scenario tests check every problem they
+// response can carry (`x-problem-codes`). Found by reading src/contract/problem.ts, src/app.ts,
+// src/http/auth.ts and src/routes/*.ts; the scenario tests check every problem they
 // receive against the per-response lists.
 
 export interface ProblemType {

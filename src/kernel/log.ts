@@ -5,7 +5,9 @@
 // Errors are logged by name and code only, never by message: an upstream's message carries the
 // request it failed on (Upstash appends "command was: [...]" with every argument; Postgres
 // quotes the offending value), and that is request data — personal data, even.
-import type { LogLevel } from './config/tunables.ts'
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
 
 export type LogFields = Record<string, unknown>
 export type LogSink = (line: string) => void
