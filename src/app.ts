@@ -7,22 +7,17 @@ import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { requestId } from 'hono/request-id'
+import { MAX_BODY_BYTES } from './contract/common.ts'
 import { ProblemError, problems } from './contract/problem.ts'
 import type { AppEnv } from './http/context.ts'
 import { observe } from './http/observe.ts'
 import { problemResponse } from './http/problem.ts'
 import { securityHeaders } from './http/security-headers.ts'
 import { attachServices } from './http/services.ts'
-import { agentHealthRoutes } from './routes/agent-health.ts'
-import { contextRoutes } from './routes/context.ts'
-import { docsRoutes } from './routes/docs.ts'
-import { healthRoutes } from './routes/health.ts'
-import { internalRoutes } from './routes/internal.ts'
-import { progressRoutes } from './routes/progress.ts'
-import { tokenRoutes } from './routes/token.ts'
+import { apiRoutes } from './routes/index.ts'
 import { ServiceCache } from './services.ts'
 
-export const MAX_BODY_BYTES = 64 * 1024
+export { MAX_BODY_BYTES }
 
 export interface AppOptions {
   /** The isolate's services; the entries share it with their scheduled handlers. */
@@ -45,13 +40,7 @@ export function createApp(options: AppOptions = {}) {
         },
       }),
     )
-    .route('/', healthRoutes)
-    .route('/', tokenRoutes)
-    .route('/', contextRoutes)
-    .route('/', progressRoutes)
-    .route('/', internalRoutes)
-    .route('/', agentHealthRoutes)
-    .route('/', docsRoutes)
+    .route('/', apiRoutes())
 
   // A path that exists under other methods: 405 with Allow (RFC 9110 §15.5.6), and OPTIONS
   // answers with Allow alone (§9.3.7). Anything else is a 404.

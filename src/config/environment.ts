@@ -1,9 +1,9 @@
 // Which deployment environment this isolate serves, decided in the contract's order:
 // APP_ENV, VERCEL_ENV, ENVIRONMENT (wrangler [env.*] vars), NODE_ENV, else development.
+import { ENVIRONMENTS, type Environment } from '../contract/common.ts'
 import type { EnvSource } from './env-source.ts'
 
-export const ENVIRONMENTS = ['development', 'staging', 'production'] as const
-export type Environment = (typeof ENVIRONMENTS)[number]
+export { ENVIRONMENTS, type Environment }
 
 export interface EnvironmentDecision {
   environment: Environment

@@ -4,6 +4,9 @@
 // anything else) into `application/problem+json` (src/http/problem.ts). A `type` is a relative
 // reference to /problems/<code>, which the docs describe.
 
+import * as z from 'zod/mini'
+import type { ProblemCode } from './problems.ts'
+
 export interface FieldError {
   /** Dotted path into the request body, e.g. "updates.3.progress". */
   path: string
@@ -12,8 +15,8 @@ export interface FieldError {
 
 export interface ProblemInit {
   status: number
-  /** Stable machine-readable code, e.g. "validation_failed", "invalid_client". */
-  code: string
+  /** Stable machine-readable code, e.g. "validation_failed", "invalid_client" (the catalogue). */
+  code: ProblemCode
   title?: string
   detail?: string
   errors?: FieldError[]
@@ -102,7 +105,7 @@ export const problems = {
       code: 'body_too_large',
       detail: `The body exceeds ${limit} bytes`,
     }),
-  unavailable: (code: string, detail: string, retryAfterSeconds: number) =>
+  unavailable: (code: ProblemCode, detail: string, retryAfterSeconds: number) =>
     new ProblemError({
       status: 503,
       code,
@@ -110,3 +113,38 @@ export const problems = {
       headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
     }),
 }
+
+export const fieldError = z
+  .strictObject({ path: z.string(), message: z.string() })
+  .register(z.globalRegistry, { id: 'FieldError' })
+
+/** RFC 9457 problem details with the contract's members and OAuth's on the token routes. */
+export const problem = z
+  .strictObject({
+    type: z.string().check(z.describe('A relative reference: `/problems/<code>`.')),
+    title: z.string(),
+    status: z.number().check(z.int(), z.minimum(400), z.maximum(599)),
+    detail: z.optional(z.string()),
+    code: z.string().check(z.describe('Stable machine-readable code.')),
+    request_id: z.string().check(z.describe('Equals the `X-Request-Id` response header.')),
+    errors: z.optional(
+      z
+        .array(fieldError)
+        .check(
+          z.describe(
+            'Validation failures: one entry per field (`path` is dotted, e.g. `updates.3.progress`).',
+          ),
+        ),
+    ),
+    error: z.optional(
+      z.string().check(z.describe('Token endpoints only: the OAuth error code (RFC 6749 §5.2).')),
+    ),
+    error_description: z.optional(
+      z.string().check(z.describe('Token endpoints only: the OAuth error description.')),
+    ),
+  })
+  .register(z.globalRegistry, {
+    id: 'Problem',
+    description:
+      'RFC 9457 problem details. `type` is `/problems/<code>`; `code` is stable and machine-readable (see `x-problem-types`). Never a stack trace, secret, SQL text or upstream error.',
+  })

@@ -1,8 +1,7 @@
-// Every problem `code` the API answers with (the `type` is `/problems/<code>`), for the OpenAPI
-// document: listed once at its root (`x-problem-types`) and, per response, the codes that
-// response can carry (`x-problem-codes`). Found by reading src/contract/problem.ts, src/app.ts,
-// src/http/auth.ts and src/routes/*.ts; the scenario tests check every problem they
-// receive against the per-response lists.
+// Every problem `code` the API answers with (the `type` is `/problems/<code>`): `ProblemInit`
+// takes only these, so no code reaches a client uncatalogued. The OpenAPI document lists them
+// once at its root (`x-problem-types`) and, per response, the codes that response can carry
+// (`x-problem-codes`); the scenario tests check every problem they receive against those lists.
 
 export interface ProblemType {
   code: string
@@ -139,7 +138,7 @@ export const PROBLEM_TYPES = [
     code: 'outcome_unknown',
     status: 503,
     description:
-      'Progress: a store timed out and may have taken the updates. Retry the same request with the same idempotency keys; nothing is applied twice.',
+      'A store timed out and the write may have landed (progress: the updates; revocation: the revocation). Retry the same request (progress: with the same idempotency keys); nothing is applied twice.',
   },
   {
     code: 'buffer_full',
@@ -157,12 +156,6 @@ export const PROBLEM_TYPES = [
     status: 503,
     description:
       'Revocation: the shared revocation store (Redis) failed, so the token is revoked on the instance that answered only (a refresh token and its family are revoked in Postgres all the same). Retry to revoke it everywhere.',
-  },
-  {
-    code: 'outcome_unknown',
-    status: 503,
-    description:
-      'A store timed out: the write may or may not have landed. Retry (the same request is safe to repeat).',
   },
 ] as const satisfies readonly ProblemType[]
 

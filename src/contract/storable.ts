@@ -44,6 +44,28 @@ const storable = z.refine<string>(isStorableString, {
 export const storableString = (min: number, max: number) =>
   z.string().check(z.minLength(min), z.maxLength(max), storable)
 
+/**
+ * A path parameter: storable (else a 400 naming the reason, whoever asks: it tells nothing
+ * about what exists), and, when bounds are given, `min`–`max` characters (checked first).
+ */
+export const storableParam = (bounds?: { min: number; max: number }) => {
+  const length = bounds && `Must be ${bounds.min} to ${bounds.max} characters`
+  return z
+    .string()
+    .check(
+      ...(bounds && length
+        ? [
+            z.minLength(bounds.min, { message: length, abort: true }),
+            z.maxLength(bounds.max, { message: length, abort: true }),
+          ]
+        : []),
+      (ctx) => {
+        const reason = unstorableReason(ctx.value)
+        if (reason) ctx.issues.push({ code: 'custom', message: reason, input: ctx.value })
+      },
+    )
+}
+
 /** Identifiers of agents, users and tasks, idempotency keys: 1–128 storable characters. */
 export const identifier = storableString(1, 128)
 

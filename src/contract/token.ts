@@ -1,6 +1,7 @@
-// POST /api/v1/agent/token and /token/revoke (CONTRACT.md "Access tokens", RFC 6749, RFC 7009).
+// POST /api/v1/agent/token and /token/revoke (CONTRACT.md "Access tokens", RFC 6749, RFC 7009):
+// the request bodies (JSON and form), and the answers.
 import * as z from 'zod/mini'
-import { boundedString, identifier } from './common.ts'
+import { boundedString, count, ENVIRONMENTS, identifier, instant } from './common.ts'
 
 export const SCOPES = ['context:read', 'progress:write'] as const
 export type Scope = (typeof SCOPES)[number]
@@ -14,66 +15,119 @@ export const scopeString = z.string().check(
 
 const secret = boundedString(1, 1024)
 const refreshToken = boundedString(1, 512)
+const describe = <S extends z.ZodMiniType>(schema: S, text: string) =>
+  schema.check(z.describe(text)) as S
+
+const SCOPE_TEXT = `Space-separated scopes (${SCOPES.join(', ')}); default: all the agent may hold.`
 
 /** JSON form 1: `{ agent_id, agent_secret, scope? }` (grant_type optional). */
-export const jsonClientCredentials = z.strictObject({
-  grant_type: z.optional(z.literal('client_credentials')),
-  agent_id: identifier,
-  agent_secret: secret,
-  scope: z.optional(scopeString),
-})
+export const jsonClientCredentials = z
+  .strictObject({
+    grant_type: z.optional(
+      describe(z.literal('client_credentials'), 'Optional; when present, `client_credentials`.'),
+    ),
+    agent_id: describe(identifier, 'The agent’s id.'),
+    agent_secret: describe(
+      secret,
+      'The agent’s own secret, or the environment’s shared agent secret.',
+    ),
+    scope: z.optional(describe(scopeString, SCOPE_TEXT)),
+  })
+  .register(z.globalRegistry, {
+    id: 'TokenRequestClientCredentials',
+    description: 'JSON client credentials (the contract’s form 1).',
+  })
 
 /**
  * JSON refresh: `{ grant_type: "refresh_token", refresh_token, scope? }`, with the client's
  * credentials in `agent_id`/`agent_secret` or by HTTP Basic (RFC 6749 §6: it must authenticate).
  */
-export const jsonRefresh = z.strictObject({
-  grant_type: z.literal('refresh_token'),
-  refresh_token: refreshToken,
-  scope: z.optional(scopeString),
-  agent_id: z.optional(identifier),
-  agent_secret: z.optional(secret),
-})
+export const jsonRefresh = z
+  .strictObject({
+    grant_type: z.literal('refresh_token'),
+    refresh_token: describe(
+      refreshToken,
+      'A refresh token of this environment; each use returns a new one, re-use revokes its family and the access tokens it issued.',
+    ),
+    scope: z.optional(describe(scopeString, 'At most the original grant’s scopes.')),
+    agent_id: z.optional(
+      describe(identifier, 'The agent’s id (or send the credentials by HTTP Basic).'),
+    ),
+    agent_secret: z.optional(
+      describe(secret, 'The agent’s secret (or send the credentials by HTTP Basic).'),
+    ),
+  })
+  .register(z.globalRegistry, {
+    id: 'TokenRequestRefresh',
+    description:
+      'JSON refresh: exchanges a refresh token (which rotates). The client authenticates (RFC 6749 §6): with `agent_id`/`agent_secret` here, or by HTTP Basic (not both).',
+  })
 
 export type TokenRequest = z.input<typeof jsonClientCredentials> | z.input<typeof jsonRefresh>
 
-export interface TokenResponse {
-  access_token: string
-  token_type: 'Bearer'
-  expires_in: number
-  /** RFC 3339 instant the access token expires. */
-  expires_at: string
-  refresh_token: string
-  refresh_expires_in: number
-  scope: string
-  environment: 'development' | 'staging' | 'production'
-}
-
 /** RFC 7009 revocation request (JSON form; the form encoding carries the same fields). */
-export const jsonRevoke = z.strictObject({
-  token: boundedString(1, 8192),
-  token_type_hint: z.optional(z.enum(['access_token', 'refresh_token'])),
-  agent_id: z.optional(identifier),
-  agent_secret: z.optional(secret),
-})
+export const jsonRevoke = z
+  .strictObject({
+    token: describe(
+      boundedString(1, 8192),
+      'A refresh token, an access token, or an access token’s `jti`.',
+    ),
+    token_type_hint: z.optional(
+      describe(z.enum(['access_token', 'refresh_token']), 'Where to look first.'),
+    ),
+    agent_id: z.optional(identifier),
+    agent_secret: z.optional(secret),
+  })
+  .register(z.globalRegistry, {
+    id: 'RevokeRequest',
+    description:
+      'RFC 7009: authenticate with `agent_id`/`agent_secret`, HTTP Basic or a bearer access token of the same agent.',
+  })
 
 export type RevokeRequest = z.input<typeof jsonRevoke>
 
 /** Form fields of the token endpoints, composed of the very leaves the JSON schemas use. */
-export const tokenForm = z.object({
-  grant_type: z.enum(['client_credentials', 'refresh_token']),
-  client_id: z.optional(jsonClientCredentials.shape.agent_id),
-  client_secret: z.optional(jsonClientCredentials.shape.agent_secret),
-  refresh_token: z.optional(jsonRefresh.shape.refresh_token),
-  scope: jsonClientCredentials.shape.scope,
-})
+export const tokenForm = z
+  .object({
+    grant_type: describe(
+      z.enum(['client_credentials', 'refresh_token']),
+      '`client_credentials` or `refresh_token`.',
+    ),
+    client_id: z.optional(
+      describe(jsonClientCredentials.shape.agent_id, 'The agent’s id (or send it by HTTP Basic).'),
+    ),
+    client_secret: z.optional(
+      describe(
+        jsonClientCredentials.shape.agent_secret,
+        'The agent’s secret (or send it by HTTP Basic).',
+      ),
+    ),
+    refresh_token: z.optional(
+      describe(
+        jsonRefresh.shape.refresh_token,
+        'Required with `grant_type=refresh_token`, together with client authentication (Basic or `client_id`/`client_secret`).',
+      ),
+    ),
+    scope: jsonClientCredentials.shape.scope,
+  })
+  .register(z.globalRegistry, {
+    id: 'TokenRequestForm',
+    description:
+      'RFC 6749 §4.4 and §6. Client credentials in the body (`client_id`, `client_secret`) or by HTTP Basic, never both. Parameters may not repeat; each value is at most 8192 characters; unknown parameters are ignored.',
+  })
 
-export const revokeForm = z.object({
-  token: jsonRevoke.shape.token,
-  token_type_hint: z.optional(boundedString(0, 64)),
-  client_id: jsonRevoke.shape.agent_id,
-  client_secret: jsonRevoke.shape.agent_secret,
-})
+export const revokeForm = z
+  .object({
+    token: jsonRevoke.shape.token,
+    token_type_hint: z.optional(boundedString(0, 64)),
+    client_id: jsonRevoke.shape.agent_id,
+    client_secret: jsonRevoke.shape.agent_secret,
+  })
+  .register(z.globalRegistry, {
+    id: 'RevokeRequestForm',
+    description:
+      'RFC 7009 §2.1, form-encoded. A `token_type_hint` other than `access_token`/`refresh_token` is ignored.',
+  })
 
 /** OAuth error codes the token endpoints answer with (inside problem+json). */
 export type OAuthError =
@@ -82,3 +136,26 @@ export type OAuthError =
   | 'invalid_grant'
   | 'unsupported_grant_type'
   | 'invalid_scope'
+
+export const tokenResponse = z
+  .strictObject({
+    access_token: describe(z.string(), 'JWT (HS256, `typ: at+jwt`).'),
+    token_type: z.literal('Bearer'),
+    expires_in: describe(count(), 'Access token lifetime in seconds.'),
+    expires_at: describe(instant(), 'When the access token expires (RFC 3339).'),
+    refresh_token: z.string(),
+    refresh_expires_in: describe(count(), 'Refresh token lifetime in seconds.'),
+    scope: describe(scopeString, 'The granted scopes.'),
+    environment: z.enum(ENVIRONMENTS),
+  })
+  .register(z.globalRegistry, {
+    id: 'TokenResponse',
+    description: 'Tokens (`Cache-Control: no-store`).',
+  })
+export type TokenResponse = z.output<typeof tokenResponse>
+
+/** RFC 7009 §2.2: the body of a successful revocation carries nothing. */
+export const revokeResponse = z.strictObject({}).register(z.globalRegistry, {
+  id: 'RevokeResponse',
+  description: 'Empty: a well-formed revocation always succeeds (RFC 7009).',
+})

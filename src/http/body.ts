@@ -1,8 +1,10 @@
-// Request bodies: the right media type (else 415), valid JSON (else 400 invalid_json), and a
-// schema match (else 400 validation_failed with every field error). The validated value is
-// registered like Hono's own validator does, so `c.req.valid('json')` and the typed client
-// (`hc<AppType>`) both see the schema's types.
-import type { MiddlewareHandler } from 'hono'
+// Request validation as middleware: @hono/zod-validator with one shared hook that answers the
+// contract's problem+json (`validation_failed`, `errors[].path`), and in front of a JSON body
+// the media-type guard (else 415) and the JSON syntax check (else 400 invalid_json), which
+// hono's validator does not give: it reads a body of another type as `{}` and answers
+// malformed JSON with a bare HTTPException.
+import { zValidator } from '@hono/zod-validator'
+import type { Context, MiddlewareHandler } from 'hono'
 import type * as z from 'zod/mini'
 import { fieldErrors } from '../contract/field-errors.ts'
 import { problems } from '../contract/problem.ts'
@@ -26,25 +28,73 @@ export function hasBody(req: Request): boolean {
   return req.body !== null
 }
 
+type Target = 'json' | 'param'
+
+/** What the shared hook says about each target's failures. */
+const DETAIL: Record<Target, string | undefined> = {
+  json: undefined, // problems.validation's own: "The request body is not valid"
+  param: 'A path parameter is not valid',
+}
+
+/** The one hook every validator shares: a failure is a 400 listing every field error. */
+function hook(target: Target) {
+  return (result: { success: boolean; error?: { issues: z.core.$ZodIssue[] } }) => {
+    if (!result.success) {
+      throw problems.validation(fieldErrors(result.error?.issues ?? []), DETAIL[target])
+    }
+  }
+}
+
+export interface JsonBodyOptions {
+  /** An absent body is valid (`undefined`); a present one must still match. */
+  optional?: boolean
+  /**
+   * The schema that judges a given body, when `schema` is a union whose failures are best
+   * explained in one member's terms (e.g. one update or a batch of them). It must accept
+   * exactly what `schema` accepts.
+   */
+  select?: (body: unknown) => z.ZodMiniType
+}
+
+/**
+ * A JSON body: the right media type (else 415), valid JSON (else 400 invalid_json), and a
+ * schema match (else 400 validation_failed with every field error). The value is read by
+ * `c.req.valid('json')`, typed by the schema.
+ */
 export function jsonBody<S extends z.ZodMiniType>(
   schema: S,
-  options: { optional?: boolean } = {},
+  options: JsonBodyOptions = {},
 ): MiddlewareHandler<AppEnv, string, { in: { json: z.input<S> }; out: { json: z.output<S> } }> {
+  const select = options.select
+  const validate = zValidator(
+    'json',
+    schema,
+    hook('json'),
+    // zod-validator types the result by `schema`; `select` picks a member of it.
+    select && {
+      validationFunction: (_schema, value) => select(value).safeParseAsync(value) as never,
+    },
+  )
   return async (c, next) => {
-    let value: unknown
     if (options.optional && !hasBody(c.req.raw)) {
-      value = undefined
-    } else {
-      if (!JSON_MEDIA_TYPE.test(mediaType(c.req.header('content-type')))) {
-        throw problems.unsupportedMediaType(['application/json'])
-      }
-      value = parseJson(await c.req.text())
+      c.req.addValidatedData('json', undefined as never)
+      return next()
     }
-    const result = schema.safeParse(value)
-    if (!result.success) throw problems.validation(fieldErrors(result.error.issues))
-    c.req.addValidatedData('json', result.data as object)
-    await next()
+    if (!isJsonMediaType(mediaType(c.req.header('content-type')))) {
+      throw problems.unsupportedMediaType(['application/json'])
+    }
+    // Parsed once, here, so malformed JSON is our 400; the validator reads the parsed value
+    // from hono's body cache.
+    c.req.bodyCache.json = Promise.resolve(parseJson(await c.req.text()))
+    return validate(c as Context, next)
   }
+}
+
+/** Path parameters, checked by `schema` (a 400 naming each parameter that fails). */
+export function pathParams<S extends z.ZodMiniType>(
+  schema: S,
+): MiddlewareHandler<AppEnv, string, { in: { param: z.input<S> }; out: { param: z.output<S> } }> {
+  return zValidator('param', schema, hook('param')) as never
 }
 
 export function parseJson(text: string): unknown {

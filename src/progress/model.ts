@@ -1,5 +1,5 @@
 // One accepted progress update as the buffer keeps it and the writer stores it.
-import type { ProgressStatus } from '../contract/context.ts'
+import type { ProgressStatus } from '../contract/progress.ts'
 
 export interface BufferedUpdate {
   /** Unique per accepted update (the buffer's item id). */

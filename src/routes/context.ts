@@ -4,12 +4,25 @@
 // stale cache, then a basic answer (or mock data in development). A failing database or an
 // open circuit degrades the answer (`degraded: true`, `X-Degraded`), never to a 5xx.
 import { type Context, Hono } from 'hono'
-import type { ContextSource } from '../contract/context.ts'
+import {
+  type ContextSource,
+  contextHeaders,
+  userContextResponse,
+  userIdParam,
+} from '../contract/context.ts'
 import { problems } from '../contract/problem.ts'
-import { unstorableReason } from '../contract/storable.ts'
 import { isDatabaseOutage } from '../db/client.ts'
-import { requireAuth } from '../http/auth.ts'
 import type { AppEnv } from '../http/context.ts'
+import {
+  authorize,
+  type HeaderName,
+  type Operation,
+  problem,
+  RATE_LIMIT,
+  type ResponseDoc,
+  unavailable,
+  validate,
+} from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
 import { fallbackLadder, mockRung, type Rung } from '../resilience/fallback.ts'
 import { CircuitOpenError } from '../resilience/policy.ts'
@@ -171,23 +184,81 @@ function fromCache(
   }
 }
 
+const CONTEXT_EXAMPLE = {
+  user: {
+    id: 'demo-user-1',
+    display_name: 'Ada',
+    timezone: 'Europe/Berlin',
+    locale: 'de-DE',
+  },
+  context: { goals: ['Finish the onboarding course'] },
+  progress: [
+    {
+      task_id: 'onboarding',
+      status: 'in_progress',
+      progress: 40,
+      updated_at: '2026-11-26T09:00:00.000Z',
+    },
+  ],
+  source: 'database',
+  cached_at: null,
+  degraded: false,
+}
+
+/** The headers of a context answer (200, or 304 for a matching If-None-Match). */
+const contextAnswer = (status: 200 | 304): Omit<ResponseDoc, 'description'> => ({
+  headers: ['X-Cache', ...RATE_LIMIT, ...(status === 304 ? (['ETag'] as HeaderName[]) : [])],
+  optionalHeaders: status === 200 ? ['ETag', 'X-Degraded'] : [],
+  headerDocs: {
+    'Cache-Control': {
+      description:
+        '`private, max-age=<seconds the answer stays fresh>`; `private, no-store` when degraded.',
+      schema: { type: 'string', pattern: '^private, (max-age=[0-9]+|no-store)$' },
+    },
+    'X-Degraded': {
+      description:
+        'Present when degraded: why (e.g. `circuit_open`, `database_unavailable`). No `ETag` then.',
+    },
+  },
+})
+
+export const getUserContext = {
+  method: 'get',
+  path: '/api/v1/agent/users/:userId/context',
+  operationId: 'getUserContext',
+  summary: 'A user’s context',
+  description:
+    'Needs scope `context:read` and a grant for the user. Served from the isolate cache while fresh; when the database fails or its circuit is open the answer degrades (stale cache, else a basic answer) with `degraded: true` and `X-Degraded`, never to a 5xx.',
+  tag: 'context',
+  scope: 'context:read',
+  request: { params: userIdParam, headers: contextHeaders },
+  responses: {
+    '200': {
+      description: 'The context',
+      ...contextAnswer(200),
+      content: { 'application/json': { schema: userContextResponse, example: CONTEXT_EXAMPLE } },
+    },
+    '304': { description: 'Not modified (`If-None-Match`)', ...contextAnswer(304) },
+    '400': problem(
+      ['validation_failed'],
+      '`userId` is longer than 128 characters, or holds U+0000 or an unpaired surrogate (answered alike whether or not such a user exists)',
+    ),
+    '404': problem(
+      ['not_found'],
+      'No such user, or no grant for it (indistinguishable); also a `userId` no user can have (U+0000, an unpaired surrogate), and a grant that cannot be confirmed while the database is down (never a degraded 200)',
+    ),
+    '503': unavailable(['configuration_error']),
+  },
+} as const satisfies Operation
+
+export const contextOperations: readonly Operation[] = [getUserContext]
+
 export const contextRoutes = new Hono<AppEnv>().get(
-  '/api/v1/agent/users/:userId/context',
-  requireAuth('context:read'),
+  getUserContext.path,
+  authorize(getUserContext),
+  validate(getUserContext),
   async (c) => {
-    const userId = c.req.param('userId')
-    if (userId.length < 1 || userId.length > 128) {
-      throw problems.validation([{ path: 'userId', message: 'Must be 1 to 128 characters' }])
-    }
-    // Storable input (CONTRACT.md): a NUL or an unpaired surrogate is a 400 whoever asks and
-    // whatever exists, so it tells nothing about users; no store is asked (it would refuse the
-    // lookup, and that is no outage).
-    const unstorable = unstorableReason(userId)
-    if (unstorable)
-      throw problems.validation(
-        [{ path: 'userId', message: unstorable }],
-        'A path parameter is not valid',
-      )
+    const { userId } = c.req.valid('param')
     // Pick up other isolates' invalidations (in the background, at most once per interval).
     c.get('services').progress.invalidations.poll(requestScope(c))
     const grant = await grantFor(c, c.get('agentId')!, userId)

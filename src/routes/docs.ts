@@ -1,9 +1,10 @@
 // GET /openapi.json — the OpenAPI 3.1 document — and GET /docs, an interactive page over it.
 //
-// The document is generated from the zod schemas on the first request and memoised for the
+// The document is generated from the operations on the first request and memoised for the
 // isolate. Its generator is loaded with a dynamic import, so no other route evaluates it.
 import { Hono } from 'hono'
 import type { AppEnv } from '../http/context.ts'
+import type { Operation } from '../http/operation.ts'
 
 /** Swagger UI, pinned; the hashes are of the files npm publishes (jsDelivr serves them as is). */
 const SWAGGER_UI = 'https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0'
@@ -42,6 +43,45 @@ const PAGE = `<!doctype html>
 `
 
 const CACHEABLE = 'public, max-age=300'
+const CACHEABLE_HEADER = {
+  'Cache-Control': { schema: { type: 'string', const: CACHEABLE } },
+}
+
+export const getOpenApiDocument = {
+  method: 'get',
+  path: '/openapi.json',
+  operationId: 'getOpenApiDocument',
+  summary: 'This document',
+  description: 'OpenAPI 3.1, generated from the schemas that validate requests.',
+  tag: 'docs',
+  responses: {
+    '200': {
+      description: 'The document',
+      headerDocs: CACHEABLE_HEADER,
+      content: {
+        'application/json': { schema: { type: 'object', required: ['openapi', 'info', 'paths'] } },
+      },
+    },
+  },
+} as const satisfies Operation
+
+export const getDocsPage = {
+  method: 'get',
+  path: '/docs',
+  operationId: 'getDocsPage',
+  summary: 'Interactive reference',
+  description: 'An HTML page (Swagger UI, pinned, with subresource integrity) over this document.',
+  tag: 'docs',
+  responses: {
+    '200': {
+      description: 'The page',
+      headerDocs: CACHEABLE_HEADER,
+      content: { 'text/html': { schema: { type: 'string' } } },
+    },
+  },
+} as const satisfies Operation
+
+export const docsOperations: readonly Operation[] = [getOpenApiDocument, getDocsPage]
 
 let policy: Promise<string> | undefined
 
@@ -63,29 +103,32 @@ function contentSecurityPolicy(): Promise<string> {
   return policy
 }
 
-const documents = new Map<string, Promise<string>>()
-
-/** The document as JSON, built once per isolate (per version; an isolate has one). */
-function serialisedDocument(version: string): Promise<string> {
-  let json = documents.get(version)
-  if (!json) {
-    json = import('../openapi/document.ts').then((m) => JSON.stringify(m.openApiDocument(version)))
-    documents.set(version, json)
-    // A failed build is not memoised: the next request tries again.
-    json.catch(() => documents.delete(version))
+/** The routes serving the document of `operations` (every operation of the app) and the page. */
+export function createDocsRoutes(operations: readonly Operation[]) {
+  const documents = new Map<string, Promise<string>>()
+  /** The document as JSON, built once per isolate (per version; an isolate has one). */
+  const serialised = (version: string): Promise<string> => {
+    let json = documents.get(version)
+    if (!json) {
+      json = import('../openapi/generate.ts').then((m) =>
+        JSON.stringify(m.openApiDocument(operations, version)),
+      )
+      documents.set(version, json)
+      // A failed build is not memoised: the next request tries again.
+      json.catch(() => documents.delete(version))
+    }
+    return json
   }
-  return json
+  return new Hono<AppEnv>()
+    .get(getOpenApiDocument.path, async (c) => {
+      const body = await serialised(c.get('services').config.version)
+      return c.body(body, 200, { 'Content-Type': 'application/json', 'Cache-Control': CACHEABLE })
+    })
+    .get(getDocsPage.path, async (c) =>
+      c.html(PAGE, 200, {
+        'Cache-Control': CACHEABLE,
+        // A route's own header replaces the one securityHeaders prepared; the others apply.
+        'Content-Security-Policy': await contentSecurityPolicy(),
+      }),
+    )
 }
-
-export const docsRoutes = new Hono<AppEnv>()
-  .get('/openapi.json', async (c) => {
-    const body = await serialisedDocument(c.get('services').config.version)
-    return c.body(body, 200, { 'Content-Type': 'application/json', 'Cache-Control': CACHEABLE })
-  })
-  .get('/docs', async (c) =>
-    c.html(PAGE, 200, {
-      'Cache-Control': CACHEABLE,
-      // A route's own header replaces the one securityHeaders prepared; the others apply.
-      'Content-Security-Policy': await contentSecurityPolicy(),
-    }),
-  )

@@ -1,7 +1,7 @@
 // Public health endpoints in draft-inadarei-api-health-check format.
 // /health is liveness and calls no upstream; /health/ready checks the database and Redis.
 import { Hono } from 'hono'
-import type { PublicHealth } from '../contract/health.ts'
+import { type PublicHealth, publicHealth } from '../contract/health.ts'
 import {
   type CheckResult,
   configurationCheck,
@@ -10,8 +10,37 @@ import {
   worst,
 } from '../health/checks.ts'
 import type { AppEnv } from '../http/context.ts'
+import type { Operation } from '../http/operation.ts'
 
 const HEALTH_JSON = 'application/health+json'
+
+const health = { [HEALTH_JSON]: { schema: publicHealth } }
+
+export const getLiveness = {
+  method: 'get',
+  path: '/health',
+  operationId: 'getLiveness',
+  summary: 'Liveness',
+  description: 'Calls no upstream. `status` is the worst of the checks run.',
+  tag: 'health',
+  responses: { '200': { description: 'Alive', content: health } },
+} as const satisfies Operation
+
+export const getReadiness = {
+  method: 'get',
+  path: '/health/ready',
+  operationId: 'getReadiness',
+  summary: 'Readiness',
+  description:
+    'Checks the configuration, the database and Redis (with short timeouts). `503` whenever the token endpoint would answer `503`: the configuration fails closed, no database is configured or it does not answer, or its circuit is open. A probe’s own short deadline never counts against the shared database circuit.',
+  tag: 'health',
+  responses: {
+    '200': { description: 'Ready (`pass` or `warn`)', content: health },
+    '503': { description: 'Not ready (`fail`)', headers: ['Retry-After'], content: health },
+  },
+} as const satisfies Operation
+
+export const healthOperations: readonly Operation[] = [getLiveness, getReadiness]
 
 function body(version: string, checks: CheckResult[], now: number): PublicHealth {
   const time = new Date(now).toISOString()
@@ -31,7 +60,7 @@ function body(version: string, checks: CheckResult[], now: number): PublicHealth
 }
 
 export const healthRoutes = new Hono<AppEnv>()
-  .get('/health', (c) => {
+  .get(getLiveness.path, (c) => {
     const services = c.get('services')
     const payload = body(
       services.config.version,
@@ -43,7 +72,7 @@ export const healthRoutes = new Hono<AppEnv>()
       'Cache-Control': 'no-store',
     })
   })
-  .get('/health/ready', async (c) => {
+  .get(getReadiness.path, async (c) => {
     const services = c.get('services')
     const checks = [
       configurationCheck(services),

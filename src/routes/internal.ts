@@ -5,9 +5,11 @@
 // letting a weak secret guard it.
 import { type Context, Hono } from 'hono'
 import { ProblemError, problems } from '../contract/problem.ts'
+import { flushReport } from '../contract/progress.ts'
 import { bearerToken } from '../http/auth.ts'
 import type { AppEnv } from '../http/context.ts'
 import { spendFailureBudget } from '../http/failure-budget.ts'
+import { type Operation, unavailable } from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
 import { sha256, timingSafeEqual } from '../kernel/bytes.ts'
 import { flushProgress } from '../progress/flush.ts'
@@ -58,6 +60,40 @@ async function flush(c: Context<AppEnv>) {
   })
 }
 
+const FLUSH = {
+  path: '/api/v1/internal/flush',
+  description:
+    'Authenticated with `Authorization: Bearer <CRON_SECRET>` (the scheme name in any case). Wrong guesses spend the same failure budgets as the token endpoint (`429` when spent); a `CRON_SECRET` the configuration refuses closes the route (`503 configuration_error`). Workers run the same job from `scheduled()`.',
+  tag: 'internal',
+  security: [{ cronSecret: [] }],
+  responses: {
+    '200': { description: 'Drained', content: { 'application/json': { schema: flushReport } } },
+    '401': {
+      description: 'Missing or wrong cron secret',
+      problems: ['invalid_token'],
+      headers: ['WWW-Authenticate'],
+    },
+    '429': 'RateLimited',
+    '503': unavailable(['buffer_unavailable', 'configuration_error']),
+  },
+} as const satisfies Partial<Operation>
+
+export const flushProgressOperation = {
+  ...FLUSH,
+  method: 'post',
+  operationId: 'flushProgress',
+  summary: 'Drain the progress buffer',
+} as const satisfies Operation
+
+export const flushProgressCron = {
+  ...FLUSH,
+  method: 'get',
+  operationId: 'flushProgressCron',
+  summary: 'Drain the progress buffer (GET, as Vercel Cron sends it)',
+} as const satisfies Operation
+
+export const internalOperations: readonly Operation[] = [flushProgressOperation, flushProgressCron]
+
 export const internalRoutes = new Hono<AppEnv>()
-  .post('/api/v1/internal/flush', flush)
-  .get('/api/v1/internal/flush', flush)
+  .post(flushProgressOperation.path, flush)
+  .get(flushProgressCron.path, flush)

@@ -5,43 +5,32 @@
 // update is taken; then `acceptProgress` (src/progress/accept.ts) makes it durable or says
 // honestly why not.
 import { type Context, Hono } from 'hono'
-import { fieldErrors } from '../contract/field-errors.ts'
 import { type FieldError, ProblemError, problems } from '../contract/problem.ts'
 import {
+  batchIdParam,
+  batchStatus as batchStatusSchema,
   type ProgressAccepted,
   type ProgressUpdate,
-  progressBatch,
-  progressUpdate,
+  progressAccepted,
+  progressBodySchema,
+  progressHeaders,
+  progressRequest,
 } from '../contract/progress.ts'
-import {
-  futureTimestampProblem,
-  normaliseTimestamp,
-  unstorableReason,
-} from '../contract/storable.ts'
-import { requireAuth } from '../http/auth.ts'
-import { isJsonMediaType, mediaType, parseJson } from '../http/body.ts'
+import { futureTimestampProblem, normaliseTimestamp } from '../contract/storable.ts'
 import type { AppEnv } from '../http/context.ts'
+import {
+  authorize,
+  type Operation,
+  problem,
+  RATE_LIMIT,
+  unavailable,
+  validate,
+} from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
 import { acceptProgress } from '../progress/accept.ts'
 import { derivedKey, fingerprint } from '../progress/idempotency.ts'
 import type { BufferedUpdate } from '../progress/model.ts'
 import { batchStatus } from '../progress/status.ts'
-
-/** The body as a list of updates, each with the path prefix its errors are reported under. */
-async function readUpdates(
-  c: Context<AppEnv>,
-): Promise<{ updates: ProgressUpdate[]; prefix: string }> {
-  if (!isJsonMediaType(mediaType(c.req.header('content-type')))) {
-    throw problems.unsupportedMediaType(['application/json'])
-  }
-  const body = parseJson(await c.req.text())
-  const batch =
-    body !== null && typeof body === 'object' && !Array.isArray(body) && 'updates' in body
-  const result = batch ? progressBatch.safeParse(body) : progressUpdate.safeParse(body)
-  if (!result.success) throw problems.validation(fieldErrors(result.error.issues))
-  const updates = 'updates' in result.data ? result.data.updates : [result.data]
-  return { updates, prefix: batch ? 'updates.' : '' }
-}
 
 function checkTimes(updates: ProgressUpdate[], prefix: string, now: number): void {
   const errors: FieldError[] = []
@@ -143,11 +132,124 @@ function accepted(c: Context<AppEnv>, body: ProgressAccepted): Response {
 
 const BATCH_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
+const BATCH_EXAMPLE_ID = '9b2e4c1a-3f5d-4e6b-8a7c-0d1e2f3a4b5c'
+
+export const reportProgress = {
+  method: 'post',
+  path: '/api/v1/agent/progress',
+  operationId: 'reportProgress',
+  summary: 'Report progress (one update or a batch)',
+  description:
+    'Needs scope `progress:write` and grants for every user. The whole request is validated and grant-checked before anything is accepted (all or nothing). A `202` means durable and storable: buffered in Redis (`queued`) or committed to Postgres (`committed`). `duplicates` counts updates whose idempotency key was already accepted, whichever store took it; a key re-used for a different update is a `422` and nothing is accepted. If no durable store can take the request, `503`: `outcome_unknown` when a store timed out and may have taken it, else nothing was accepted.',
+  tag: 'progress',
+  scope: 'progress:write',
+  request: {
+    json: progressRequest,
+    select: progressBodySchema,
+    headers: progressHeaders,
+    body: {
+      description: 'One update, or `{ "updates": [...] }`',
+      content: {
+        'application/json': {
+          schema: progressRequest,
+          examples: {
+            single: {
+              summary: 'One update',
+              value: {
+                user_id: 'demo-user-1',
+                task_id: 'onboarding',
+                status: 'in_progress',
+                progress: 40,
+                occurred_at: '2026-11-26T09:00:00Z',
+              },
+            },
+            batch: {
+              summary: 'A batch',
+              value: {
+                updates: [
+                  {
+                    user_id: 'demo-user-1',
+                    task_id: 'onboarding',
+                    status: 'completed',
+                    progress: 100,
+                    occurred_at: '2026-11-26T09:05:00Z',
+                    idempotency_key: 'onboarding-done-1',
+                  },
+                ],
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+  responses: {
+    '202': {
+      description: 'Accepted, durably',
+      headers: ['Location', ...RATE_LIMIT],
+      content: {
+        'application/json': {
+          schema: progressAccepted,
+          example: { batch_id: BATCH_EXAMPLE_ID, accepted: 3, duplicates: 1, status: 'queued' },
+        },
+      },
+    },
+    '400': problem(
+      ['validation_failed', 'invalid_json'],
+      'Invalid body or `Idempotency-Key`: `errors` lists every field',
+    ),
+    '404': problem(['user_not_found'], 'A user is unknown or not granted; nothing was accepted'),
+    '422': problem(
+      ['idempotency_key_reused', 'update_refused'],
+      'Nothing was accepted; retrying the same request will not help',
+    ),
+    '503': unavailable(
+      ['configuration_error', 'progress_unavailable', 'buffer_full', 'outcome_unknown'],
+      'Unavailable; retry after `Retry-After` seconds. The `code` says what was accepted: `outcome_unknown` means a store timed out and may have taken the updates (retry the same request with the same idempotency keys), every other code means nothing was.',
+    ),
+  },
+} as const satisfies Operation
+
+export const getProgressBatch = {
+  method: 'get',
+  path: '/api/v1/agent/progress/batches/:batchId',
+  operationId: 'getProgressBatch',
+  summary: 'Where a batch is',
+  description: 'Needs scope `progress:write`; only the agent that created the batch sees it.',
+  tag: 'progress',
+  scope: 'progress:write',
+  request: { params: batchIdParam },
+  responses: {
+    '200': {
+      description: 'The batch',
+      headers: RATE_LIMIT,
+      content: {
+        'application/json': {
+          schema: batchStatusSchema,
+          example: {
+            batch_id: BATCH_EXAMPLE_ID,
+            status: 'committed',
+            accepted: 3,
+            committed_at: '2026-11-26T09:00:05.000Z',
+          },
+        },
+      },
+    },
+    '400': problem(['validation_failed'], '`batchId` holds U+0000 or an unpaired surrogate'),
+    '404': problem(['not_found'], 'No such batch, or another agent’s'),
+    '503': unavailable(['configuration_error', 'progress_unavailable']),
+  },
+} as const satisfies Operation
+
+export const progressOperations: readonly Operation[] = [reportProgress, getProgressBatch]
+
 export const progressRoutes = new Hono<AppEnv>()
-  .post('/api/v1/agent/progress', requireAuth('progress:write'), async (c) => {
+  .post(reportProgress.path, authorize(reportProgress), validate(reportProgress), async (c) => {
     const services = c.get('services')
     const agentId = c.get('agentId')!
-    const { updates, prefix } = await readUpdates(c)
+    const request = c.req.valid('json')
+    const updates = 'updates' in request ? request.updates : [request]
+    const prefix = 'updates' in request ? 'updates.' : ''
     const now = services.clock.now()
     checkTimes(updates, prefix, now)
     const keys = await withKeys(c, updates, prefix !== '')
@@ -186,16 +288,15 @@ export const progressRoutes = new Hono<AppEnv>()
     )
     return accepted(c, body)
   })
-  .get('/api/v1/agent/progress/batches/:batchId', requireAuth('progress:write'), async (c) => {
-    const batchId = c.req.param('batchId')
-    // Storable input: unstorable is a 400 (CONTRACT.md); any other non-batch id is no batch.
-    const unstorable = unstorableReason(batchId)
-    if (unstorable)
-      throw problems.validation(
-        [{ path: 'batchId', message: unstorable }],
-        'A path parameter is not valid',
-      )
-    if (!BATCH_ID.test(batchId)) throw problems.notFound('No such batch')
-    const body = await batchStatus(c.get('services'), c.get('agentId')!, batchId, requestScope(c))
-    return c.json(body)
-  })
+  .get(
+    getProgressBatch.path,
+    authorize(getProgressBatch),
+    validate(getProgressBatch),
+    async (c) => {
+      const { batchId } = c.req.valid('param')
+      // Storable (validated); any value that is no batch id is no batch.
+      if (!BATCH_ID.test(batchId)) throw problems.notFound('No such batch')
+      const body = await batchStatus(c.get('services'), c.get('agentId')!, batchId, requestScope(c))
+      return c.json(body)
+    },
+  )

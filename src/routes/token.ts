@@ -19,14 +19,17 @@ import { type RevocationReach, RevocationStoreFull } from '../auth/revocation.ts
 import { formatScopes, grantScopes, parseScopes } from '../auth/scopes.ts'
 import { fieldErrors } from '../contract/field-errors.ts'
 import { type FieldError, ProblemError, problems } from '../contract/problem.ts'
+import type { ProblemCode } from '../contract/problems.ts'
 import {
   jsonClientCredentials,
   jsonRefresh,
   jsonRevoke,
   type OAuthError,
   revokeForm,
+  revokeResponse,
   type TokenResponse,
   tokenForm,
+  tokenResponse,
 } from '../contract/token.ts'
 import { isDatabaseOutage } from '../db/client.ts'
 import {
@@ -39,6 +42,7 @@ import {
 import { isJsonMediaType, mediaType, parseJson } from '../http/body.ts'
 import type { AppEnv } from '../http/context.ts'
 import { type FailureBudget, spendFailureBudget } from '../http/failure-budget.ts'
+import { type Operation, RATE_LIMIT, type ResponseDoc } from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
 
 const FORM = 'application/x-www-form-urlencoded'
@@ -81,7 +85,11 @@ function oauthError(error: OAuthError, description: string, errors?: FieldError[
 }
 
 /** 503 for the token endpoints, in OAuth's vocabulary as well as ours. */
-function temporarilyUnavailable(code: string, detail: string, retryAfter: number): ProblemError {
+function temporarilyUnavailable(
+  code: ProblemCode,
+  detail: string,
+  retryAfter: number,
+): ProblemError {
   const p = problems.unavailable(code, detail, retryAfter).problem
   return new ProblemError({
     ...p,
@@ -669,15 +677,173 @@ async function oauthEndpoint<R extends { credentials?: Credentials }>(
   })
 }
 
+// --- the operations ----------------------------------------------------------------------------
+
+const LIMITS =
+  'Failed requests count against per-(agent id, client address) and per-address limits; `RateLimit-*` headers report the tighter one.'
+
+/** An OAuth error answer: the failure budget's RateLimit headers; a 401 names its scheme. */
+const failure = (status: 400 | 401, problems: ResponseDoc['problems'], description: string) => ({
+  description,
+  problems,
+  headers: status === 401 ? (['WWW-Authenticate'] as const) : [],
+  optionalHeaders: RATE_LIMIT,
+})
+
+const OAUTH_RESPONSES = {
+  '429': {
+    description: 'Too many failed token requests for this agent id or client address',
+    problems: ['rate_limited'],
+    headers: ['Retry-After', ...RATE_LIMIT],
+  },
+} as const satisfies Operation['responses']
+
+const TOKEN_EXAMPLE = {
+  access_token: 'eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImN1cnJlbnQifQ.e30.c2ln',
+  token_type: 'Bearer',
+  expires_in: 900,
+  expires_at: '2026-11-26T10:15:00.000Z',
+  refresh_token: 'rt_7b1f0c2e.4ZxQ',
+  refresh_expires_in: 86400,
+  scope: 'context:read progress:write',
+  environment: 'production',
+}
+
+export const issueToken = {
+  method: 'post',
+  path: '/api/v1/agent/token',
+  operationId: 'issueToken',
+  summary: 'Issue tokens (client credentials or refresh)',
+  description: `JSON \`{ agent_id, agent_secret, scope? }\`, RFC 6749 client credentials (form; \`client_id\`/\`client_secret\` in the body or HTTP Basic), or a refresh (form or JSON) with client authentication (RFC 6749 §6: Basic, or the body's credentials). Refresh tokens rotate and belong to the environment that issued them; re-using a spent one revokes its whole family and the access tokens it issued. Empty form parameters count as omitted (RFC 6749 §3.2). ${LIMITS}`,
+  tag: 'tokens',
+  security: [{}, { clientBasic: [] }],
+  request: {
+    body: {
+      description: 'JSON or form-encoded',
+      content: {
+        'application/json': {
+          schema: z.xor([jsonClientCredentials, jsonRefresh]),
+          examples: {
+            clientCredentials: {
+              summary: 'Client credentials',
+              value: {
+                agent_id: 'demo-agent',
+                agent_secret: 'the-agent-secret',
+                scope: 'context:read progress:write',
+              },
+            },
+            refresh: {
+              summary: 'Refresh',
+              value: { grant_type: 'refresh_token', refresh_token: 'rt_7b1f0c2e.4ZxQ' },
+            },
+          },
+        },
+        'application/x-www-form-urlencoded': {
+          schema: tokenForm,
+          example: {
+            grant_type: 'client_credentials',
+            client_id: 'demo-agent',
+            client_secret: 'the-agent-secret',
+          },
+        },
+      },
+    },
+  },
+  responses: {
+    '200': {
+      description: 'Tokens',
+      headers: [...RATE_LIMIT, 'Pragma'],
+      content: { 'application/json': { schema: tokenResponse, example: TOKEN_EXAMPLE } },
+    },
+    '400': failure(
+      400,
+      [
+        'invalid_request',
+        'unsupported_grant_type',
+        'invalid_scope',
+        'invalid_grant',
+        'invalid_json',
+      ],
+      'The request is malformed or the grant is not valid',
+    ),
+    '401': failure(401, ['invalid_client'], 'Client authentication failed'),
+    ...OAUTH_RESPONSES,
+    '503': {
+      description: 'Unavailable: nothing was done; retry after `Retry-After` seconds',
+      problems: ['configuration_error', 'database_unavailable'],
+      headers: ['Retry-After'],
+      optionalHeaders: RATE_LIMIT,
+    },
+  },
+} as const satisfies Operation
+
+export const revokeToken = {
+  method: 'post',
+  path: '/api/v1/agent/token/revoke',
+  operationId: 'revokeToken',
+  summary: 'Revoke a token (RFC 7009)',
+  description: `Revokes a refresh token (with its whole family and every access token the family issued), an access token or an access token’s \`jti\`. \`token_type_hint\` is only a hint: every type is searched (RFC 7009 §2.1). Authenticated with the agent’s credentials (body or Basic) or a valid access token of the same agent, and counted against the agent’s request limit. \`200\` for a well-formed request, also for a token that is unknown or another agent’s: it means the token no longer works anywhere. When the shared revocation store fails, \`503 revocation_partial\` says the revocation holds on the answering instance only. ${LIMITS}`,
+  tag: 'tokens',
+  security: [{ clientBasic: [] }, { bearerAuth: [] }, {}],
+  request: {
+    body: {
+      description: 'JSON or form-encoded',
+      content: {
+        'application/json': {
+          schema: jsonRevoke,
+          example: { token: 'rt_7b1f0c2e.4ZxQ', token_type_hint: 'refresh_token' },
+        },
+        'application/x-www-form-urlencoded': {
+          schema: revokeForm,
+          example: { token: 'rt_7b1f0c2e.4ZxQ' },
+        },
+      },
+    },
+  },
+  responses: {
+    '200': {
+      description: 'Revoked (or nothing to revoke)',
+      headers: RATE_LIMIT,
+      content: { 'application/json': { schema: revokeResponse, example: {} } },
+    },
+    '400': failure(
+      400,
+      ['invalid_request', 'invalid_json'],
+      'The request is malformed or credentials were sent twice',
+    ),
+    '401': failure(
+      401,
+      ['invalid_client', 'invalid_token'],
+      'Neither valid client credentials nor a valid access token',
+    ),
+    ...OAUTH_RESPONSES,
+    '503': {
+      description:
+        'Unavailable; retry after `Retry-After` seconds. `…_unavailable`: nothing was revoked. `revocation_partial`: revoked on the answering instance only (and a refresh token in Postgres). `outcome_unknown`: the token store timed out, the revocation may have landed.',
+      problems: [
+        'configuration_error',
+        'database_unavailable',
+        'revocation_unavailable',
+        'revocation_partial',
+        'outcome_unknown',
+      ],
+      headers: ['Retry-After'],
+      optionalHeaders: RATE_LIMIT,
+    },
+  },
+} as const satisfies Operation
+
+export const tokenOperations: readonly Operation[] = [issueToken, revokeToken]
+
 export const tokenRoutes = new Hono<AppEnv>()
-  .post('/api/v1/agent/token', (c) =>
+  .post(issueToken.path, (c) =>
     oauthEndpoint(c, readTokenRequest, (request) =>
       request.grant === 'client_credentials'
         ? clientCredentialsGrant(c, request.credentials, request.scope)
         : refreshGrant(c, request.refreshToken, request.scope, request.credentials),
     ),
   )
-  .post('/api/v1/agent/token/revoke', (c) =>
+  .post(revokeToken.path, (c) =>
     oauthEndpoint(c, readRevokeRequest, async (request) => {
       const agentId = await revokingAgent(c, request.credentials)
       // Revocations are requests of the agent like any other: inside its request limit.

@@ -3,7 +3,8 @@
 // payload and no hashing (the ETag is computed once per load).
 import { SwrCache } from '../cache/swr.ts'
 import type { Tunables } from '../config/tunables.ts'
-import type { ProgressStatus, TaskProgress } from '../contract/context.ts'
+import type { TaskProgress } from '../contract/context.ts'
+import type { ProgressStatus } from '../contract/progress.ts'
 import { type CallOptions, type Database, sql } from '../db/client.ts'
 import type { EventBus } from '../kernel/events.ts'
 

@@ -1,5 +1,5 @@
 // The contract check: every response a scenario test receives is checked against the OpenAPI
-// document the app serves (src/openapi/document.ts) — status, Content-Type, required headers
+// document the app serves (generated from the operations by src/openapi/generate.ts) — status, Content-Type, required headers
 // and, for JSON, the body against its schema with @cfworker/json-schema (draft 2020-12, no
 // eval: it runs in workerd and in the edge VM alike). test/support/scenario.ts calls it from
 // `fetch`, so no scenario can receive an undocumented answer without failing.
@@ -14,13 +14,14 @@ import {
   METHODS,
   type Method,
   type OpenApiDocument,
-  type Operation,
+  type OperationObject as Operation,
   openApiDocument,
   type PathItem,
   type Reference,
   type ResponseObject,
   type Schema,
-} from '../../src/openapi/document.ts'
+} from '../../src/openapi/generate.ts'
+import { OPERATIONS } from '../../src/routes/index.ts'
 
 /** The base URI the document's `#/components/…` references resolve against. */
 const BASE = 'https://agent-api.test/openapi.json'
@@ -43,7 +44,9 @@ let loaded: Loaded | undefined
 function load(): Loaded {
   if (loaded) return loaded
   // A copy: dereferencing annotates the schema objects it indexes.
-  const doc = JSON.parse(JSON.stringify(openApiDocument('contract-check'))) as OpenApiDocument
+  const doc = JSON.parse(
+    JSON.stringify(openApiDocument(OPERATIONS, 'contract-check')),
+  ) as OpenApiDocument
   const lookup = dereference({ ...doc, $id: BASE } as CfSchema)
   const routes = Object.entries(doc.paths)
     .map(([template, item]) => {

@@ -7,6 +7,7 @@ import { describe, expect, expectTypeOf, test } from 'vitest'
 import * as z from 'zod/mini'
 import { MAX_BODY_BYTES as APP_MAX_BODY_BYTES, createApp } from '../../../src/app.ts'
 import { heartbeat } from '../../../src/contract/health.ts'
+import type * as responses from '../../../src/contract/index.ts'
 import type {
   BatchStatus,
   HealthReport,
@@ -19,19 +20,20 @@ import type {
 import { PROBLEM_TYPES } from '../../../src/contract/problems.ts'
 import { progressUpdate } from '../../../src/contract/progress.ts'
 import { jsonClientCredentials, jsonRefresh, jsonRevoke } from '../../../src/contract/token.ts'
+import { MAX_BODY_BYTES } from '../../../src/openapi/document.ts'
 import {
   buildDocument,
-  MAX_BODY_BYTES,
   METHODS,
   type MediaType,
   type OpenApiDocument,
   openApiDocument,
   type Schema,
-} from '../../../src/openapi/document.ts'
-import type * as responses from '../../../src/openapi/responses.ts'
+} from '../../../src/openapi/generate.ts'
+import { OPERATIONS } from '../../../src/routes/index.ts'
 import { checkResponse } from '../../support/contract.ts'
+import { referenceDocument } from '../../support/openapi-reference.ts'
 
-const doc = buildDocument('0.0.0-test')
+const doc = buildDocument(OPERATIONS, '0.0.0-test')
 const BASE = 'https://agent-api.test/openapi.json'
 
 /** A copy dereferenced for @cfworker/json-schema, with the lookup its refs resolve in. */
@@ -91,6 +93,11 @@ describe('the OpenAPI document', () => {
     expect(result.errors ?? []).toEqual([])
     expect(result.valid).toBe(true)
     expect(doc.openapi).toBe('3.1.0')
+  })
+
+  test('is, member for member, what hono-openapi generates from the same operations', async () => {
+    const reference = await referenceDocument(OPERATIONS, '0.0.0-test')
+    expect(JSON.parse(JSON.stringify(doc))).toEqual(JSON.parse(JSON.stringify(reference)))
   })
 
   test('documents every route of the app, and nothing the app does not serve', () => {
@@ -181,10 +188,11 @@ describe('the OpenAPI document', () => {
       Heartbeat: heartbeat,
     }
     for (const [name, schema] of Object.entries(same)) {
-      const { $schema: _, ...converted } = z.toJSONSchema(schema, {
-        target: 'draft-2020-12',
-        io: 'input',
-      })
+      // Each schema is registered under its component name and carries its own descriptions,
+      // so zod converts it to a reference into `$defs`: compare with that definition.
+      const { $defs } = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input' })
+      const converted = without($defs?.[name], 'description')
+      expect(converted, name).toBeDefined()
       expect(without(doc.components.schemas[name], 'description'), name).toEqual(converted)
     }
   })
@@ -237,13 +245,34 @@ describe('the OpenAPI document', () => {
     for (const p of doc['x-problem-types']) expect(p.type).toBe(`/problems/${p.code}`)
   })
 
+  test('says what the code does: revoking a refresh token ends its family’s access tokens; an uncounted flush remainder is null', () => {
+    // Both were once false in the served document (issue 12): pinned here.
+    const revoke = doc.paths['/api/v1/agent/token/revoke']!.post!
+    expect(revoke.description).toMatch(
+      /refresh token \(with its whole family and every access token the family issued\)/,
+    )
+    expect(revoke.description).not.toMatch(/nothing else/)
+    const refresh = doc.components.schemas.TokenRequestRefresh as {
+      properties: Record<string, Schema>
+    }
+    expect(refresh.properties.refresh_token!.description).toMatch(/the access tokens it issued/)
+
+    const { copy, lookup } = compiled()
+    const flush = copy.components.schemas.FlushReport as { properties: Record<string, Schema> }
+    const remaining = flush.properties.remaining!
+    expect(validate(null, remaining as CfSchema, '2020-12', lookup).valid).toBe(true)
+    expect(validate(-1, remaining as CfSchema, '2020-12', lookup).valid).toBe(false)
+    expect(remaining.description).toMatch(/null when they could not be counted/)
+    expect(JSON.stringify(doc)).not.toMatch(/0 when unknown/)
+  })
+
   test('states the body limit the app enforces', () => {
     expect(MAX_BODY_BYTES).toBe(APP_MAX_BODY_BYTES)
   })
 
   test('is built once per isolate and version', () => {
-    expect(openApiDocument('1.2.3')).toBe(openApiDocument('1.2.3'))
-    expect(openApiDocument('1.2.3').info.version).toBe('1.2.3')
+    expect(openApiDocument(OPERATIONS, '1.2.3')).toBe(openApiDocument(OPERATIONS, '1.2.3'))
+    expect(openApiDocument(OPERATIONS, '1.2.3').info.version).toBe('1.2.3')
   })
 })
 
@@ -261,7 +290,9 @@ describe('GET /openapi.json and GET /docs', () => {
     expect(res.headers.get('content-type')).toBe('application/json')
     expect(res.headers.get('cache-control')).toBe('public, max-age=300')
     const served = (await res.json()) as OpenApiDocument
-    expect(served).toEqual(JSON.parse(JSON.stringify(openApiDocument(served.info.version))))
+    expect(served).toEqual(
+      JSON.parse(JSON.stringify(openApiDocument(OPERATIONS, served.info.version))),
+    )
     // Other routes keep the API's own policy: only /docs relaxes it.
     expect(res.headers.get('content-security-policy')).toBe(
       "default-src 'none'; frame-ancestors 'none'",

@@ -1,0 +1,33 @@
+// Every route group, and every operation the app serves (the OpenAPI document's source).
+import { Hono } from 'hono'
+import type { AppEnv } from '../http/context.ts'
+import type { Operation } from '../http/operation.ts'
+import { agentHealthOperations, agentHealthRoutes } from './agent-health.ts'
+import { contextOperations, contextRoutes } from './context.ts'
+import { createDocsRoutes, docsOperations } from './docs.ts'
+import { healthOperations, healthRoutes } from './health.ts'
+import { internalOperations, internalRoutes } from './internal.ts'
+import { progressOperations, progressRoutes } from './progress.ts'
+import { tokenOperations, tokenRoutes } from './token.ts'
+
+export const OPERATIONS: readonly Operation[] = [
+  ...healthOperations,
+  ...tokenOperations,
+  ...contextOperations,
+  ...progressOperations,
+  ...internalOperations,
+  ...agentHealthOperations,
+  ...docsOperations,
+]
+
+/** The routes of every operation in OPERATIONS. */
+export function apiRoutes() {
+  return new Hono<AppEnv>()
+    .route('/', healthRoutes)
+    .route('/', tokenRoutes)
+    .route('/', contextRoutes)
+    .route('/', progressRoutes)
+    .route('/', internalRoutes)
+    .route('/', agentHealthRoutes)
+    .route('/', createDocsRoutes(OPERATIONS))
+}
