@@ -16,12 +16,20 @@ import type { ProgressDeps } from './service.ts'
 const iso = (value: unknown) =>
   new Date(value instanceof Date ? value.getTime() : String(value)).toISOString()
 
+/** What a 202 names a batch by: any other value is no batch. */
+const BATCH_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/**
+ * Where `agentId`'s batch `batchId` is. Throws a ProblemError: 404 for no such batch (or
+ * another agent's), 503 progress_unavailable when the stores that could say do not answer.
+ */
 export async function batchStatus(
   services: Pick<ProgressDeps, 'db' | 'progress'>,
   agentId: string,
   batchId: string,
   scope: CallScope,
 ): Promise<BatchStatus> {
+  if (!BATCH_ID.test(batchId)) throw problems.notFound('No such batch')
   const { db, progress } = services
   const buffer = progress.buffer
   // What Postgres said: a row, "none", or nothing (not configured, or failing).
