@@ -10,7 +10,7 @@ import { statusRefusal } from '../auth/agent-status.ts'
 import { hasScope } from '../auth/scopes.ts'
 import { ProblemError, problems } from '../contract/problem.ts'
 import type { Scope } from '../contract/token.ts'
-import type { LimitDecision } from '../ratelimit/limiter.ts'
+import { rateLimited, rateLimitHeaders } from '../ratelimit/answers.ts'
 import type { AppEnv } from './context.ts'
 import { requestScope } from './scope.ts'
 
@@ -103,25 +103,6 @@ export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
     )
   }
   return claims
-}
-
-export function rateLimitHeaders(decision: LimitDecision, now: number): Record<string, string> {
-  const resetSeconds = Math.max(0, Math.ceil((decision.resetAt - now) / 1000))
-  return {
-    'RateLimit-Limit': String(decision.limit),
-    'RateLimit-Remaining': String(decision.remaining),
-    'RateLimit-Reset': String(resetSeconds),
-  }
-}
-
-export function rateLimited(decision: LimitDecision, now: number, detail: string): ProblemError {
-  const headers = rateLimitHeaders(decision, now)
-  return new ProblemError({
-    status: 429,
-    code: 'rate_limited',
-    detail,
-    headers: { ...headers, 'Retry-After': String(Math.max(1, Number(headers['RateLimit-Reset']))) },
-  })
 }
 
 /**

@@ -1,4 +1,5 @@
 // The typed Hono context every route and middleware shares.
+import type { FailureBudget } from '../auth/oauth/budget.ts'
 import type { Logger } from '../kernel/log.ts'
 import type { Trace } from '../kernel/trace.ts'
 import type { Services } from '../services.ts'
@@ -11,6 +12,8 @@ export interface AppVariables {
   log: Logger
   /** The authenticated agent, once auth has run. */
   agentId?: string
+  /** The token endpoints' failure budget of this attempt, once spent. */
+  failureBudget?: FailureBudget
 }
 
 export interface AppEnv {

@@ -35,7 +35,7 @@ export interface ProgressReport {
  * foreign user), 422 (a key re-used for another update), 503 (no store can take it; its code
  * says whether anything may have been).
  */
-export async function reportProgress(
+export async function accept(
   deps: ReportDeps,
   report: ProgressReport,
   scope: CallScope,

@@ -4,13 +4,13 @@
 // endpoint's; a CRON_SECRET the configuration refused closes the route (503) instead of
 // letting a weak secret guard it.
 import { type Context, Hono } from 'hono'
+import { spendFailureBudget } from '../auth/oauth/budget.ts'
 import { ProblemError, problems } from '../contract/problem.ts'
 import { flushReport } from '../contract/progress.ts'
 import { bearerToken } from '../http/auth.ts'
 import type { AppEnv } from '../http/context.ts'
-import { spendFailureBudget } from '../http/failure-budget.ts'
 import { type Operation, unavailable } from '../http/operation.ts'
-import { requestScope } from '../http/scope.ts'
+import { clientAddress, requestScope } from '../http/scope.ts'
 import { sha256, timingSafeEqual } from '../kernel/bytes.ts'
 import { flushProgress } from '../progress/flush.ts'
 
@@ -34,7 +34,12 @@ async function flush(c: Context<AppEnv>) {
       300,
     )
   }
-  const budget = await spendFailureBudget(c, CLIENT_KEY)
+  const services = c.get('services')
+  const budget = await spendFailureBudget(
+    services,
+    { clientKey: CLIENT_KEY, address: clientAddress(c.req.raw.headers, services.platform) },
+    requestScope(c),
+  )
   if (!(await authorized(c))) {
     throw new ProblemError({
       status: 401,

@@ -22,12 +22,12 @@ import {
   validate,
 } from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
-import { reportProgress } from '../progress/report.ts'
+import * as progress from '../progress/report.ts'
 import { batchStatus } from '../progress/status.ts'
 
 const BATCH_EXAMPLE_ID = '9b2e4c1a-3f5d-4e6b-8a7c-0d1e2f3a4b5c'
 
-export const reportProgressOperation = {
+export const reportProgress = {
   method: 'post',
   path: '/api/v1/agent/progress',
   operationId: 'reportProgress',
@@ -134,29 +134,24 @@ export const getProgressBatch = {
   },
 } as const satisfies Operation
 
-export const progressOperations: readonly Operation[] = [reportProgressOperation, getProgressBatch]
+export const progressOperations: readonly Operation[] = [reportProgress, getProgressBatch]
 
 export const progressRoutes = new Hono<AppEnv>()
-  .post(
-    reportProgressOperation.path,
-    authorize(reportProgressOperation),
-    validate(reportProgressOperation),
-    async (c) => {
-      const request = c.req.valid('json')
-      const body = await reportProgress(
-        c.get('services'),
-        {
-          agentId: c.get('agentId')!,
-          updates: 'updates' in request ? request.updates : [request],
-          batch: 'updates' in request,
-          idempotencyKey: c.req.header('idempotency-key'),
-        },
-        requestScope(c),
-        c.get('log'),
-      )
-      return c.json(body, 202, { Location: `/api/v1/agent/progress/batches/${body.batch_id}` })
-    },
-  )
+  .post(reportProgress.path, authorize(reportProgress), validate(reportProgress), async (c) => {
+    const request = c.req.valid('json')
+    const body = await progress.accept(
+      c.get('services'),
+      {
+        agentId: c.get('agentId')!,
+        updates: 'updates' in request ? request.updates : [request],
+        batch: 'updates' in request,
+        idempotencyKey: c.req.header('idempotency-key'),
+      },
+      requestScope(c),
+      c.get('log'),
+    )
+    return c.json(body, 202, { Location: `/api/v1/agent/progress/batches/${body.batch_id}` })
+  })
   .get(
     getProgressBatch.path,
     authorize(getProgressBatch),

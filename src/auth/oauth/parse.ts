@@ -1,0 +1,250 @@
+// The token endpoints' requests, read by OAuth's transport rules, which a schema validator
+// alone cannot express: form-urlencoded bodies whose empty parameters count as omitted and
+// whose parameters may not repeat (RFC 6749 §3.1, §3.2), HTTP Basic client credentials that
+// are form-urlencoded before base64 (§2.3.1), credentials sent once (body or Basic), the
+// contract's JSON equivalents. The values are held to the same zod schemas as the JSON bodies.
+//
+// One function per endpoint, free of Hono: headers and a body reader in, the request as data
+// (or the OAuth error to answer) out.
+import * as z from 'zod/mini'
+import { fieldErrors } from '../../contract/field-errors.ts'
+import { type FieldError, ProblemError, problems } from '../../contract/problem.ts'
+import {
+  jsonClientCredentials,
+  jsonRefresh,
+  jsonRevoke,
+  revokeForm,
+  tokenForm,
+} from '../../contract/token.ts'
+import { oauthError } from './errors.ts'
+
+const FORM = 'application/x-www-form-urlencoded'
+const JSON_TYPE = 'application/json'
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
+
+/** An agent's id and secret, as the client presented them. */
+export interface Credentials {
+  agentId: string
+  secret: string
+}
+
+export type TokenRequest =
+  | { grant: 'client_credentials'; credentials: Credentials; scope?: string }
+  | { grant: 'refresh_token'; refreshToken: string; scope?: string; credentials?: Credentials }
+
+export interface RevokeRequest {
+  token: string
+  credentials?: Credentials
+}
+
+/** What the parsers read: two headers, and the body (read only when its type is one we take). */
+export interface OAuthInput {
+  contentType: string | undefined
+  authorization: string | undefined
+  body: () => Promise<string>
+}
+
+/** The request, or the error to answer it with (and the client it named, for the budget). */
+export type Parsed<R> = { request: R } | { error: ProblemError }
+
+const mediaType = (header: string | undefined) => (header ?? '').split(';')[0]!.trim().toLowerCase()
+
+const basicAgentId = jsonClientCredentials.shape.agent_id
+const basicSecret = jsonClientCredentials.shape.agent_secret
+
+/**
+ * HTTP Basic client credentials (RFC 6749 §2.3.1: both parts form-urlencoded), the scheme name
+ * in any case. Undecodable credentials are `invalid_client`; decodable ones that no store
+ * could hold (a NUL, an unpaired surrogate, too long) are `invalid_request`, as in a body.
+ */
+export function basicCredentials(header: string | undefined): Credentials | undefined {
+  const match = header && /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header)
+  if (!match?.[1]) {
+    if (header && /^Basic(\s|$)/i.test(header)) {
+      throw oauthError('invalid_client', 'Malformed Basic credentials')
+    }
+    return undefined
+  }
+  let decoded: string
+  try {
+    decoded = new TextDecoder('utf-8', { fatal: true }).decode(
+      Uint8Array.from(atob(match[1]), (ch) => ch.charCodeAt(0)),
+    )
+  } catch {
+    throw oauthError('invalid_client', 'Malformed Basic credentials')
+  }
+  const colon = decoded.indexOf(':')
+  if (colon < 1) throw oauthError('invalid_client', 'Malformed Basic credentials')
+  const decode = (part: string) => {
+    try {
+      return decodeURIComponent(part.replaceAll('+', ' '))
+    } catch {
+      throw oauthError('invalid_client', 'Malformed Basic credentials')
+    }
+  }
+  const agentId = decode(decoded.slice(0, colon))
+  const secret = decode(decoded.slice(colon + 1))
+  const errors: FieldError[] = []
+  for (const [path, schema, value] of [
+    ['Authorization.client_id', basicAgentId, agentId],
+    ['Authorization.client_secret', basicSecret, secret],
+  ] as const) {
+    const result = schema.safeParse(value)
+    if (!result.success) {
+      errors.push(...fieldErrors(result.error.issues).map((e) => ({ ...e, path })))
+    }
+  }
+  if (errors.length)
+    throw oauthError('invalid_request', 'The Basic credentials are not valid', errors)
+  return { agentId, secret }
+}
+
+/**
+ * Form fields, refusing repeated parameters (RFC 6749 §3.2) and over-long values. A parameter
+ * sent with an empty value is treated as omitted (RFC 6749 §3.1, §3.2).
+ */
+export function formFields(text: string): Record<string, string> {
+  const fields: Record<string, string> = {}
+  for (const [key, value] of new URLSearchParams(text)) {
+    if (value === '') continue
+    if (key in fields) throw oauthError('invalid_request', `Parameter ${key} is repeated`)
+    if (value.length > 8192) throw oauthError('invalid_request', `Parameter ${key} is too long`)
+    fields[key] = value
+  }
+  return fields
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw problems.invalidJson()
+  }
+}
+
+function validated<S extends z.ZodMiniType>(schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value)
+  if (!result.success) {
+    throw oauthError(
+      'invalid_request',
+      'The request body is not valid',
+      fieldErrors(result.error.issues),
+    )
+  }
+  return result.data
+}
+
+const TOKEN_FORM_FIELDS = z.omit(tokenForm, { grant_type: true })
+
+/** Credentials from the body and from Basic: one of them, never both. */
+function oneOf(inBody: Credentials | undefined, basic: Credentials | undefined) {
+  if (inBody && basic) {
+    throw oauthError('invalid_request', 'Send credentials once: in the body or by Basic')
+  }
+  return basic ?? inBody
+}
+
+function bodyCredentials(id: string | undefined, secret: string | undefined) {
+  return id !== undefined || secret !== undefined
+    ? { agentId: id ?? '', secret: secret ?? '' }
+    : undefined
+}
+
+async function parsed<R>(read: () => Promise<R>): Promise<Parsed<R>> {
+  try {
+    return { request: await read() }
+  } catch (err) {
+    if (err instanceof ProblemError) return { error: err }
+    throw err
+  }
+}
+
+/** POST /api/v1/agent/token: client credentials or a refresh, JSON or form (RFC 6749 §4.4, §6). */
+export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenRequest>> {
+  return parsed(async (): Promise<TokenRequest> => {
+    const type = mediaType(input.contentType)
+    const basic = basicCredentials(input.authorization)
+
+    if (JSON_MEDIA_TYPE.test(type)) {
+      const body = parseJson(await input.body())
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+        throw oauthError('invalid_request', 'The body must be a JSON object')
+      }
+      const grantType = (body as { grant_type?: unknown }).grant_type
+      if (grantType === 'refresh_token') {
+        const req = validated(jsonRefresh, body)
+        return {
+          grant: 'refresh_token',
+          refreshToken: req.refresh_token,
+          scope: req.scope,
+          credentials: oneOf(bodyCredentials(req.agent_id, req.agent_secret), basic),
+        }
+      }
+      if (grantType !== undefined && grantType !== 'client_credentials') {
+        throw oauthError('unsupported_grant_type', 'Use client_credentials or refresh_token')
+      }
+      if (basic)
+        throw oauthError('invalid_request', 'Send credentials once: in the body or by Basic')
+      const req = validated(jsonClientCredentials, body)
+      return {
+        grant: 'client_credentials',
+        credentials: { agentId: req.agent_id, secret: req.agent_secret },
+        scope: req.scope,
+      }
+    }
+
+    if (type === FORM) {
+      const fields = formFields(await input.body())
+      // Held to the JSON body's schemas; grant_type is checked below, in OAuth's order.
+      validated(TOKEN_FORM_FIELDS, fields)
+      const scope = fields.scope
+      const credentials = oneOf(bodyCredentials(fields.client_id, fields.client_secret), basic)
+      switch (fields.grant_type) {
+        case undefined:
+          throw oauthError('invalid_request', 'grant_type is required', [
+            { path: 'grant_type', message: 'Required' },
+          ])
+        case 'client_credentials':
+          if (!credentials?.agentId || !credentials.secret) {
+            throw oauthError('invalid_client', 'Client credentials are required')
+          }
+          return { grant: 'client_credentials', credentials, scope }
+        case 'refresh_token':
+          if (!fields.refresh_token) {
+            throw oauthError('invalid_request', 'refresh_token is required', [
+              { path: 'refresh_token', message: 'Required' },
+            ])
+          }
+          return { grant: 'refresh_token', refreshToken: fields.refresh_token, scope, credentials }
+        default:
+          throw oauthError('unsupported_grant_type', 'Use client_credentials or refresh_token')
+      }
+    }
+
+    throw problems.unsupportedMediaType([JSON_TYPE, FORM])
+  })
+}
+
+/** POST /api/v1/agent/token/revoke (RFC 7009 §2.1), JSON or form. */
+export function parseRevokeRequest(input: OAuthInput): Promise<Parsed<RevokeRequest>> {
+  return parsed(async (): Promise<RevokeRequest> => {
+    const type = mediaType(input.contentType)
+    const basic = basicCredentials(input.authorization)
+    let fields: { token: string; agentId?: string; secret?: string }
+    if (JSON_MEDIA_TYPE.test(type)) {
+      const req = validated(jsonRevoke, parseJson(await input.body()))
+      fields = { token: req.token, agentId: req.agent_id, secret: req.agent_secret }
+    } else if (type === FORM) {
+      const req = validated(revokeForm, formFields(await input.body()))
+      fields = { token: req.token, agentId: req.client_id, secret: req.client_secret }
+    } else {
+      throw problems.unsupportedMediaType([JSON_TYPE, FORM])
+    }
+    // token_type_hint is read (and validated) but only a hint: every type is searched (RFC 7009
+    // §2.1), and the token's own shape says which it can be.
+    return {
+      token: fields.token,
+      credentials: oneOf(bodyCredentials(fields.agentId, fields.secret), basic),
+    }
+  })
+}
