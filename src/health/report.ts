@@ -2,7 +2,7 @@
 // recommendations, shaped as the contract says. Read at 3 a.m.: it states facts with their
 // units and never a secret, token or connection string.
 
-import type { HealthReport } from '../contract/health.ts'
+import type { HealthReport, Heartbeat } from '../contract/health.ts'
 import type { Clock } from '../kernel/clock.ts'
 import type { EventBus } from '../kernel/events.ts'
 import type { Isolate, PlatformName } from '../kernel/isolate.ts'
@@ -169,4 +169,21 @@ export async function healthReport(
       errorRate: lastFive.errorRate,
     },
   }
+}
+
+/**
+ * POST /api/v1/agent/health: records the agent's heartbeat when it sent one (else reads its
+ * last), then the report, which carries it. Always an answer: the report says what fails.
+ */
+export async function agentHealth(
+  deps: ReportDeps,
+  request: { agentId: string; heartbeat: Heartbeat | undefined },
+  scope: CallScope & { trace: Trace },
+): Promise<HealthReport> {
+  const { agentId, heartbeat } = request
+  const now = deps.clock.now()
+  const beat = heartbeat
+    ? await deps.health.heartbeats.record(agentId, heartbeat, now, scope)
+    : await deps.health.heartbeats.last(agentId, now, scope)
+  return healthReport(deps, { agentId, trace: scope.trace, scope, heartbeat: beat })
 }

@@ -2,7 +2,7 @@
 // heartbeat. Always 200: the report says how healthy things are.
 import { Hono } from 'hono'
 import { heartbeat, healthReport as reportSchema } from '../contract/health.ts'
-import { healthReport } from '../health/report.ts'
+import { agentHealth } from '../health/report.ts'
 import type { AppEnv } from '../http/context.ts'
 import {
   authorize,
@@ -54,20 +54,11 @@ export const agentHealthRoutes = new Hono<AppEnv>().post(
   authorize(reportAgentHealth, { whenFailingClosed: true }),
   validate(reportAgentHealth),
   async (c) => {
-    const services = c.get('services')
-    const agentId = c.get('agentId')!
-    const scope = requestScope(c)
-    const now = services.clock.now()
-    const body = c.req.valid('json')
-    const beat = body
-      ? await services.health.heartbeats.record(agentId, body, now, scope)
-      : await services.health.heartbeats.last(agentId, now, scope)
-    const report = await healthReport(services, {
-      agentId,
-      trace: c.get('trace'),
-      scope,
-      heartbeat: beat,
-    })
+    const report = await agentHealth(
+      c.get('services'),
+      { agentId: c.get('agentId')!, heartbeat: c.req.valid('json') },
+      { ...requestScope(c), trace: c.get('trace') },
+    )
     return c.json(report, 200, { 'Cache-Control': 'no-store' })
   },
 )
