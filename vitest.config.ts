@@ -1,10 +1,18 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin'
 import { defineConfig } from 'vitest/config'
 
+// Tests by kind (docs/architecture.md "Tests"):
+//   unit         pure logic in Node, no store (and the checks over the repository itself)
+//   integration  the real stores behind the stand-ins, driven from Node
+//   workers      the scenarios in workerd, and what only workerd can show
+//   edge         the same scenarios in Vercel's edge VM
+//   e2e          the example agent and `npm run dev`, as a developer runs them
+// Built artifacts have their own config (test/artifacts/vitest.config.ts, after `npm run build`).
+//
 // Scenario tests are written once and run in both runtimes; `#runtime` resolves to the
 // runtime's own way of dispatching a request to the deployed entry.
 const scenarios = ['test/scenarios/**/*.test.ts']
-// Each runtime project starts its own local stack (stand-ins + control server).
+// Each project that needs it starts its own local stack (stand-ins + control server).
 const stackSetup = 'test/support/global-setup.ts'
 const runtimeModule = (name: string) => ({
   '#runtime': new URL(`./test/support/runtime-${name}.ts`, import.meta.url).pathname,
@@ -17,9 +25,22 @@ export default defineConfig({
         test: {
           name: 'unit',
           environment: 'node',
-          // Two cores shared by three projects: allow for a busy machine.
+          // Two cores shared by several projects: allow for a busy machine.
           testTimeout: 20_000,
           include: ['test/unit/**/*.test.ts'],
+        },
+      },
+      {
+        // Real stores behind the stand-ins, driven from Node: properties over the whole path,
+        // the buffer's scripts, the stand-ins themselves, the operator CLI. Requests go through
+        // the Vercel entry.
+        resolve: { alias: runtimeModule('edge') },
+        test: {
+          name: 'integration',
+          environment: 'node',
+          testTimeout: 60_000,
+          globalSetup: [stackSetup],
+          include: ['test/integration/**/*.test.ts'],
         },
       },
       {
@@ -33,25 +54,22 @@ export default defineConfig({
         },
       },
       {
-        // Real stores behind the stand-ins, driven from Node: properties over the whole path,
-        // the buffer's scripts, the operator CLI. Requests go through the Vercel entry.
-        resolve: { alias: runtimeModule('edge') },
-        test: {
-          name: 'integration',
-          environment: 'node',
-          testTimeout: 60_000,
-          globalSetup: [stackSetup],
-          include: ['test/integration/**/*.test.ts'],
-        },
-      },
-      {
         resolve: { alias: runtimeModule('edge') },
         test: {
           name: 'edge',
           testTimeout: 20_000,
           globalSetup: [stackSetup],
           environment: 'edge-runtime',
-          include: [...scenarios, 'test/edge/**/*.test.ts'],
+          include: scenarios,
+        },
+      },
+      {
+        // Whole programs, spawned or served as a developer runs them; each starts what it needs.
+        test: {
+          name: 'e2e',
+          environment: 'node',
+          testTimeout: 60_000,
+          include: ['test/e2e/**/*.test.ts'],
         },
       },
     ],

@@ -1,13 +1,13 @@
 // Migrations over Neon HTTP (through the stand-in, against the real PostgreSQL or PGlite).
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { POSTGRES_URL, postgresAvailable } from '../../../local/engines.ts'
-import { loadMigrations } from '../../../local/migrations.ts'
-import { type NeonHttpStandin, startNeonHttpStandin } from '../../../local/neon-http.ts'
-import { connectPostgres, type PostgresUpstream } from '../../../local/postgres.ts'
-import { createDatabase, type Database, sql } from '../../../src/db/client.ts'
-import { migrate } from '../../../src/db/migrate.ts'
-import { DEMO, seedDemoData } from '../../../src/db/seed.ts'
-import { Secret } from '../../../src/kernel/secret.ts'
+import { POSTGRES_URL, postgresAvailable } from '../../local/engines.ts'
+import { loadMigrations } from '../../local/migrations.ts'
+import { type NeonHttpStandin, startNeonHttpStandin } from '../../local/neon-http.ts'
+import { connectPostgres, type PostgresUpstream } from '../../local/postgres.ts'
+import { createDatabase, type Database, sql } from '../../src/db/client.ts'
+import { migrate } from '../../src/db/migrate.ts'
+import { DEMO, seedDemoData } from '../../src/db/seed.ts'
+import { Secret } from '../../src/kernel/secret.ts'
 
 let upstream: PostgresUpstream
 let neon: NeonHttpStandin

@@ -5,13 +5,13 @@ import { Ratelimit } from '@upstash/ratelimit'
 import { Redis as NodeRedis } from '@upstash/redis'
 import { Redis, type RedisConfigCloudflare } from '@upstash/redis/cloudflare'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
-import { REDIS_URL, reachable, redisAvailable } from '../../../local/engines.ts'
+import { REDIS_URL, reachable, redisAvailable } from '../../local/engines.ts'
 import {
   type ExecutedCommand,
   rewriteScriptForRedis,
   startUpstashRestStandin,
   type UpstashRestStandin,
-} from '../../../local/upstash-rest.ts'
+} from '../../local/upstash-rest.ts'
 
 const hasRedis = await redisAvailable()
 

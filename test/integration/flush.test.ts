@@ -1,13 +1,13 @@
 // The buffer and the flush against the real engines (through the stand-ins): exactly-once
 // effect under re-delivery, out-of-order arrival, failed writes, and the flush lease.
 import { describe, expect, test } from 'vitest'
-import { redisAvailable } from '../../../local/engines.ts'
-import { sql } from '../../../src/db/client.ts'
-import { runScheduledJobs } from '../../../src/jobs.ts'
-import { flushProgress } from '../../../src/progress/flush.ts'
-import type { BufferedUpdate } from '../../../src/progress/model.ts'
-import { writeFlushed } from '../../../src/progress/writer.ts'
-import { useNodeStack } from '../../support/node-stack.ts'
+import { redisAvailable } from '../../local/engines.ts'
+import { sql } from '../../src/db/client.ts'
+import { runScheduledJobs } from '../../src/jobs.ts'
+import { flushProgress } from '../../src/progress/flush.ts'
+import type { BufferedUpdate } from '../../src/progress/model.ts'
+import { writeFlushed } from '../../src/progress/writer.ts'
+import { useNodeStack } from '../support/node-stack.ts'
 
 const stack = useNodeStack()
 // Buffer tests need Redis (in CI its absence fails the run; elsewhere they are skipped, visibly).

@@ -4,12 +4,12 @@ import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, test } from 'vitest'
-import { createApp } from '../../../src/app.ts'
-import { ServiceCache } from '../../../src/services.ts'
-import { useNodeStack } from '../../support/node-stack.ts'
+import { createApp } from '../../src/app.ts'
+import { ServiceCache } from '../../src/services.ts'
+import { useNodeStack } from '../support/node-stack.ts'
 
 const run = promisify(execFile)
-const SCRIPT = fileURLToPath(new URL('../../../scripts/agents.ts', import.meta.url))
+const SCRIPT = fileURLToPath(new URL('../../scripts/agents.ts', import.meta.url))
 const stack = useNodeStack()
 
 async function agents(...args: string[]) {

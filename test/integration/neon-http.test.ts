@@ -5,10 +5,10 @@ import { randomBytes } from 'node:crypto'
 import { NeonDbError, type NeonQueryFunction, neon, neonConfig } from '@neondatabase/serverless'
 import fc from 'fast-check'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
-import { POSTGRES_URL, postgresAvailable } from '../../../local/engines.ts'
-import { sleep } from '../../../local/faults.ts'
-import { type NeonHttpStandin, startNeonHttpStandin } from '../../../local/neon-http.ts'
-import { connectPostgres, type PostgresUpstream } from '../../../local/postgres.ts'
+import { POSTGRES_URL, postgresAvailable } from '../../local/engines.ts'
+import { sleep } from '../../local/faults.ts'
+import { type NeonHttpStandin, startNeonHttpStandin } from '../../local/neon-http.ts'
+import { connectPostgres, type PostgresUpstream } from '../../local/postgres.ts'
 
 interface Engine {
   name: string

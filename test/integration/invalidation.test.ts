@@ -1,8 +1,8 @@
 // Cross-isolate context invalidation through Redis: each change drops a user's entry once
 // in every isolate, and a later poll does not drop the context read since.
 import { expect, test } from 'vitest'
-import { redisAvailable } from '../../../local/engines.ts'
-import { useNodeStack } from '../../support/node-stack.ts'
+import { redisAvailable } from '../../local/engines.ts'
+import { useNodeStack } from '../support/node-stack.ts'
 
 const stack = useNodeStack()
 const hasRedis = await redisAvailable()

@@ -1,15 +1,10 @@
 // The example agent against the dev stack over real HTTP: the worker bundled and served by
 // workerd, the Neon and Upstash stand-ins in front of the real engines.
 import { afterAll, beforeAll, expect, test } from 'vitest'
-import { runExampleAgent } from '../../../examples/agent.ts'
-import {
-  POSTGRES_URL,
-  postgresAvailable,
-  REDIS_URL,
-  redisAvailable,
-} from '../../../local/engines.ts'
-import { type LocalStack, startLocalStack } from '../../../local/stack.ts'
-import { startWorkerServer, type WorkerServer } from '../../../local/worker-server.ts'
+import { runExampleAgent } from '../../examples/agent.ts'
+import { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable } from '../../local/engines.ts'
+import { type LocalStack, startLocalStack } from '../../local/stack.ts'
+import { startWorkerServer, type WorkerServer } from '../../local/worker-server.ts'
 
 let stack: LocalStack
 let server: WorkerServer
@@ -25,7 +20,7 @@ beforeAll(async () => {
   })
   const scenario = await stack.createScenario()
   server = await startWorkerServer({
-    outfile: new URL('../../../.wrangler/e2e/worker.mjs', import.meta.url).pathname,
+    outfile: new URL('../../.wrangler/e2e/worker.mjs', import.meta.url).pathname,
     bindings: {
       APP_ENV: 'development',
       DEV_AGENT_SECRET: secret,
