@@ -119,6 +119,3 @@ function allowedMethods(routes: readonly { path: string; method: string }[]) {
     return ORDER.filter((m) => methods.has(m))
   }
 }
-
-export type App = ReturnType<typeof createApp>
-export type AppType = App

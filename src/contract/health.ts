@@ -27,7 +27,6 @@ export const CHECK_NAMES = [
   'token_manager',
   'configuration',
 ] as const
-export type CheckName = (typeof CHECK_NAMES)[number]
 
 const checkStatus = z.enum(['pass', 'warn', 'fail'])
 

@@ -1,4 +1,4 @@
-// Request schemas (zod, validating) and response types (what the app answers), shared by the
+// The request and response schemas (zod) and the types derived from them, shared by the
 // routes, the SDK (type-only) and the OpenAPI document.
 export * from './context.ts'
 export * from './health.ts'

@@ -160,7 +160,3 @@ export const PROBLEM_TYPES = [
 ] as const satisfies readonly ProblemType[]
 
 export type ProblemCode = (typeof PROBLEM_TYPES)[number]['code']
-
-export function problemType(code: ProblemCode): ProblemType {
-  return PROBLEM_TYPES.find((p) => p.code === code)!
-}

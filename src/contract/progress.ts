@@ -78,7 +78,6 @@ export function progressBodySchema(body: unknown): typeof progressUpdate | typeo
 }
 
 export type ProgressUpdate = z.input<typeof progressUpdate>
-export type ProgressRequest = z.input<typeof progressRequest>
 
 /** The request headers the route reads. */
 export const progressHeaders = z.object({

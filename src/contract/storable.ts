@@ -80,11 +80,6 @@ export const storableTimestamp = z.iso.datetime({ offset: true }).check(
   }),
 )
 
-/** The timestamp's instant in ms since the epoch (of a value `storableTimestamp` accepted). */
-export function timestampMs(value: string): number {
-  return Date.parse(value)
-}
-
 /** The timestamp normalised to UTC with millisecond precision, as the stores keep it. */
 export function normaliseTimestamp(value: string): string {
   return new Date(Date.parse(value)).toISOString()

@@ -44,7 +44,6 @@ export type AppEvent =
       remote: boolean
     }
 
-export type AppEventType = AppEvent['type']
 export type EventListener = (event: AppEvent) => void
 
 export class EventBus {

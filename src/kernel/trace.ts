@@ -16,15 +16,6 @@ export class Trace {
     }
   }
 
-  async time<T>(name: SpanName, work: () => Promise<T>): Promise<T> {
-    const start = performance.now()
-    try {
-      return await work()
-    } finally {
-      this.add(name, performance.now() - start)
-    }
-  }
-
   serverTiming(totalMs: number): string {
     const parts = [`total;dur=${totalMs.toFixed(1)}`]
     for (const [name, { ms, count }] of this.#spans) {
