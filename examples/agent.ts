@@ -3,7 +3,7 @@
 //
 //   npm run dev                       # in one terminal
 //   node examples/agent.ts            # in another (reads the secret from .dev.vars)
-import { createAgentClient } from '../src/client/index.ts'
+import { createAgentClient } from 'agent-api/client'
 
 export interface ExampleResult {
   greeting: string
