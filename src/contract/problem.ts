@@ -7,11 +7,8 @@
 import * as z from 'zod/mini'
 import type { ProblemCode } from './problems.ts'
 
-export interface FieldError {
-  /** Dotted path into the request body, e.g. "updates.3.progress". */
-  path: string
-  message: string
-}
+/** One field's failure: its dotted path (e.g. "updates.3.progress") and what is wrong. */
+export type FieldError = z.output<typeof fieldError>
 
 export interface ProblemInit {
   status: number
@@ -60,16 +57,8 @@ export class ProblemError extends Error {
   }
 }
 
-export interface ProblemBody {
-  type: string
-  title: string
-  status: number
-  detail?: string
-  code: string
-  request_id: string
-  errors?: FieldError[]
-  [extension: string]: unknown
-}
+/** The body of every problem answer: the Problem schema's members, and any extension. */
+export type ProblemBody = z.output<typeof problem> & { [extension: string]: unknown }
 
 export function problemBody(init: ProblemInit, requestId: string): ProblemBody {
   return {
