@@ -14,7 +14,7 @@ import { observe } from './http/observe.ts'
 import { problemResponse } from './http/problem.ts'
 import { securityHeaders } from './http/security-headers.ts'
 import { attachServices } from './http/services.ts'
-import { apiRoutes } from './routes/index.ts'
+import { routeGroups } from './routes/index.ts'
 import { ServiceCache } from './services.ts'
 
 export { MAX_BODY_BYTES }
@@ -40,7 +40,8 @@ export function createApp(options: AppOptions = {}) {
         },
       }),
     )
-    .route('/', apiRoutes())
+
+  for (const routes of routeGroups()) app.route('/', routes)
 
   // A path that exists under other methods: 405 with Allow (RFC 9110 §15.5.6), and OPTIONS
   // answers with Allow alone (§9.3.7). Anything else is a 404.

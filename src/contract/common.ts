@@ -15,6 +15,19 @@ export { identifier, storableString as boundedString } from './storable.ts'
 export const ENVIRONMENTS = ['development', 'staging', 'production'] as const
 export type Environment = (typeof ENVIRONMENTS)[number]
 
+/**
+ * A schema built on its first use. The answers' schemas and the documented headers only
+ * describe (the OpenAPI document, the tests' contract check): no request path validates with
+ * them, so no isolate pays for building them at start-up.
+ */
+export function onFirstUse<S>(build: () => S): () => S {
+  let schema: S | undefined
+  return () => {
+    schema ??= build()
+    return schema
+  }
+}
+
 /** A count: a non-negative integer. */
 export const count = () => z.number().check(z.int(), z.minimum(0))
 /** An RFC 3339 instant, as the API writes them (`toISOString()`). */

@@ -1,6 +1,6 @@
 // GET /api/v1/agent/users/{userId}/context (CONTRACT.md): the path parameter and the answer.
 import * as z from 'zod/mini'
-import { identifier, instant, jsonObject } from './common.ts'
+import { identifier, instant, jsonObject, onFirstUse } from './common.ts'
 import { PROGRESS_STATUSES } from './progress.ts'
 import { storableParam } from './storable.ts'
 
@@ -17,57 +17,65 @@ export type ContextSource = (typeof CONTEXT_SOURCES)[number]
 
 export const CACHE_STATUSES = ['HIT', 'MISS', 'STALE', 'BYPASS'] as const
 
-export const taskProgress = z
-  .strictObject({
-    task_id: identifier,
-    status: z.enum(PROGRESS_STATUSES),
-    progress: z.number().check(z.int(), z.minimum(0), z.maximum(100)),
-    updated_at: instant(),
-  })
-  .register(z.globalRegistry, { id: 'TaskProgress' })
-export type TaskProgress = z.output<typeof taskProgress>
+export const taskProgress = onFirstUse(() =>
+  z
+    .strictObject({
+      task_id: identifier,
+      status: z.enum(PROGRESS_STATUSES),
+      progress: z.number().check(z.int(), z.minimum(0), z.maximum(100)),
+      updated_at: instant(),
+    })
+    .register(z.globalRegistry, { id: 'TaskProgress' }),
+)
+export type TaskProgress = z.output<ReturnType<typeof taskProgress>>
 
-export const userContextResponse = z
-  .strictObject({
-    user: z.strictObject({
-      id: identifier,
-      display_name: z.optional(z.string()),
-      timezone: z.optional(z.string()),
-      locale: z.optional(z.string()),
-    }),
-    context: jsonObject().check(z.describe('Free-form JSON: goals, preferences, notes.')),
-    progress: z.array(taskProgress),
-    source: z
-      .enum(CONTEXT_SOURCES)
-      .check(
-        z.describe(
-          '`database`, `cache`, `stale-cache`, `basic` (degraded: `user.id` only, empty `context` and `progress`) or `mock` (development only).',
+export const userContextResponse = onFirstUse(() =>
+  z
+    .strictObject({
+      user: z.strictObject({
+        id: identifier,
+        display_name: z.optional(z.string()),
+        timezone: z.optional(z.string()),
+        locale: z.optional(z.string()),
+      }),
+      context: jsonObject().check(z.describe('Free-form JSON: goals, preferences, notes.')),
+      progress: z.array(taskProgress()),
+      source: z
+        .enum(CONTEXT_SOURCES)
+        .check(
+          z.describe(
+            '`database`, `cache`, `stale-cache`, `basic` (degraded: `user.id` only, empty `context` and `progress`) or `mock` (development only).',
+          ),
         ),
-      ),
-    cached_at: z
-      .nullable(instant())
-      .check(z.describe('When the answer was cached, or null when it came from the database.')),
-    degraded: z
-      .boolean()
-      .check(z.describe('True when the database could not answer (see `X-Degraded`).')),
-  })
-  .register(z.globalRegistry, {
-    id: 'UserContextResponse',
-    description: 'A user’s profile, free-form context and task progress.',
-  })
-export type UserContextResponse = z.output<typeof userContextResponse>
+      cached_at: z
+        .nullable(instant())
+        .check(z.describe('When the answer was cached, or null when it came from the database.')),
+      degraded: z
+        .boolean()
+        .check(z.describe('True when the database could not answer (see `X-Degraded`).')),
+    })
+    .register(z.globalRegistry, {
+      id: 'UserContextResponse',
+      description: 'A user’s profile, free-form context and task progress.',
+    }),
+)
+export type UserContextResponse = z.output<ReturnType<typeof userContextResponse>>
 
 /** The request headers the route reads (documented; neither can make the request fail). */
-export const contextHeaders = z.object({
-  'If-None-Match': z.optional(
-    z.string().check(z.describe('An `ETag` from an earlier answer: `304` while it still matches.')),
-  ),
-  'Cache-Control': z.optional(
-    z.string().check(
-      z.meta({
-        description: '`no-cache` bypasses the cache (`X-Cache: BYPASS`).',
-        examples: ['no-cache'],
-      }),
+export const contextHeaders = onFirstUse(() =>
+  z.object({
+    'If-None-Match': z.optional(
+      z
+        .string()
+        .check(z.describe('An `ETag` from an earlier answer: `304` while it still matches.')),
     ),
-  ),
-})
+    'Cache-Control': z.optional(
+      z.string().check(
+        z.meta({
+          description: '`no-cache` bypasses the cache (`X-Cache: BYPASS`).',
+          examples: ['no-cache'],
+        }),
+      ),
+    ),
+  }),
+)

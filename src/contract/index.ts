@@ -2,6 +2,7 @@
 // routes, the SDK (type-only) and the OpenAPI document.
 export * from './context.ts'
 export * from './health.ts'
-export { type FieldError, fieldError, type ProblemBody, problem } from './problem.ts'
+export type { FieldError, ProblemBody } from './problem.ts'
+export { fieldError, problem } from './problem-schema.ts'
 export * from './progress.ts'
 export * from './token.ts'

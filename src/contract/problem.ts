@@ -4,11 +4,12 @@
 // anything else) into `application/problem+json` (src/http/problem.ts). A `type` is a relative
 // reference to /problems/<code>, which the docs describe.
 
-import * as z from 'zod/mini'
+import type * as z from 'zod/mini'
+import type { fieldError, problem } from './problem-schema.ts'
 import type { ProblemCode } from './problems.ts'
 
 /** One field's failure: its dotted path (e.g. "updates.3.progress") and what is wrong. */
-export type FieldError = z.output<typeof fieldError>
+export type FieldError = z.output<ReturnType<typeof fieldError>>
 
 export interface ProblemInit {
   status: number
@@ -58,7 +59,7 @@ export class ProblemError extends Error {
 }
 
 /** The body of every problem answer: the Problem schema's members, and any extension. */
-export type ProblemBody = z.output<typeof problem> & { [extension: string]: unknown }
+export type ProblemBody = z.output<ReturnType<typeof problem>> & { [extension: string]: unknown }
 
 export function problemBody(init: ProblemInit, requestId: string): ProblemBody {
   return {
@@ -102,38 +103,3 @@ export const problems = {
       headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
     }),
 }
-
-export const fieldError = z
-  .strictObject({ path: z.string(), message: z.string() })
-  .register(z.globalRegistry, { id: 'FieldError' })
-
-/** RFC 9457 problem details with the contract's members and OAuth's on the token routes. */
-export const problem = z
-  .strictObject({
-    type: z.string().check(z.describe('A relative reference: `/problems/<code>`.')),
-    title: z.string(),
-    status: z.number().check(z.int(), z.minimum(400), z.maximum(599)),
-    detail: z.optional(z.string()),
-    code: z.string().check(z.describe('Stable machine-readable code.')),
-    request_id: z.string().check(z.describe('Equals the `X-Request-Id` response header.')),
-    errors: z.optional(
-      z
-        .array(fieldError)
-        .check(
-          z.describe(
-            'Validation failures: one entry per field (`path` is dotted, e.g. `updates.3.progress`).',
-          ),
-        ),
-    ),
-    error: z.optional(
-      z.string().check(z.describe('Token endpoints only: the OAuth error code (RFC 6749 §5.2).')),
-    ),
-    error_description: z.optional(
-      z.string().check(z.describe('Token endpoints only: the OAuth error description.')),
-    ),
-  })
-  .register(z.globalRegistry, {
-    id: 'Problem',
-    description:
-      'RFC 9457 problem details. `type` is `/problems/<code>`; `code` is stable and machine-readable (see `x-problem-types`). Never a stack trace, secret, SQL text or upstream error.',
-  })

@@ -1,7 +1,7 @@
 // POST /api/v1/agent/progress and GET /api/v1/agent/progress/batches/{batchId} (CONTRACT.md),
 // and the flush report of POST /api/v1/internal/flush.
 import * as z from 'zod/mini'
-import { boundedString, count, identifier, instant } from './common.ts'
+import { boundedString, count, identifier, instant, onFirstUse } from './common.ts'
 import {
   MAX_JSON_DEPTH,
   storableJsonObject,
@@ -80,31 +80,37 @@ export function progressBodySchema(body: unknown): typeof progressUpdate | typeo
 export type ProgressUpdate = z.input<typeof progressUpdate>
 
 /** The request headers the route reads. */
-export const progressHeaders = z.object({
-  'Idempotency-Key': z.optional(
-    storableString(1, 128).check(
-      z.describe(
-        'Single-update bodies only (a batch carries keys in its updates): 1–128 characters; must equal the update’s `idempotency_key` if it has one. draft-ietf-httpapi-idempotency-key-header: the same key with a different update is a `422`.',
+export const progressHeaders = onFirstUse(() =>
+  z.object({
+    'Idempotency-Key': z.optional(
+      storableString(1, 128).check(
+        z.describe(
+          'Single-update bodies only (a batch carries keys in its updates): 1–128 characters; must equal the update’s `idempotency_key` if it has one. draft-ietf-httpapi-idempotency-key-header: the same key with a different update is a `422`.',
+        ),
       ),
     ),
-  ),
-})
-
+  }),
+)
 const batchState = z.enum(['queued', 'committed'])
 
-export const progressAccepted = z
-  .strictObject({
-    batch_id: z.uuid(),
-    accepted: count().check(z.describe('Updates newly accepted.')),
-    duplicates: count().check(z.describe('Updates whose idempotency key was already seen.')),
-    status: batchState.check(
-      z.describe(
-        '`queued`: durably buffered (Redis), flushed to Postgres later; `committed`: already in Postgres.',
+export const progressAccepted = onFirstUse(() =>
+  z
+    .strictObject({
+      batch_id: z.uuid(),
+      accepted: count().check(z.describe('Updates newly accepted.')),
+      duplicates: count().check(z.describe('Updates whose idempotency key was already seen.')),
+      status: batchState.check(
+        z.describe(
+          '`queued`: durably buffered (Redis), flushed to Postgres later; `committed`: already in Postgres.',
+        ),
       ),
-    ),
-  })
-  .register(z.globalRegistry, { id: 'ProgressAccepted', description: 'The updates are durable.' })
-export type ProgressAccepted = z.output<typeof progressAccepted>
+    })
+    .register(z.globalRegistry, {
+      id: 'ProgressAccepted',
+      description: 'The updates are durable.',
+    }),
+)
+export type ProgressAccepted = z.output<ReturnType<typeof progressAccepted>>
 
 export const batchIdParam = z
   .strictObject({
@@ -116,53 +122,59 @@ export const batchIdParam = z
   })
   .register(z.globalRegistry, { id: 'BatchId' })
 
-export const batchStatus = z
-  .strictObject({
-    batch_id: z.uuid(),
-    status: batchState,
-    accepted: count(),
-    committed_at: z.nullable(instant()),
-    dead_letters: z.optional(
-      count().check(
-        z.describe('Updates of the batch a store refused at flush time, held as dead letters.'),
-      ),
-    ),
-    discarded: z.optional(
-      count().check(
-        z.describe('Updates of the batch an operator discarded from the dead letters.'),
-      ),
-    ),
-  })
-  .register(z.globalRegistry, {
-    id: 'BatchStatus',
-    description:
-      'Where a batch of accepted updates is. Monotonic: once `committed`, always `committed` with the same `committed_at`. A batch stays `queued` while one of its updates is a dead letter; when an operator discards that one, the batch is `committed` with `discarded` counting what was dropped.',
-  })
-export type BatchStatus = z.output<typeof batchStatus>
-
-export const flushReport = z
-  .strictObject({
-    flushed: count(),
-    remaining: z
-      .nullable(count())
-      .check(
-        z.describe('Updates still buffered after the drain (null when they could not be counted).'),
-      ),
-    dead_letters: z
-      .nullable(count())
-      .check(
-        z.describe(
-          'Updates held as dead letters (a store refused them; see the health report), null when they could not be counted.',
+export const batchStatus = onFirstUse(() =>
+  z
+    .strictObject({
+      batch_id: z.uuid(),
+      status: batchState,
+      accepted: count(),
+      committed_at: z.nullable(instant()),
+      dead_letters: z.optional(
+        count().check(
+          z.describe('Updates of the batch a store refused at flush time, held as dead letters.'),
         ),
       ),
-    skipped: z.optional(
-      z
-        .enum(['no_buffer', 'no_database', 'lease_held', 'circuit_open'])
-        .check(z.describe('Why nothing was flushed, when nothing was.')),
-    ),
-  })
-  .register(z.globalRegistry, {
-    id: 'FlushReport',
-    description: 'What one drain of the progress buffer did.',
-  })
-export type FlushReport = z.output<typeof flushReport>
+      discarded: z.optional(
+        count().check(
+          z.describe('Updates of the batch an operator discarded from the dead letters.'),
+        ),
+      ),
+    })
+    .register(z.globalRegistry, {
+      id: 'BatchStatus',
+      description:
+        'Where a batch of accepted updates is. Monotonic: once `committed`, always `committed` with the same `committed_at`. A batch stays `queued` while one of its updates is a dead letter; when an operator discards that one, the batch is `committed` with `discarded` counting what was dropped.',
+    }),
+)
+export type BatchStatus = z.output<ReturnType<typeof batchStatus>>
+
+export const flushReport = onFirstUse(() =>
+  z
+    .strictObject({
+      flushed: count(),
+      remaining: z
+        .nullable(count())
+        .check(
+          z.describe(
+            'Updates still buffered after the drain (null when they could not be counted).',
+          ),
+        ),
+      dead_letters: z
+        .nullable(count())
+        .check(
+          z.describe(
+            'Updates held as dead letters (a store refused them; see the health report), null when they could not be counted.',
+          ),
+        ),
+      skipped: z.optional(
+        z
+          .enum(['no_buffer', 'no_database', 'lease_held', 'circuit_open'])
+          .check(z.describe('Why nothing was flushed, when nothing was.')),
+      ),
+    })
+    .register(z.globalRegistry, {
+      id: 'FlushReport',
+      description: 'What one drain of the progress buffer did.',
+    }),
+)
+export type FlushReport = z.output<ReturnType<typeof flushReport>>

@@ -1,7 +1,7 @@
 // POST /api/v1/agent/token and /token/revoke (CONTRACT.md "Access tokens", RFC 6749, RFC 7009):
 // the request bodies (JSON and form), and the answers.
 import * as z from 'zod/mini'
-import { boundedString, count, ENVIRONMENTS, identifier, instant } from './common.ts'
+import { boundedString, count, ENVIRONMENTS, identifier, instant, onFirstUse } from './common.ts'
 
 export const SCOPES = ['context:read', 'progress:write'] as const
 export type Scope = (typeof SCOPES)[number]
@@ -137,25 +137,29 @@ export type OAuthError =
   | 'unsupported_grant_type'
   | 'invalid_scope'
 
-export const tokenResponse = z
-  .strictObject({
-    access_token: describe(z.string(), 'JWT (HS256, `typ: at+jwt`).'),
-    token_type: z.literal('Bearer'),
-    expires_in: describe(count(), 'Access token lifetime in seconds.'),
-    expires_at: describe(instant(), 'When the access token expires (RFC 3339).'),
-    refresh_token: z.string(),
-    refresh_expires_in: describe(count(), 'Refresh token lifetime in seconds.'),
-    scope: describe(scopeString, 'The granted scopes.'),
-    environment: z.enum(ENVIRONMENTS),
-  })
-  .register(z.globalRegistry, {
-    id: 'TokenResponse',
-    description: 'Tokens (`Cache-Control: no-store`).',
-  })
-export type TokenResponse = z.output<typeof tokenResponse>
+export const tokenResponse = onFirstUse(() =>
+  z
+    .strictObject({
+      access_token: describe(z.string(), 'JWT (HS256, `typ: at+jwt`).'),
+      token_type: z.literal('Bearer'),
+      expires_in: describe(count(), 'Access token lifetime in seconds.'),
+      expires_at: describe(instant(), 'When the access token expires (RFC 3339).'),
+      refresh_token: z.string(),
+      refresh_expires_in: describe(count(), 'Refresh token lifetime in seconds.'),
+      scope: describe(scopeString, 'The granted scopes.'),
+      environment: z.enum(ENVIRONMENTS),
+    })
+    .register(z.globalRegistry, {
+      id: 'TokenResponse',
+      description: 'Tokens (`Cache-Control: no-store`).',
+    }),
+)
+export type TokenResponse = z.output<ReturnType<typeof tokenResponse>>
 
 /** RFC 7009 §2.2: the body of a successful revocation carries nothing. */
-export const revokeResponse = z.strictObject({}).register(z.globalRegistry, {
-  id: 'RevokeResponse',
-  description: 'Empty: a well-formed revocation always succeeds (RFC 7009).',
-})
+export const revokeResponse = onFirstUse(() =>
+  z.strictObject({}).register(z.globalRegistry, {
+    id: 'RevokeResponse',
+    description: 'Empty: a well-formed revocation always succeeds (RFC 7009).',
+  }),
+)

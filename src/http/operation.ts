@@ -1,15 +1,15 @@
 // One operation of the API, defined once, beside its handler: what it accepts (the schemas its
 // validators are built from) and every answer it can give (statuses, headers, bodies, problem
-// codes). The routes register their handlers from it (`validate(op)`, `authorize(op)`); the
-// OpenAPI document is generated from all of them (src/openapi/generate.ts), so neither can
-// drift from the other. Plain data: building it costs nothing at start-up.
-import type { MiddlewareHandler } from 'hono'
+// codes). The routes register their handlers from it (./validate.ts: `validate(op)`,
+// `authorize(op)`); the OpenAPI document is generated from all of them
+// (src/openapi/generate.ts), so neither can drift from the other. Plain data: building it
+// costs nothing at start-up.
+//
+// Types and a few constants only: the lazily loaded OpenAPI generator imports this module, and
+// a bundler makes whatever that graph imports at run time lazily initialised (slower to start).
 import type * as z from 'zod/mini'
 import type { ProblemCode } from '../contract/problems.ts'
 import type { Scope } from '../contract/token.ts'
-import { requireAuth } from './auth.ts'
-import { jsonBody, pathParams } from './body.ts'
-import type { AppEnv } from './context.ts'
 
 /** The response headers the document knows (src/openapi/document.ts describes each). */
 export type HeaderName =
@@ -52,8 +52,11 @@ export const unavailable = (
 /** A JSON Schema, where no zod schema describes a body (the document itself, a page). */
 export type JsonSchema = { [keyword: string]: unknown }
 
+/** A zod schema, or one built on first use (the answers': see src/contract/common.ts). */
+export type Described = z.ZodMiniType | (() => z.ZodMiniType)
+
 export interface MediaDoc {
-  schema: z.ZodMiniType | JsonSchema
+  schema: Described | JsonSchema
   example?: unknown
   examples?: Record<string, { summary: string; value: unknown }>
 }
@@ -100,7 +103,7 @@ export interface Operation {
     /** Validated: a 400 names each parameter that fails. */
     params?: z.ZodMiniType
     /** Documented request headers; the operation's service reads them. */
-    headers?: z.ZodMiniType
+    headers?: Described
     /** A validated JSON body. */
     json?: z.ZodMiniType
     /** The body may be absent. */
@@ -115,53 +118,4 @@ export interface Operation {
    * 413 for a POST, 415 where a body is validated, and the auth answers of `scope`.
    */
   responses: Record<string, ResponseDoc | SharedResponse>
-}
-
-type Input<O extends Operation> = NonNullable<O['request']>
-type ParamOut<O extends Operation> = Input<O>['params'] extends z.ZodMiniType
-  ? { param: z.output<Input<O>['params']> }
-  : Record<never, never>
-type JsonOut<O extends Operation> = Input<O>['json'] extends z.ZodMiniType
-  ? {
-      json: Input<O>['optional'] extends true
-        ? z.output<Input<O>['json']> | undefined
-        : z.output<Input<O>['json']>
-    }
-  : Record<never, never>
-
-/** The validated input of `op`, as `c.req.valid(…)` returns it. */
-export type Validated<O extends Operation> = ParamOut<O> & JsonOut<O>
-
-/**
- * The validators of `op`'s request, in one middleware: path parameters, then the JSON body.
- * Each is built from the very schema the document shows.
- */
-export function validate<const O extends Operation>(
-  op: O,
-): MiddlewareHandler<AppEnv, string, { out: Validated<O> }> {
-  const steps: MiddlewareHandler<AppEnv>[] = []
-  const request = op.request
-  if (request?.params) steps.push(pathParams(request.params) as MiddlewareHandler<AppEnv>)
-  if (request?.json) {
-    const options = { optional: request.optional, select: request.select }
-    steps.push(jsonBody(request.json, options) as MiddlewareHandler<AppEnv>)
-  }
-  return async (c, next) => {
-    const run = async (i: number): Promise<void> => {
-      const step = steps[i]
-      if (!step) return next()
-      const answer = await step(c, () => run(i + 1))
-      if (answer instanceof Response) c.res = answer
-    }
-    await run(0)
-  }
-}
-
-/** The bearer check `op.scope` asks for (`options`: see requireAuth). */
-export function authorize(
-  op: Operation,
-  options?: Parameters<typeof requireAuth>[1],
-): MiddlewareHandler<AppEnv> {
-  if (!op.scope) throw new Error(`${op.operationId} takes no bearer token`)
-  return requireAuth(op.scope === 'any' ? undefined : op.scope, options)
 }

@@ -11,9 +11,10 @@
 // A pure function of the operations and the version, so it can run at build time as well.
 // Only GET /openapi.json (and the tests) load this module, through a dynamic import.
 import * as z from 'zod/mini'
-import { problem } from '../contract/problem.ts'
+import { problem } from '../contract/problem-schema.ts'
 import { PROBLEM_TYPES, type ProblemCode } from '../contract/problems.ts'
 import {
+  type Described,
   type HeaderName,
   type JsonSchema,
   type MediaDoc,
@@ -138,11 +139,14 @@ function problemSchema(status: number, codes: readonly ProblemCode[]): Schema {
   }
 }
 
-const isZod = (schema: MediaDoc['schema']): schema is z.ZodMiniType => '_zod' in schema
+/** The zod schema `described` names (built now if it is built on first use). */
+export const zodSchema = (described: Described): z.ZodMiniType =>
+  typeof described === 'function' ? described() : described
 
 function media(doc: MediaDoc, io: 'input' | 'output', convert: Convert) {
   const { schema, ...rest } = doc
-  return { ...rest, schema: isZod(schema) ? convert(schema, io) : schema }
+  const zod = typeof schema === 'function' || '_zod' in schema
+  return { ...rest, schema: zod ? convert(zodSchema(schema as Described), io) : schema }
 }
 
 /** A response object: a problem answer, a body, or neither. */
@@ -346,12 +350,14 @@ export function buildDocument(operations: readonly Operation[], version: string)
       operation.parameters.push(...components.parameters(op.request.params, 'path', parameters))
     }
     if (op.request?.headers) {
-      operation.parameters.push(...components.parameters(op.request.headers, 'header', parameters))
+      operation.parameters.push(
+        ...components.parameters(zodSchema(op.request.headers), 'header', parameters),
+      )
     }
     item[op.method] = operation as OperationObject
   }
   // The Problem schema is referenced only from the problem answers' own schemas.
-  components.convert(problem, 'output')
+  components.convert(problem(), 'output')
   return {
     ...frame,
     paths,

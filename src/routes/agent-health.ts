@@ -4,15 +4,9 @@ import { Hono } from 'hono'
 import { heartbeat, healthReport as reportSchema } from '../contract/health.ts'
 import { agentHealth } from '../health/report.ts'
 import type { AppEnv } from '../http/context.ts'
-import {
-  authorize,
-  type Operation,
-  problem,
-  RATE_LIMIT,
-  unavailable,
-  validate,
-} from '../http/operation.ts'
+import { type Operation, problem, RATE_LIMIT, unavailable } from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
+import { authorize, validate } from '../http/validate.ts'
 
 export const reportAgentHealth = {
   method: 'post',

@@ -5,16 +5,15 @@ import { Hono } from 'hono'
 import { contextHeaders, userContextResponse, userIdParam } from '../contract/context.ts'
 import type { AppEnv } from '../http/context.ts'
 import {
-  authorize,
   type HeaderName,
   type Operation,
   problem,
   RATE_LIMIT,
   type ResponseDoc,
   unavailable,
-  validate,
 } from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
+import { authorize, validate } from '../http/validate.ts'
 import { contextFor } from '../users/service.ts'
 
 const CONTEXT_EXAMPLE = {

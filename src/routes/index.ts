@@ -1,5 +1,5 @@
 // Every route group, and every operation the app serves (the OpenAPI document's source).
-import { Hono } from 'hono'
+import type { Hono } from 'hono'
 import type { AppEnv } from '../http/context.ts'
 import type { Operation } from '../http/operation.ts'
 import { agentHealthOperations, agentHealthRoutes } from './agent-health.ts'
@@ -20,14 +20,15 @@ export const OPERATIONS: readonly Operation[] = [
   ...docsOperations,
 ]
 
-/** The routes of every operation in OPERATIONS. */
-export function apiRoutes() {
-  return new Hono<AppEnv>()
-    .route('/', healthRoutes)
-    .route('/', tokenRoutes)
-    .route('/', contextRoutes)
-    .route('/', progressRoutes)
-    .route('/', internalRoutes)
-    .route('/', agentHealthRoutes)
-    .route('/', createDocsRoutes(OPERATIONS))
+/** The route groups serving every operation in OPERATIONS, to mount at `/`. */
+export function routeGroups(): Hono<AppEnv>[] {
+  return [
+    healthRoutes,
+    tokenRoutes,
+    contextRoutes,
+    progressRoutes,
+    internalRoutes,
+    agentHealthRoutes,
+    createDocsRoutes(OPERATIONS),
+  ]
 }

@@ -13,15 +13,9 @@ import {
   progressRequest,
 } from '../contract/progress.ts'
 import type { AppEnv } from '../http/context.ts'
-import {
-  authorize,
-  type Operation,
-  problem,
-  RATE_LIMIT,
-  unavailable,
-  validate,
-} from '../http/operation.ts'
+import { type Operation, problem, RATE_LIMIT, unavailable } from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
+import { authorize, validate } from '../http/validate.ts'
 import * as progress from '../progress/report.ts'
 import { batchStatus } from '../progress/status.ts'
 

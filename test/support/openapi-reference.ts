@@ -6,7 +6,7 @@
 import { Hono, type MiddlewareHandler } from 'hono'
 import { describeRoute, generateSpecs, resolver, validator } from 'hono-openapi'
 import type * as z from 'zod/mini'
-import { problem } from '../../src/contract/problem.ts'
+import { problem } from '../../src/contract/problem-schema.ts'
 import type { Operation } from '../../src/http/operation.ts'
 import { documentFrame } from '../../src/openapi/document.ts'
 import {
@@ -14,6 +14,7 @@ import {
   type OpenApiDocument,
   operationObject,
   sharedResponses,
+  zodSchema,
 } from '../../src/openapi/generate.ts'
 
 const convert: Convert = (schema, io) => resolver(schema, { options: { io } })
@@ -30,14 +31,16 @@ export async function referenceDocument(
   for (const op of operations) {
     const parameters: MiddlewareHandler[] = [
       ...(op.request?.params ? [validator('param', op.request.params as z.ZodMiniObject)] : []),
-      ...(op.request?.headers ? [validator('header', op.request.headers as z.ZodMiniObject)] : []),
+      ...(op.request?.headers
+        ? [validator('header', zodSchema(op.request.headers) as z.ZodMiniObject)]
+        : []),
     ]
     const spec = operationObject(op, convert) as Parameters<typeof describeRoute>[0]
     app.on(op.method.toUpperCase(), op.path, describeRoute(spec), ...parameters, documented)
   }
   const { parameters, securitySchemes, ...frame } = documentFrame(version)
   // The Problem schema is referenced only from the problem answers' own schemas.
-  const problemSchemas = await resolver(problem, { options: { io: 'output' } }).toOpenAPISchema()
+  const problemSchemas = await resolver(problem(), { options: { io: 'output' } }).toOpenAPISchema()
   const spec = await generateSpecs(app, {
     documentation: {
       ...frame,

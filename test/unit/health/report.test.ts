@@ -42,7 +42,7 @@ const report = (d: ReportDeps, heartbeat = null) =>
 describe('the health report without a database or Redis', () => {
   test('is the contract’s shape, says what is missing, and fails the database check', async () => {
     const body = await report(deps())
-    expect(reportSchema.safeParse(body).success).toBe(true)
+    expect(reportSchema().safeParse(body).success).toBe(true)
     const checks = Object.fromEntries(body.health.checks.map((c) => [c.name, c]))
     expect(checks.database).toMatchObject({ status: 'fail', details: { configured: false } })
     expect(checks.redis).toMatchObject({ status: 'warn', details: { configured: false } })

@@ -366,7 +366,9 @@ describe('GET /openapi.json and GET /docs', () => {
 // Compile-time: each response schema and the interface the routes build their bodies from
 // describe the same shape (tsc checks these; they do nothing at run time).
 test('response schemas match the interfaces in src/contract', () => {
-  type Out<K extends keyof typeof responses> = z.output<(typeof responses)[K]>
+  // The answers' schemas are built on first use: each is a function returning the schema.
+  type Schemas = { [K in keyof typeof responses]: (typeof responses)[K] }
+  type Out<K extends keyof Schemas> = Schemas[K] extends () => infer S ? z.output<S> : never
   expectTypeOf<Out<'tokenResponse'>>().toEqualTypeOf<TokenResponse>()
   expectTypeOf<Out<'userContextResponse'>>().toEqualTypeOf<UserContextResponse>()
   expectTypeOf<Out<'progressAccepted'>>().toEqualTypeOf<ProgressAccepted>()
