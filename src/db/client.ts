@@ -165,8 +165,14 @@ export function endpointFromTemplate(template: string) {
   }
 }
 
-/** SQLSTATE classes that mean the database is unreachable or overloaded, not a bad query. */
-const OUTAGE_SQLSTATE = /^(08|53|57P|58)/
+/**
+ * SQLSTATEs that mean the database is unreachable, overloaded or briefly in the way of itself,
+ * not that the statement is wrong: connection exceptions (08), insufficient resources (53),
+ * operator intervention (57P: shutdown, cannot connect now; 57014: the statement timeout),
+ * system errors (58), and the transaction rollbacks a retry resolves (40001 serialization
+ * failure, 40P01 deadlock detected). Each was rolled back: nothing it wrote landed.
+ */
+const OUTAGE_SQLSTATE = /^(08|53|57P|57014$|58|40001$|40P01$)/
 
 /**
  * Whether an error means Postgres (or the path to it) is failing, as opposed to a statement
