@@ -6,12 +6,12 @@
 import { Secret } from '../kernel/secret.ts'
 import type { EnvSource } from './env-source.ts'
 import { detectEnvironment, type Environment, type EnvironmentDecision } from './environment.ts'
-import { type ConfigFinding, resolveSecrets } from './secrets.ts'
+import { type ConfigFinding, resolveSecrets, type SigningKeySetting } from './secrets.ts'
 import { parseTunables, type Tunables } from './tunables.ts'
 
 export type { EnvSource } from './env-source.ts'
 export type { Environment } from './environment.ts'
-export type { ConfigFinding } from './secrets.ts'
+export type { ConfigFinding, SigningAlgorithm, SigningKeySetting } from './secrets.ts'
 export type { Tunables } from './tunables.ts'
 export { Secret }
 
@@ -27,6 +27,16 @@ export interface Config {
   agentSecret?: Secret
   jwtSecret?: Secret
   jwtPreviousSecret?: Secret
+  /** The private JWK that signs access tokens; absent: HS256 with `jwtSecret`. */
+  signingKey?: SigningKeySetting
+  /** Verifies and is published during a key rotation; never signs. */
+  signingKeyPrevious?: SigningKeySetting
+  /**
+   * The API's public origin (`PUBLIC_URL`, no trailing slash): the issuer, the API's resource
+   * identifier and the base of every metadata URL. Absent only in development, where each
+   * request's own origin stands in for it.
+   */
+  publicUrl?: string
   cronSecret?: Secret
   databaseUrl?: Secret
   /** Template of the SQL-over-HTTP endpoint when not Neon's own ({host}, {port}). */
@@ -59,6 +69,7 @@ export function loadConfig(env: EnvSource): Config {
   const neonFetchEndpoint = readEndpointTemplate(env, findings)
   const redis = readRedis(env, findings)
   const cronSecret = readCronSecret(env, environment, findings)
+  const publicUrl = readPublicUrl(env, environment, findings)
   const redisKeyPrefix = readKeyPrefix(env, environment, findings)
 
   return {
@@ -68,6 +79,9 @@ export function loadConfig(env: EnvSource): Config {
     agentSecret: secrets.agentSecret,
     jwtSecret: secrets.jwtSecret,
     jwtPreviousSecret: secrets.jwtPreviousSecret,
+    signingKey: secrets.signingKey,
+    signingKeyPrevious: secrets.signingKeyPrevious,
+    publicUrl,
     cronSecret,
     databaseUrl,
     neonFetchEndpoint,
@@ -167,6 +181,53 @@ function readRedis(env: EnvSource, findings: ConfigFinding[]): RedisConfig | und
     return undefined
   }
   return url && token ? { url, token: new Secret(token) } : undefined
+}
+
+const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/
+
+/**
+ * PUBLIC_URL: an origin (scheme, host, port; no path, query or fragment), https — plain http
+ * only to loopback, and only in development. Required outside development: the issuer and the
+ * metadata URLs must be what clients reach, never a guess from a request's Host header.
+ */
+function readPublicUrl(
+  env: EnvSource,
+  environment: Environment,
+  findings: ConfigFinding[],
+): string | undefined {
+  const raw = env.PUBLIC_URL?.trim()
+  if (!raw) {
+    if (environment !== 'development') {
+      findings.push({
+        variable: 'PUBLIC_URL',
+        severity: 'fatal',
+        message:
+          'PUBLIC_URL is not set: the issuer and the metadata URLs need the public origin (https://…)',
+      })
+    }
+    return undefined
+  }
+  const url = parseUrl(raw)
+  const origin = url?.origin
+  const bare =
+    url &&
+    (url.pathname === '/' || url.pathname === '') &&
+    !url.search &&
+    !url.hash &&
+    !url.username
+  const secure =
+    url?.protocol === 'https:' ||
+    (url?.protocol === 'http:' && environment === 'development' && LOOPBACK_HOST.test(url.hostname))
+  if (!url || !origin || origin === 'null' || !bare || !secure) {
+    findings.push({
+      variable: 'PUBLIC_URL',
+      severity: 'fatal',
+      message:
+        'PUBLIC_URL must be an https origin such as https://api.example.com (no path; plain http only to loopback in development)',
+    })
+    return undefined
+  }
+  return origin
 }
 
 function readCronSecret(

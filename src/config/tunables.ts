@@ -38,6 +38,14 @@ export const NUMERIC_TUNABLES = {
     min: 300,
     max: 90 * DAY_S,
   },
+  refreshReuseGraceSeconds: {
+    variable: 'REFRESH_REUSE_GRACE_SECONDS',
+    description:
+      'How long after a refresh token is first used it may be presented again (its answer was lost) while its successor is unused; 0: never',
+    default: 60,
+    min: 0,
+    max: 600,
+  },
   tokenClockToleranceSeconds: {
     variable: 'TOKEN_CLOCK_TOLERANCE_SECONDS',
     description: 'Clock skew accepted on exp/nbf/iat',

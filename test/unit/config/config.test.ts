@@ -14,6 +14,7 @@ const PROD_OK = {
   PROD_JWT_SECRET: STRONG_2,
   DATABASE_URL: 'postgres://u:p@ep-x.neon.tech/db',
   CRON_SECRET: 'cron-secret-of-sufficient-length',
+  PUBLIC_URL: 'https://api.example.com',
 }
 
 const fatal = (env: Record<string, string>) =>
@@ -108,6 +109,7 @@ describe('secrets', () => {
       STAGING_AGENT_SECRET: STRONG,
       STAGING_JWT_SECRET: STRONG,
       DATABASE_URL: PROD_OK.DATABASE_URL,
+      PUBLIC_URL: PROD_OK.PUBLIC_URL,
     })
     expect(staging.failClosed).toBe(false)
     const finding = staging.findings.find((f) => f.variable === 'STAGING_JWT_SECRET')
@@ -159,7 +161,11 @@ describe('secrets', () => {
   })
 
   test('staging has no built-in secret but tolerates a weak one with a warning', () => {
-    const base = { APP_ENV: 'staging', DATABASE_URL: PROD_OK.DATABASE_URL }
+    const base = {
+      APP_ENV: 'staging',
+      DATABASE_URL: PROD_OK.DATABASE_URL,
+      PUBLIC_URL: PROD_OK.PUBLIC_URL,
+    }
     expect(loadConfig(base).failClosed).toBe(true)
     const weak = loadConfig({ ...base, STAGING_AGENT_SECRET: 'short', STAGING_JWT_SECRET: STRONG })
     expect(weak.failClosed).toBe(false)
@@ -256,5 +262,75 @@ describe('tunables', () => {
     const staging = loadConfig({ APP_ENV: 'staging', CONTEXT_FALLBACK_MOCK: 'true' })
     expect(staging.tunables.contextFallbackMock).toBe(false)
     expect(staging.failClosed).toBe(true)
+  })
+})
+
+describe('signing keys and the public URL', () => {
+  const EC = {
+    kty: 'EC',
+    crv: 'P-256',
+    x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU',
+    y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0',
+    d: 'jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI',
+  }
+  const { PROD_JWT_SECRET: _unused, ...NO_SECRET } = PROD_OK
+
+  test('a private JWK signs; the JWT secret is then neither required nor used', () => {
+    const config = loadConfig({ ...NO_SECRET, PROD_JWT_SIGNING_KEY: JSON.stringify(EC) })
+    expect(config.failClosed).toBe(false)
+    expect(config.signingKey).toMatchObject({ variable: 'PROD_JWT_SIGNING_KEY', alg: 'ES256' })
+    expect(config.jwtSecret).toBeUndefined()
+    const both = loadConfig({ ...PROD_OK, PROD_JWT_SIGNING_KEY: JSON.stringify(EC) })
+    expect(both.jwtSecret).toBeUndefined()
+    expect(both.findings).toContainEqual(
+      expect.objectContaining({ variable: 'PROD_JWT_SECRET', severity: 'warning' }),
+    )
+  })
+
+  test.each([
+    ['not JSON', '{kty: EC'],
+    ['a public key only', JSON.stringify({ ...EC, d: undefined })],
+    ['an unsupported key type', JSON.stringify({ kty: 'RSA', n: 'x', e: 'AQAB', d: 'y' })],
+    ['a curve we do not sign with', JSON.stringify({ ...EC, crv: 'P-384' })],
+    ['a mangled coordinate', JSON.stringify({ ...EC, x: 'short' })],
+    ['an alg its key cannot make', JSON.stringify({ ...EC, alg: 'RS256' })],
+  ])('%s is fatal, naming the variable and never the value', (_name, value) => {
+    const config = loadConfig({ ...NO_SECRET, PROD_JWT_SIGNING_KEY: value })
+    expect(config.failClosed).toBe(true)
+    expect(fatal({ ...NO_SECRET, PROD_JWT_SIGNING_KEY: value })).toEqual(['PROD_JWT_SIGNING_KEY'])
+    expect(JSON.stringify(config.findings)).not.toContain(EC.d)
+  })
+
+  test('Ed25519 keys sign EdDSA', () => {
+    const ed = {
+      kty: 'OKP',
+      crv: 'Ed25519',
+      x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo',
+      d: 'nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A',
+    }
+    const config = loadConfig({ ...NO_SECRET, PROD_JWT_SIGNING_KEY: JSON.stringify(ed) })
+    expect(config.signingKey?.alg).toBe('EdDSA')
+  })
+
+  test.each([
+    ['missing', undefined],
+    ['plain http', 'http://api.example.com'],
+    ['with a path', 'https://api.example.com/v1'],
+    ['not a URL', 'api.example.com'],
+  ])('PUBLIC_URL %s is fatal outside development', (_name, value) => {
+    const env = { ...PROD_OK, PUBLIC_URL: value } as Record<string, string>
+    if (value === undefined) delete env.PUBLIC_URL
+    expect(fatal(env)).toEqual(['PUBLIC_URL'])
+  })
+
+  test('PUBLIC_URL is the origin, no trailing slash; development may leave it unset or use loopback http', () => {
+    expect(loadConfig({ ...PROD_OK, PUBLIC_URL: 'https://API.example.com/' }).publicUrl).toBe(
+      'https://api.example.com',
+    )
+    expect(loadConfig({}).publicUrl).toBeUndefined()
+    expect(loadConfig({ PUBLIC_URL: 'http://127.0.0.1:8787' }).publicUrl).toBe(
+      'http://127.0.0.1:8787',
+    )
+    expect(loadConfig({ PUBLIC_URL: 'http://192.0.2.1' }).failClosed).toBe(true)
   })
 })
