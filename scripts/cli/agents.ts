@@ -116,7 +116,7 @@ export const AGENT_COMMANDS: Record<string, Command> = {
     summary: 'revoke every token of the agent (refresh at once, access within GRANT_CACHE_TTL_MS)',
     async run(db, args) {
       const [id] = positionals(args, ['agent-id']).positionals
-      await revokeAllTokens(db, id!, Date.now())
+      await revokeAllTokens(db, id!)
       console.log(`revoked every token of ${id}`)
     },
   },

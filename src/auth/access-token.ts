@@ -1,21 +1,24 @@
-// Access tokens: HS256 JWTs with `typ: at+jwt` (RFC 9068), signed with the environment's
-// current secret and verified against the current and previous ones. Verification pins the
-// algorithm, issuer, audience and environment, requires every claim the contract names, and
-// bounds the token in time: `iat` no later than now (plus the clock tolerance), `exp − iat` no
-// longer than the configured lifetime. A token carries its refresh-token family as `sid` (the
-// registered "session id" claim), so revoking the family revokes the token.
+// Access tokens (RFC 9068): JWTs with `typ: at+jwt`, signed with the ring's signing key (ES256
+// or EdDSA with a configured private key, HS256 with the environment's secret otherwise) and
+// verified against the ring's keys. Verification pins the algorithms, the issuer, the audience
+// (one of this deployment's resources; each route then requires its own) and the environment,
+// requires every claim the contract names, and bounds the token in time: `iat` no later than now
+// (plus the clock tolerance), `exp − iat` no longer than the configured lifetime. A token carries
+// its refresh-token family as `sid` (the registered "session id" claim), so revoking the family
+// revokes the token.
 import { errors, jwtVerify, SignJWT } from 'jose'
 import type { Environment } from '../config/environment.ts'
 import { isStorableString } from '../contract/storable.ts'
 import type { KeyRing } from './keys.ts'
 
-export const AUDIENCE = 'agent-api'
-export const issuerFor = (environment: Environment) => `agent-api/${environment}`
-
 export interface AccessClaims {
+  /** The issuer: the deployment's public URL (RFC 8414 `issuer`). */
   iss: string
+  /** The resource the token is for (RFC 8707, RFC 9068 §2.2): the API's or the MCP endpoint's. */
   aud: string
   sub: string
+  /** The client the token was issued to (RFC 9068 §2.2): the agent. */
+  client_id: string
   scope: string
   env: Environment
   jti: string
@@ -29,6 +32,9 @@ export interface AccessClaims {
 export async function issueAccessToken(
   ring: KeyRing,
   input: {
+    issuer: string
+    /** The resource the token is for (`aud`). */
+    audience: string
     agentId: string
     scope: string
     environment: Environment
@@ -42,9 +48,10 @@ export async function issueAccessToken(
 ): Promise<{ token: string; claims: AccessClaims }> {
   const iat = input.issuedAt ?? Math.floor(input.now / 1000)
   const claims: AccessClaims = {
-    iss: issuerFor(input.environment),
-    aud: AUDIENCE,
+    iss: input.issuer,
+    aud: input.audience,
     sub: input.agentId,
+    client_id: input.agentId,
     scope: input.scope,
     env: input.environment,
     jti: crypto.randomUUID(),
@@ -54,7 +61,7 @@ export async function issueAccessToken(
     sid: input.familyId,
   }
   const token = await new SignJWT({ ...claims })
-    .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: ring.signing.kid })
+    .setProtectedHeader({ alg: ring.signing.alg, typ: 'at+jwt', kid: ring.signing.kid })
     .sign(ring.signing.key)
   return { token, claims }
 }
@@ -81,12 +88,26 @@ export class TokenError extends Error {
   }
 }
 
-const REQUIRED = ['iss', 'aud', 'sub', 'scope', 'env', 'jti', 'iat', 'nbf', 'exp'] as const
+const REQUIRED = [
+  'iss',
+  'aud',
+  'sub',
+  'client_id',
+  'scope',
+  'env',
+  'jti',
+  'iat',
+  'nbf',
+  'exp',
+] as const
 
 export async function verifyAccessToken(
   ring: KeyRing,
   token: string,
   options: {
+    issuer: string
+    /** The resources a token of this deployment may be for; the caller checks which one. */
+    audiences: readonly string[]
     environment: Environment
     now: number
     toleranceSeconds: number
@@ -101,15 +122,18 @@ export async function verifyAccessToken(
     const result = await jwtVerify(
       token,
       (header) => {
-        const key = typeof header.kid === 'string' ? ring.verifying.get(header.kid) : undefined
-        if (!key) throw new TokenError('unknown_kid')
-        return key
+        const entry = typeof header.kid === 'string' ? ring.verifying.get(header.kid) : undefined
+        if (!entry) throw new TokenError('unknown_kid')
+        // A kid names one key of one algorithm: a token naming another (an HS256 "signature"
+        // made with a public key as the secret, say) is refused before any verification.
+        if (header.alg !== entry.alg) throw new TokenError('algorithm')
+        return entry.key
       },
       {
-        algorithms: ['HS256'],
+        algorithms: [...ring.algorithms],
         typ: 'at+jwt',
-        issuer: issuerFor(options.environment),
-        audience: AUDIENCE,
+        issuer: options.issuer,
+        audience: [...options.audiences],
         requiredClaims: [...REQUIRED],
         clockTolerance: options.allowExpired ? Number.MAX_SAFE_INTEGER : options.toleranceSeconds,
         currentDate: new Date(options.now),
@@ -123,6 +147,8 @@ export async function verifyAccessToken(
   if (claims.env !== options.environment) throw new TokenError('environment')
   if (
     !isIdentifier(claims.sub) ||
+    !isIdentifier(claims.client_id) ||
+    typeof claims.aud !== 'string' ||
     !isIdentifier(claims.jti) ||
     (claims.sid !== undefined && !isIdentifier(claims.sid)) ||
     typeof claims.scope !== 'string' ||

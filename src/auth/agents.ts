@@ -116,15 +116,30 @@ export async function setActive(db: Database, id: string, active: boolean): Prom
 
 /**
  * Revokes every token the agent holds: its refresh tokens at once, and its access tokens issued
- * before `now` (an agent-wide not-before) within GRANT_CACHE_TTL_MS. New tokens work at once.
+ * before now (an agent-wide not-before) within GRANT_CACHE_TTL_MS. New tokens work at once.
+ *
+ * "Now" is the database's clock, read when the agent's row is locked: never the operator's
+ * machine's, which may be minutes off (too early lets older tokens live on, too late refuses
+ * new ones). The agent's row lock waits for rotations under way (they hold it shared), so a
+ * successor one of them is inserting belongs to a family this revokes.
  */
-export async function revokeAllTokens(db: Database, id: string, now: number): Promise<void> {
+export async function revokeAllTokens(db: Database, id: string): Promise<void> {
   checkId(id)
-  const at = new Date(now).toISOString()
   const [updated] = await db.transaction([
-    sql`UPDATE agents SET tokens_not_before = ${at}, updated_at = now() WHERE id = ${id} RETURNING id`,
-    sql`UPDATE refresh_tokens SET revoked_at = ${at}, revoked_why = 'agent_revoked'
-        WHERE agent_id = ${id} AND revoked_at IS NULL`,
+    // Access tokens carry a whole-second iat, and one issued after an earlier revocation within
+    // the same second carries that second rounded up (issuedAtFor): the new not-before lies past
+    // both, by a millisecond, so every token issued before this revocation is refused by it.
+    sql`UPDATE agents SET updated_at = now(), tokens_not_before = greatest(
+          clock_timestamp(),
+          CASE WHEN tokens_not_before = date_trunc('second', tokens_not_before)
+               THEN tokens_not_before
+               ELSE date_trunc('second', tokens_not_before) + interval '1 second' END
+        ) + interval '1 millisecond'
+        WHERE id = ${id} RETURNING id`,
+    sql`UPDATE refresh_token_families f SET revoked_at = a.tokens_not_before, revoked_why = 'agent_revoked'
+        FROM agents a WHERE a.id = ${id} AND f.agent_id = a.id AND f.revoked_at IS NULL`,
+    sql`UPDATE refresh_tokens t SET revoked_at = a.tokens_not_before, revoked_why = 'agent_revoked'
+        FROM agents a WHERE a.id = ${id} AND t.agent_id = a.id AND t.revoked_at IS NULL`,
   ])
   if (!updated?.[0]) throw new AgentAdminError('no_such_agent', `No agent ${id}`)
 }

@@ -1,7 +1,9 @@
-// Refresh tokens: opaque, 256 random bits, stored only as their SHA-256. Every use spends
-// the token and issues its successor in the same family in one statement; presenting a spent
-// token again means it leaked, so the whole family is revoked (OAuth 2.0 Security BCP §4.14).
-// A refresh token belongs to the environment that issued it: environments may share a
+// Refresh tokens: opaque, 256 random bits, stored only as their SHA-256. Every use spends the
+// token and issues its successor in the same family; the previous token presented again within
+// the grace period while its successor is unused (a lost answer) rotates once more, any other
+// re-use means it leaked and revokes the whole family (OAuth 2.0 Security BCP §4.14). Postgres
+// decides each transition (migration 0006), serialised with every revocation on the family's
+// row. A refresh token belongs to the environment that issued it: environments may share a
 // database, and another environment's token is, to this one, unknown.
 import type { Environment } from '../config/environment.ts'
 import { type Database, sql } from '../db/client.ts'
@@ -22,9 +24,25 @@ export async function hashRefreshToken(token: string): Promise<string> {
 export interface IssuedRefreshToken {
   token: string
   familyId: string
+  /** When the refresh token expires (ms; the database's clock). */
   expiresAt: number
 }
 
+/** A grant's refresh token, with what the database knew about the agent when it made it. */
+export interface IssuedGrant {
+  refresh: IssuedRefreshToken
+  /** The agent's agent-wide not-before (ms), read under the agent's row lock. */
+  tokensNotBefore: number | null
+  /** The database's clock at the grant (ms): the access token's `iat` is taken from it. */
+  issuedAt: number
+}
+
+/**
+ * Starts a family: its row and its first refresh token, in one statement that holds the
+ * agent's row (shared), so an operator's agent-wide revocation running at the same time
+ * either sees the new family or comes after it. Undefined when the agent is no longer active.
+ * Times are the database's.
+ */
 export async function issueRefreshToken(
   db: Database,
   input: {
@@ -32,34 +50,51 @@ export async function issueRefreshToken(
     scope: string
     environment: Environment
     ttlSeconds: number
-    now: number
-    familyId?: string
+    /** RFC 8707: the family's default resource; absent, the API itself. */
+    resource?: string
   },
   trace?: Trace,
-): Promise<IssuedRefreshToken> {
+): Promise<IssuedGrant | undefined> {
   const token = PREFIX + randomToken(32)
-  const familyId = input.familyId ?? crypto.randomUUID()
-  const expiresAt = input.now + input.ttlSeconds * 1000
-  await db.query(
-    sql`INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, environment, issued_at, expires_at)
-        VALUES (${await hashRefreshToken(token)}, ${familyId}, ${input.agentId}, ${input.scope},
-                ${input.environment}, ${new Date(input.now).toISOString()},
-                ${new Date(expiresAt).toISOString()})`,
+  const familyId = crypto.randomUUID()
+  const rows = await db.query<{ not_before_ms: string | null; now_ms: string }>(
+    sql`WITH a AS (
+          SELECT id, (extract(epoch FROM tokens_not_before) * 1000)::bigint AS not_before_ms
+          FROM agents WHERE id = ${input.agentId} AND active FOR SHARE
+        ), f AS (
+          INSERT INTO refresh_token_families (id, agent_id, environment, resource)
+          SELECT ${familyId}, a.id, ${input.environment}, ${input.resource ?? null}::text FROM a
+          RETURNING id
+        ), t AS (
+          INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, environment, issued_at, expires_at)
+          SELECT ${await hashRefreshToken(token)}, f.id, ${input.agentId}, ${input.scope},
+                 ${input.environment}, now(), now() + make_interval(secs => ${input.ttlSeconds}::integer)
+          FROM f RETURNING 1
+        )
+        SELECT a.not_before_ms, (extract(epoch FROM now()) * 1000)::bigint AS now_ms FROM a, t`,
     { trace },
   )
-  return { token, familyId, expiresAt }
+  const row = rows[0]
+  if (!row) return undefined
+  const issuedAt = Number(row.now_ms)
+  return {
+    refresh: { token, familyId, expiresAt: issuedAt + input.ttlSeconds * 1000 },
+    tokensNotBefore: msOrNull(row.not_before_ms),
+    issuedAt,
+  }
 }
 
 export type RotationResult =
-  | {
+  | ({
       ok: true
       agentId: string
       scope: string
       allowedScopes: string[]
-      /** The agent's agent-wide not-before (ms), read in the same statement. */
-      tokensNotBefore: number | null
-      next: IssuedRefreshToken
-    }
+      /** The family's RFC 8707 resource (undefined: the API). */
+      resource: string | undefined
+      /** Rotated through the reuse grace period (a retry of a lost answer). */
+      grace: boolean
+    } & IssuedGrant)
   | {
       ok: false
       reason:
@@ -74,32 +109,33 @@ export type RotationResult =
       revokedFamily?: { agentId: string; familyId: string }
     }
 
-interface RotatedRow {
-  agent_id: string
-  scope: string
-  family_id: string
-  allowed_scopes: string[]
-  tokens_not_before_ms: string | null
-}
+type Refusal = Extract<RotationResult, { ok: false }>['reason']
 
-interface StateRow {
-  family_id: string
-  agent_id: string
-  spent_at: string | null
-  revoked_at: string | null
-  expired: boolean
-  active: boolean
+interface RotationRow {
+  result: Refusal | 'rotated'
+  family: string | null
+  agent: string | null
+  granted_scope: string | null
+  family_resource: string | null
+  allowed: string[] | null
+  not_before_ms: string | null
+  issued_at_ms: string | null
+  through_grace: boolean
 }
 
 /**
- * Spends `presented` and issues its successor, atomically: the UPDATE's row lock makes two
- * concurrent uses of one token resolve to one winner, and the loser is treated as reuse.
+ * Spends `presented` and issues its successor, or says why not, in one call of the database's
+ * `refresh_token_rotate` (migration 0006), which serialises it with every other change to the
+ * family and to the agent (OAuth 2.0 Security BCP §4.14, RFC 9700 §4.14.2):
  *
- * A refusal must not spend the token (its owner would never see the successor, and its next
- * refresh would look like reuse), so the request's own conditions are part of the UPDATE:
- * `clientId`, when the client authenticated, must own the token; `scopes`, when asked for,
- * must lie within the original grant and what the agent is allowed today; with none asked
- * for, some of the original grant must still be allowed.
+ * - a live token rotates; concurrent uses of one token queue on the family's row lock;
+ * - the immediately previous token presented again within `graceSeconds` of its first use,
+ *   while its successor is still unused, by the same client, rotates too and retires that
+ *   successor (the client lost the answer, or sent twice): 0 turns the grace period off;
+ * - any other re-use revokes the whole family (the caller revokes its access tokens).
+ *
+ * A refusal never spends the token: `clientId` must own it; `scopes`, when asked for, must lie
+ * within the original grant and what the agent is allowed today.
  */
 export async function rotateRefreshToken(
   db: Database,
@@ -107,122 +143,134 @@ export async function rotateRefreshToken(
   input: {
     environment: Environment
     ttlSeconds: number
-    now: number
+    graceSeconds: number
     clientId?: string
     scopes?: readonly string[]
   },
   trace?: Trace,
 ): Promise<RotationResult> {
-  const clientId = input.clientId ?? null
-  const wanted = [...(input.scopes ?? [])]
-  const presentedHash = await hashRefreshToken(presented)
   const token = PREFIX + randomToken(32)
-  const nowIso = new Date(input.now).toISOString()
-  const expiresAt = input.now + input.ttlSeconds * 1000
-  const rows = await db.query<RotatedRow>(
-    sql`WITH spent AS (
-          UPDATE refresh_tokens t SET spent_at = ${nowIso}
-          FROM agents a
-          WHERE t.token_hash = ${presentedHash} AND a.id = t.agent_id AND a.active
-            AND t.environment = ${input.environment}
-            AND t.spent_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > ${nowIso}
-            AND (${clientId}::text IS NULL OR t.agent_id = ${clientId}::text)
-            AND CASE WHEN cardinality(${wanted}::text[]) = 0
-                  THEN string_to_array(t.scope, ' ') && a.allowed_scopes
-                  ELSE ${wanted}::text[] <@ string_to_array(t.scope, ' ')
-                       AND ${wanted}::text[] <@ a.allowed_scopes END
-          RETURNING t.family_id, t.agent_id, t.scope, a.allowed_scopes,
-                    (extract(epoch FROM a.tokens_not_before) * 1000)::bigint AS tokens_not_before_ms
-        ), next AS (
-          INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, environment, issued_at, expires_at)
-          SELECT ${await hashRefreshToken(token)}, family_id, agent_id, scope, ${input.environment},
-                 ${nowIso}, ${new Date(expiresAt).toISOString()}
-          FROM spent
-          RETURNING family_id
-        )
-        SELECT s.agent_id, s.scope, s.family_id, s.allowed_scopes, s.tokens_not_before_ms
-        FROM spent s JOIN next USING (family_id)`,
+  const rows = await db.query<RotationRow>(
+    sql`SELECT * FROM refresh_token_rotate(${await hashRefreshToken(presented)},
+          ${await hashRefreshToken(token)}, ${input.environment}, ${input.clientId ?? null}::text,
+          ${[...(input.scopes ?? [])]}::text[], ${input.ttlSeconds}::integer,
+          ${input.graceSeconds}::integer)`,
     { trace },
   )
   const row = rows[0]
-  if (row) {
-    return {
-      ok: true,
-      agentId: row.agent_id,
-      scope: row.scope,
-      allowedScopes: row.allowed_scopes,
-      tokensNotBefore: msOrNull(row.tokens_not_before_ms),
-      next: { token, familyId: row.family_id, expiresAt },
-    }
-  }
-
-  // Not rotated: find out why, and revoke the family if this was a replay.
-  const state = await db.query<StateRow>(
-    sql`SELECT t.family_id, t.agent_id, t.spent_at, t.revoked_at, t.expires_at <= ${nowIso} AS expired,
-               a.active
-        FROM refresh_tokens t JOIN agents a ON a.id = t.agent_id
-        WHERE t.token_hash = ${presentedHash} AND t.environment = ${input.environment}`,
-    { trace },
-  )
-  const found = state[0]
-  if (!found) return { ok: false, reason: 'unknown' }
-  if (found.revoked_at) return { ok: false, reason: 'revoked' }
-  if (!found.active) return { ok: false, reason: 'agent_inactive' }
-  if (found.spent_at) {
-    await revokeFamily(db, found.family_id, 'reuse_detected', input.now, trace)
+  if (!row) throw new Error('refresh_token_rotate returned no row')
+  if (row.result !== 'rotated') {
     return {
       ok: false,
-      reason: 'reused',
-      revokedFamily: { agentId: found.agent_id, familyId: found.family_id },
+      reason: row.result,
+      ...(row.result === 'reused' && row.agent && row.family
+        ? { revokedFamily: { agentId: row.agent, familyId: row.family } }
+        : {}),
     }
   }
-  if (found.expired) return { ok: false, reason: 'expired' }
-  // Live, but this request's conditions refused it (left unspent).
-  if (clientId !== null && found.agent_id !== clientId) return { ok: false, reason: 'wrong_client' }
-  return { ok: false, reason: 'scope_exceeded' }
-}
-
-export async function revokeFamily(
-  db: Database,
-  familyId: string,
-  why: string,
-  now: number,
-  trace?: Trace,
-): Promise<void> {
-  await db.query(
-    sql`UPDATE refresh_tokens SET revoked_at = ${new Date(now).toISOString()}, revoked_why = ${why}
-        WHERE family_id = ${familyId} AND revoked_at IS NULL`,
-    { trace },
-  )
+  const issuedAt = Number(row.issued_at_ms)
+  return {
+    ok: true,
+    agentId: row.agent!,
+    scope: row.granted_scope!,
+    allowedScopes: row.allowed ?? [],
+    resource: row.family_resource ?? undefined,
+    grace: row.through_grace,
+    refresh: { token, familyId: row.family!, expiresAt: issuedAt + input.ttlSeconds * 1000 },
+    tokensNotBefore: msOrNull(row.not_before_ms),
+    issuedAt,
+  }
 }
 
 /**
  * RFC 7009 for refresh tokens: revokes the token's whole family if `agentId` owns it (in this
- * environment). Returns the family, or undefined when there was nothing of the agent's to revoke.
+ * environment), on the family's row — the lock a rotation holds, so a rotation running at the
+ * same time either finished first (its successor belongs to the revoked family) or sees the
+ * revocation. Returns the family, or undefined when there was nothing of the agent's to revoke.
  */
 export async function revokeRefreshToken(
   db: Database,
   presented: string,
   agentId: string,
   environment: Environment,
-  now: number,
   trace?: Trace,
 ): Promise<string | undefined> {
-  // One statement: a data-modifying CTE runs whether or not the query reads it.
-  const rows = await db.query<{ family_id: string }>(
+  // One statement: a data-modifying CTE runs whether or not the query reads it. The tokens'
+  // own columns are for operators; the family's row is what every check reads.
+  const rows = await db.query<{ id: string }>(
     sql`WITH target AS (
           SELECT family_id FROM refresh_tokens
           WHERE token_hash = ${await hashRefreshToken(presented)} AND agent_id = ${agentId}
             AND environment = ${environment}
-        ), revoked AS (
-          UPDATE refresh_tokens SET revoked_at = ${new Date(now).toISOString()},
-                                    revoked_why = 'revoked_by_agent'
-          WHERE revoked_at IS NULL AND family_id IN (SELECT family_id FROM target)
+        ), family AS (
+          UPDATE refresh_token_families f
+          SET revoked_at = coalesce(f.revoked_at, now()),
+              revoked_why = coalesce(f.revoked_why, 'revoked_by_agent')
+          WHERE f.id IN (SELECT family_id FROM target)
+          RETURNING f.id
+        ), tokens AS (
+          UPDATE refresh_tokens SET revoked_at = now(), revoked_why = 'revoked_by_agent'
+          WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM family)
           RETURNING 1
         )
-        SELECT family_id FROM target`,
+        SELECT id FROM family`,
     { trace },
   )
   // Also when already revoked: its access tokens are revoked (again) all the same.
-  return rows[0]?.family_id
+  return rows[0]?.id
+}
+
+/** What introspection may say about a refresh token (RFC 7662 §2.2). */
+export interface RefreshTokenState {
+  /** Its hash: names the token without being it. */
+  tokenHash: string
+  agentId: string
+  scope: string
+  resource: string | undefined
+  /** ms, the database's clock. */
+  issuedAt: number
+  expiresAt: number
+  /** Usable now: unspent, not retired, its family not revoked (an agent-wide revocation revokes
+   * every family), unexpired, its agent active. */
+  active: boolean
+}
+
+/** The refresh token `presented` in `environment`, if it exists (a read, no lock). */
+export async function describeRefreshToken(
+  db: Database,
+  presented: string,
+  environment: Environment,
+  trace?: Trace,
+): Promise<RefreshTokenState | undefined> {
+  const rows = await db.query<{
+    token_hash: string
+    agent_id: string
+    scope: string
+    resource: string | null
+    issued_at_ms: string
+    expires_at_ms: string
+    active: boolean
+  }>(
+    sql`SELECT t.token_hash, t.agent_id, t.scope, f.resource,
+               (extract(epoch FROM t.issued_at) * 1000)::bigint AS issued_at_ms,
+               (extract(epoch FROM t.expires_at) * 1000)::bigint AS expires_at_ms,
+               (t.spent_at IS NULL AND t.retired_at IS NULL AND t.revoked_at IS NULL
+                AND f.revoked_at IS NULL AND t.expires_at > now() AND a.active) AS active
+        FROM refresh_tokens t
+        JOIN refresh_token_families f ON f.id = t.family_id
+        JOIN agents a ON a.id = t.agent_id
+        WHERE t.token_hash = ${await hashRefreshToken(presented)} AND t.environment = ${environment}`,
+    { trace, idempotent: true },
+  )
+  const row = rows[0]
+  if (!row) return undefined
+  return {
+    tokenHash: row.token_hash,
+    agentId: row.agent_id,
+    scope: row.scope,
+    resource: row.resource ?? undefined,
+    issuedAt: Number(row.issued_at_ms),
+    expiresAt: Number(row.expires_at_ms),
+    active: row.active,
+  }
 }

@@ -14,7 +14,10 @@ import { createKeyRing, type KeyRing } from './keys.ts'
 import { RevocationList } from './revocation.ts'
 
 export interface AuthState {
-  /** The key ring; rejects when the environment has no JWT secret (fail-closed config). */
+  /**
+   * The key ring; rejects (SigningKeyError) when nothing can sign or a configured key cannot
+   * be imported. A rejection is kept: the configuration does not change within an isolate.
+   */
   keys(): Promise<KeyRing>
   /** Verified tokens until their exp, so a hot agent is not re-verified with HMAC each time. */
   verified: BoundedLru<string, AccessClaims>
@@ -58,8 +61,7 @@ export function createAuthState(deps: {
 
   return {
     keys: () => {
-      if (!config.jwtSecret) return Promise.reject(new Error('no JWT secret configured'))
-      ring ??= createKeyRing(config.jwtSecret, config.jwtPreviousSecret)
+      ring ??= createKeyRing(config)
       return ring
     },
     verified: new BoundedLru({ maxEntries: t.tokenCacheMaxEntries }),

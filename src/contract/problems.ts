@@ -49,7 +49,21 @@ export const PROBLEM_TYPES = [
     status: 400,
     oauth: true,
     description:
-      'Token endpoint: the refresh token is invalid, expired, revoked, already used (its whole family is then revoked) or not issued to the authenticated client.',
+      'Token endpoint: the refresh token is invalid, expired, revoked, already used (its whole family is then revoked, unless it was the previous token presented again within the grace period) or not issued to the authenticated client.',
+  },
+  {
+    code: 'invalid_target',
+    status: 400,
+    oauth: true,
+    description:
+      'Token endpoint (RFC 8707): `resource` names no resource of this server, or more than one.',
+  },
+  {
+    code: 'unsupported_response_type',
+    status: 400,
+    oauth: true,
+    description:
+      'The authorization endpoint: no grant here uses it; agents use the client credentials grant.',
   },
   {
     code: 'invalid_client',

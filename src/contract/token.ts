@@ -1,5 +1,5 @@
-// POST /api/v1/agent/token and /token/revoke (CONTRACT.md "Access tokens", RFC 6749, RFC 7009):
-// the request bodies (JSON and form), and the answers.
+// POST /api/v1/agent/token, /token/revoke and /token/introspect (CONTRACT.md "Access tokens",
+// RFC 6749, RFC 7009, RFC 7662, RFC 8707): the request bodies (JSON and form), and the answers.
 import * as z from 'zod/mini'
 import { boundedString, count, ENVIRONMENTS, identifier, instant, onFirstUse } from './common.ts'
 
@@ -18,6 +18,13 @@ const refreshToken = boundedString(1, 512)
 const describe = <S extends z.ZodMiniType>(schema: S, text: string) =>
   schema.check(z.describe(text)) as S
 
+/** RFC 8707 §2: the resource a token is asked for (an absolute URI; ours are listed in the
+ * protected-resource metadata). */
+const resourceUri = describe(
+  boundedString(1, 2048),
+  'RFC 8707: the resource the access token is for — this API (`PUBLIC_URL`, the default) or its MCP endpoint (`PUBLIC_URL/mcp`); one per request. Anything else: `invalid_target`.',
+)
+
 const SCOPE_TEXT = `Space-separated scopes (${SCOPES.join(', ')}); default: all the agent may hold.`
 
 /** JSON form 1: `{ agent_id, agent_secret, scope? }` (grant_type optional). */
@@ -32,6 +39,7 @@ export const jsonClientCredentials = z
       'The agent’s own secret, or the environment’s shared agent secret.',
     ),
     scope: z.optional(describe(scopeString, SCOPE_TEXT)),
+    resource: z.optional(resourceUri),
   })
   .register(z.globalRegistry, {
     id: 'TokenRequestClientCredentials',
@@ -50,6 +58,7 @@ export const jsonRefresh = z
       'A refresh token of this environment; each use returns a new one, re-use revokes its family and the access tokens it issued.',
     ),
     scope: z.optional(describe(scopeString, 'At most the original grant’s scopes.')),
+    resource: z.optional(resourceUri),
     agent_id: z.optional(
       describe(identifier, 'The agent’s id (or send the credentials by HTTP Basic).'),
     ),
@@ -109,6 +118,7 @@ export const tokenForm = z
       ),
     ),
     scope: jsonClientCredentials.shape.scope,
+    resource: jsonClientCredentials.shape.resource,
   })
   .register(z.globalRegistry, {
     id: 'TokenRequestForm',
@@ -129,18 +139,51 @@ export const revokeForm = z
       'RFC 7009 §2.1, form-encoded. A `token_type_hint` other than `access_token`/`refresh_token` is ignored.',
   })
 
-/** OAuth error codes the token endpoints answer with (inside problem+json). */
+/** RFC 7662 §2.1, JSON (the form encoding carries the same fields). */
+export const jsonIntrospect = z
+  .strictObject({
+    token: describe(boundedString(1, 8192), 'An access token or a refresh token.'),
+    token_type_hint: z.optional(
+      describe(z.enum(['access_token', 'refresh_token']), 'Only a hint: every type is searched.'),
+    ),
+    agent_id: z.optional(identifier),
+    agent_secret: z.optional(secret),
+  })
+  .register(z.globalRegistry, {
+    id: 'IntrospectionRequest',
+    description:
+      'RFC 7662: authenticate with `agent_id`/`agent_secret` or HTTP Basic (not both). Only the caller’s own tokens are reported active.',
+  })
+
+export const introspectForm = z
+  .object({
+    token: jsonIntrospect.shape.token,
+    token_type_hint: z.optional(boundedString(0, 64)),
+    client_id: jsonIntrospect.shape.agent_id,
+    client_secret: jsonIntrospect.shape.agent_secret,
+  })
+  .register(z.globalRegistry, {
+    id: 'IntrospectionRequestForm',
+    description: 'RFC 7662 §2.1, form-encoded; client credentials here or by HTTP Basic.',
+  })
+
+/** OAuth error codes the token endpoints answer with (RFC 6749 §5.2, RFC 8707 §2). */
 export type OAuthError =
   | 'invalid_request'
   | 'invalid_client'
   | 'invalid_grant'
   | 'unsupported_grant_type'
   | 'invalid_scope'
+  | 'invalid_target'
+  | 'unsupported_response_type'
 
 export const tokenResponse = onFirstUse(() =>
   z
     .strictObject({
-      access_token: describe(z.string(), 'JWT (HS256, `typ: at+jwt`).'),
+      access_token: describe(
+        z.string(),
+        'JWT (`typ: at+jwt`, RFC 9068): ES256 (or EdDSA) with a key in the JWKS, or HS256 where only a secret is configured.',
+      ),
       token_type: z.literal('Bearer'),
       expires_in: describe(count(), 'Access token lifetime in seconds.'),
       expires_at: describe(instant(), 'When the access token expires (RFC 3339).'),
@@ -163,3 +206,38 @@ export const revokeResponse = onFirstUse(() =>
     description: 'Empty: a well-formed revocation always succeeds (RFC 7009).',
   }),
 )
+
+const seconds = () => z.number().check(z.int(), z.minimum(0))
+
+/** RFC 7662 §2.2. Inactive: `{ "active": false }` and nothing else. */
+export const introspectionResponse = onFirstUse(() =>
+  z
+    .union([
+      z.strictObject({ active: z.literal(false) }),
+      z.strictObject({
+        active: z.literal(true),
+        token_type: describe(
+          z.enum(['Bearer', 'refresh_token']),
+          '`Bearer` for an access token, `refresh_token` for a refresh token.',
+        ),
+        scope: scopeString,
+        client_id: identifier,
+        sub: identifier,
+        aud: describe(z.string(), 'The resource the token is for.'),
+        iss: describe(z.string(), 'The issuer (`PUBLIC_URL`).'),
+        exp: seconds(),
+        iat: seconds(),
+        nbf: z.optional(seconds()),
+        jti: describe(
+          z.string(),
+          'The access token’s `jti`; for a refresh token, its SHA-256 (base64url).',
+        ),
+      }),
+    ])
+    .register(z.globalRegistry, {
+      id: 'IntrospectionResponse',
+      description:
+        'RFC 7662 §2.2. Only the authenticated client’s own active tokens are described; anything else is `{ "active": false }`.',
+    }),
+)
+export type IntrospectionResponse = z.output<ReturnType<typeof introspectionResponse>>

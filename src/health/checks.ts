@@ -1,6 +1,7 @@
 // Health checks: each answers pass, warn or fail with how long it took. `/health` (liveness)
 // runs only the ones that need no upstream; `/health/ready` runs them all with short timeouts.
 
+import { SigningKeyError } from '../auth/keys.ts'
 import type { AuthState } from '../auth/state.ts'
 import type { Config } from '../config/index.ts'
 import type { Database } from '../db/client.ts'
@@ -138,7 +139,9 @@ export function tokenManagerCheck(
         status: 'pass',
         details: {
           signing_kid: ring.signing.kid,
+          signing_alg: ring.signing.alg,
           verifying_kids: ring.verifying.size,
+          published_keys: ring.jwks.keys.length,
           rotation_in_progress: ring.verifying.size > 1,
           access_token_ttl_seconds: config.tunables.accessTokenTtlSeconds,
           verified_tokens_cached: auth.verified.size,
@@ -149,8 +152,10 @@ export function tokenManagerCheck(
           rate_limits: services.redis ? 'global (redis)' : 'per isolate',
         },
       }
-    } catch {
-      return { status: 'fail', details: { signing_key: 'unavailable' } }
+    } catch (err) {
+      // Which variable is wrong, never its value.
+      const variable = err instanceof SigningKeyError ? err.variable : undefined
+      return { status: 'fail', details: { signing_key: 'unavailable', variable } }
     }
   })
 }

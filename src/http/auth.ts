@@ -1,12 +1,22 @@
 // Bearer authentication (RFC 6750) and the per-agent rate limit, for every protected route.
 //
-// A verified token is cached until its exp, so a hot agent pays for HMAC once; what can end a
-// token before its exp is still consulted on every request, each from its own short cache:
-// the revocation list (its token, its family; REVOCATION_CHECK_TTL_MS) and the agent's status
-// (deactivated, or every token revoked; GRANT_CACHE_TTL_MS). The two lookups run side by side.
+// A verified token is cached until its exp, so a hot agent pays for a signature check once;
+// what can end a token before its exp is still consulted on every request, each from its own
+// short cache: the revocation list (its token, its family; REVOCATION_CHECK_TTL_MS) and the
+// agent's status (deactivated, or every token revoked; GRANT_CACHE_TTL_MS). The two lookups
+// run side by side. The audience is checked on every request too: a route takes tokens for its
+// own resource only (RFC 8707), and every challenge names that resource's metadata (RFC 9728
+// §5.1), so a client that knows nothing else can discover how to get a token.
 import type { Context, MiddlewareHandler } from 'hono'
 import { type AccessClaims, TokenError, verifyAccessToken } from '../auth/access-token.ts'
 import { statusRefusal } from '../auth/agent-status.ts'
+import type { KeyRing } from '../auth/keys.ts'
+import {
+  type Issuer,
+  issuerOf,
+  protectedResourceMetadataUrl,
+  type ResourceName,
+} from '../auth/resources.ts'
 import { hasScope } from '../auth/scopes.ts'
 import { ProblemError, problems } from '../contract/problem.ts'
 import type { Scope } from '../contract/token.ts'
@@ -28,14 +38,52 @@ export function isBearer(header: string | undefined): boolean {
   return header !== undefined && /^Bearer(\s|$)/i.test(header)
 }
 
-function invalidToken(detail: string): ProblemError {
+/**
+ * The deployment's identity as this request sees it: PUBLIC_URL, or (development only, where
+ * it may be unset) the request's own origin.
+ */
+export function issuerFor(c: Context<AppEnv>): Issuer {
+  const { publicUrl } = c.get('services').config
+  return issuerOf(publicUrl ?? new URL(c.req.url).origin)
+}
+
+/**
+ * A Bearer challenge (RFC 6750 §3) naming the resource's metadata (RFC 9728 §5.1). Without an
+ * `error` when the request carried no credentials at all (RFC 6750 §3.1).
+ */
+export function bearerChallenge(
+  resource: string,
+  params: { error?: string; error_description?: string; scope?: string } = {},
+): string {
+  const parts = [`Bearer ${REALM}`]
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined) parts.push(`${name}="${value.replaceAll(/["\\]/g, '')}"`)
+  }
+  parts.push(`resource_metadata="${protectedResourceMetadataUrl(resource)}"`)
+  return parts.join(', ')
+}
+
+function invalidToken(resource: string, detail: string): ProblemError {
   return new ProblemError({
     status: 401,
     code: 'invalid_token',
     detail,
     headers: {
-      'WWW-Authenticate': `Bearer ${REALM}, error="invalid_token", error_description="${detail}"`,
+      'WWW-Authenticate': bearerChallenge(resource, {
+        error: 'invalid_token',
+        error_description: detail,
+      }),
     },
+  })
+}
+
+/** No credentials at all: a bare challenge, no `error` (RFC 6750 §3.1). */
+function noToken(resource: string): ProblemError {
+  return new ProblemError({
+    status: 401,
+    code: 'invalid_token',
+    detail: 'An access token is required',
+    headers: { 'WWW-Authenticate': bearerChallenge(resource) },
   })
 }
 
@@ -48,14 +96,36 @@ export function failClosed(c: Context<AppEnv>): ProblemError | undefined {
   )
 }
 
-/** Verifies the bearer token: from the cache when it has been seen, else with jose. */
-export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
+/** The key ring, or the 503 a configuration whose keys cannot be used answers. */
+export async function keyRing(c: Context<AppEnv>): Promise<KeyRing> {
+  try {
+    return await c.get('services').auth.keys()
+  } catch {
+    throw problems.unavailable(
+      'configuration_error',
+      'The token signing keys cannot be used; see the health report',
+      300,
+    )
+  }
+}
+
+/**
+ * Verifies the bearer token (from the cache when it has been seen, else with jose) and that it
+ * is for `resource` (an audience of this deployment; `any`: whichever, for the token
+ * endpoints' own use), then that neither it nor its agent has been revoked.
+ */
+export async function authenticate(
+  c: Context<AppEnv>,
+  resource: ResourceName | 'any' = 'api',
+): Promise<AccessClaims> {
   const services = c.get('services')
+  const identity = issuerFor(c)
+  const challenged = resource === 'any' ? identity.api : identity[resource]
   const header = c.req.header('authorization')
-  if (!header) throw invalidToken('An access token is required')
+  if (!header) throw noToken(challenged)
   const token = bearerToken(header)
-  if (!token) throw invalidToken('Use the Bearer scheme')
-  if (token.length > MAX_TOKEN_BYTES) throw invalidToken('The access token is too long')
+  if (!token) throw invalidToken(challenged, 'Use the Bearer scheme')
+  if (token.length > MAX_TOKEN_BYTES) throw invalidToken(challenged, 'The access token is too long')
 
   const { auth, config, clock } = services
   const now = clock.now()
@@ -65,8 +135,11 @@ export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
     claims = cached.value
     services.events.emit({ type: 'token.verified', cached: true })
   } else {
+    const ring = await keyRing(c)
     try {
-      claims = await verifyAccessToken(await auth.keys(), token, {
+      claims = await verifyAccessToken(ring, token, {
+        issuer: identity.issuer,
+        audiences: identity.resources,
         environment: config.environment,
         now,
         toleranceSeconds: config.tunables.tokenClockToleranceSeconds,
@@ -76,17 +149,23 @@ export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
       const reason = err instanceof TokenError ? err.reason : 'malformed'
       services.events.emit({ type: 'token.rejected', reason })
       c.get('log').info('access token rejected', { reason })
-      throw invalidToken('The access token is invalid or expired')
+      throw invalidToken(challenged, 'The access token is invalid or expired')
     }
     services.events.emit({ type: 'token.verified', cached: false })
     // Cached until exp (plus the clock tolerance verification also allows).
     const ttlMs = (claims.exp + config.tunables.tokenClockToleranceSeconds) * 1000 - now
     auth.verified.set(token, claims, { now, ttlMs })
   }
-  // A cached token must still be inside its validity window.
+  // A cached token must still be inside its validity window, from this issuer (development may
+  // be reached under several origins), and for this route's resource.
   const tolerance = config.tunables.tokenClockToleranceSeconds * 1000
-  if (now > claims.exp * 1000 + tolerance)
-    throw invalidToken('The access token is invalid or expired')
+  if (now > claims.exp * 1000 + tolerance || claims.iss !== identity.issuer) {
+    throw invalidToken(challenged, 'The access token is invalid or expired')
+  }
+  if (resource !== 'any' && claims.aud !== challenged) {
+    services.events.emit({ type: 'token.rejected', reason: 'audience' })
+    throw invalidToken(challenged, 'The access token is for another resource')
+  }
 
   const scope = requestScope(c)
   const [revoked, status] = await Promise.all([
@@ -97,6 +176,7 @@ export async function authenticate(c: Context<AppEnv>): Promise<AccessClaims> {
   if (refusal) {
     services.events.emit({ type: 'token.rejected', reason: refusal })
     throw invalidToken(
+      challenged,
       refusal === 'revoked'
         ? 'The access token has been revoked'
         : 'The access token is invalid or expired',
@@ -117,8 +197,11 @@ export function requireAuth(
      * themselves are sound (the health report must be readable exactly then).
      */
     whenFailingClosed?: boolean
+    /** The resource the route belongs to: its tokens' `aud` (default: the REST API). */
+    resource?: ResourceName
   } = {},
 ): MiddlewareHandler<AppEnv> {
+  const resource = options.resource ?? 'api'
   return async function requireAuth(c, next) {
     const closed = failClosed(c)
     const keysSound = !c
@@ -126,10 +209,12 @@ export function requireAuth(
       .config.findings.some(
         (f) =>
           f.severity === 'fatal' &&
-          /JWT_SECRET|APP_ENV|VERCEL_ENV|ENVIRONMENT|NODE_ENV/.test(f.variable),
+          /JWT_SECRET|JWT_SIGNING_KEY|PUBLIC_URL|APP_ENV|VERCEL_ENV|ENVIRONMENT|NODE_ENV/.test(
+            f.variable,
+          ),
       )
     if (closed && !(options.whenFailingClosed && keysSound)) throw closed
-    const claims = await authenticate(c)
+    const claims = await authenticate(c, resource)
     c.set('agentId', claims.sub)
 
     if (scope && !hasScope(claims.scope, scope)) {
@@ -138,7 +223,11 @@ export function requireAuth(
         code: 'insufficient_scope',
         detail: `This route needs the ${scope} scope`,
         headers: {
-          'WWW-Authenticate': `Bearer ${REALM}, error="insufficient_scope", scope="${scope}"`,
+          'WWW-Authenticate': bearerChallenge(issuerFor(c)[resource], {
+            error: 'insufficient_scope',
+            error_description: `This route needs the ${scope} scope`,
+            scope,
+          }),
         },
       })
     }

@@ -14,6 +14,8 @@ export interface AppVariables {
   agentId?: string
   /** The token endpoints' failure budget of this attempt, once spent. */
   failureBudget?: FailureBudget
+  /** The token endpoints: the client authenticated successfully (the budget is given back). */
+  clientAuthenticated?: boolean
 }
 
 export interface AppEnv {

@@ -77,9 +77,14 @@ export interface ResponseDoc {
   content?: Record<string, MediaDoc>
   /** A problem answer (`application/problem+json`) carrying one of these codes. */
   problems?: readonly ProblemCode[]
+  /**
+   * The problem answer's media type when not `application/problem+json`: the OAuth endpoints
+   * answer `application/json` (RFC 6749 §5.2), with OAuth's members beside the problem's.
+   */
+  problemMediaType?: 'application/json'
 }
 
-export type Tag = 'tokens' | 'context' | 'progress' | 'health' | 'internal' | 'docs'
+export type Tag = 'tokens' | 'discovery' | 'context' | 'progress' | 'health' | 'internal' | 'docs'
 
 /** Security requirements other than a bearer access token (OpenAPI's, by scheme name). */
 export type Requirement = Partial<Record<'clientBasic' | 'bearerAuth' | 'cronSecret', []>>

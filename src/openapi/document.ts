@@ -129,7 +129,15 @@ export function documentFrame(version: string) {
     },
     servers: [{ url: '/', description: 'This deployment' }],
     tags: [
-      { name: 'tokens', description: 'Access and refresh tokens (RFC 6749, RFC 7009)' },
+      {
+        name: 'tokens',
+        description: 'Access and refresh tokens (RFC 6749, RFC 7009, RFC 7662, RFC 8707)',
+      },
+      {
+        name: 'discovery',
+        description:
+          'Metadata and keys for OAuth clients and resource servers (RFC 8414, RFC 9728)',
+      },
       { name: 'context', description: 'What an agent may know about a user' },
       { name: 'progress', description: 'Users’ progress on tasks' },
       { name: 'health', description: 'Liveness, readiness and the health report' },

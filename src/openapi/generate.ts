@@ -161,7 +161,11 @@ export function responseObject(status: number, doc: ResponseDoc, convert: Conver
     headers: headers(doc),
     ...(codes
       ? {
-          content: { 'application/problem+json': { schema: problemSchema(status, codes) } },
+          content: {
+            [doc.problemMediaType ?? 'application/problem+json']: {
+              schema: problemSchema(status, codes),
+            },
+          },
           'x-problem-codes': [...codes],
         }
       : doc.content
@@ -229,7 +233,7 @@ export function operationObject(op: Operation, convert: Convert) {
     responses[status] =
       typeof doc === 'string' ? ref('responses', doc) : responseObject(Number(status), doc, convert)
   }
-  responses['500'] = ref('responses', 'InternalError')
+  responses['500'] ??= ref('responses', 'InternalError')
   const scopes = op.scope === 'any' || !op.scope ? [] : [op.scope]
   const security = op.scope ? [{ bearerAuth: scopes }, { agentOAuth: scopes }] : op.security
   const body = op.request?.body

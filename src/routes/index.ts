@@ -4,6 +4,7 @@ import type { AppEnv } from '../http/context.ts'
 import type { Operation } from '../http/operation.ts'
 import { agentHealthOperations, agentHealthRoutes } from './agent-health.ts'
 import { contextOperations, contextRoutes } from './context.ts'
+import { discoveryOperations, discoveryRoutes } from './discovery.ts'
 import { createDocsRoutes, docsOperations } from './docs.ts'
 import { healthOperations, healthRoutes } from './health.ts'
 import { internalOperations, internalRoutes } from './internal.ts'
@@ -13,6 +14,7 @@ import { tokenOperations, tokenRoutes } from './token.ts'
 export const OPERATIONS: readonly Operation[] = [
   ...healthOperations,
   ...tokenOperations,
+  ...discoveryOperations,
   ...contextOperations,
   ...progressOperations,
   ...internalOperations,
@@ -25,6 +27,7 @@ export function routeGroups(): Hono<AppEnv>[] {
   return [
     healthRoutes,
     tokenRoutes,
+    discoveryRoutes,
     contextRoutes,
     progressRoutes,
     internalRoutes,

@@ -1,24 +1,39 @@
 // POST /api/v1/agent/token (RFC 6749 client credentials and refresh, plus the contract's JSON
-// form) and POST /api/v1/agent/token/revoke (RFC 7009).
+// form, RFC 8707 resources), POST /api/v1/agent/token/revoke (RFC 7009), POST
+// /api/v1/agent/token/introspect (RFC 7662), and GET /api/v1/agent/authorize, which exists only
+// to refuse (clients that insist on an authorization endpoint in the metadata find one).
 //
 // Each route reads the request with its OAuth parser (src/auth/oauth/parse.ts), spends the
 // failure budget (counted before credentials are checked, given back when the attempt
-// succeeds: src/auth/oauth/budget.ts), makes one call (src/auth/oauth/token.ts) and writes
-// the answer. Errors leave through this sub-app's own error handler, which answers them in
-// OAuth's terms with the budget's RateLimit headers.
+// succeeds, or fails after the client authenticated: src/auth/oauth/budget.ts), makes one call
+// (src/auth/oauth/) and writes the answer. Errors leave through this sub-app's own error
+// handler, which answers them as RFC 6749 §5.2 wants (`application/json`, `error`,
+// `error_description`) with the problem members beside them and the budget's RateLimit headers.
 import { type Context, Hono } from 'hono'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import * as z from 'zod/mini'
+import { AUTHORIZE_PATH, INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH } from '../auth/metadata.ts'
 import { countsAgainstBudget, spendFailureBudget } from '../auth/oauth/budget.ts'
 import {
   noClientAuthentication,
+  oauthError,
   temporarilyUnavailable,
   withOAuthError,
 } from '../auth/oauth/errors.ts'
-import { type OAuthInput, parseRevokeRequest, parseTokenRequest } from '../auth/oauth/parse.ts'
-import { authenticateClient, issueTokens, revoke } from '../auth/oauth/token.ts'
-import { ProblemError } from '../contract/problem.ts'
+import { introspect } from '../auth/oauth/introspect.ts'
 import {
+  type OAuthInput,
+  parseIntrospectRequest,
+  parseRevokeRequest,
+  parseTokenRequest,
+} from '../auth/oauth/parse.ts'
+import { authenticateClient, issueTokens, revoke } from '../auth/oauth/token.ts'
+import { ProblemError, problemBody } from '../contract/problem.ts'
+import {
+  introspectForm,
+  introspectionResponse,
   jsonClientCredentials,
+  jsonIntrospect,
   jsonRefresh,
   jsonRevoke,
   revokeForm,
@@ -26,10 +41,9 @@ import {
   tokenForm,
   tokenResponse,
 } from '../contract/token.ts'
-import { authenticate, consumeAgentRequest, failClosed, isBearer } from '../http/auth.ts'
+import { authenticate, consumeAgentRequest, failClosed, isBearer, issuerFor } from '../http/auth.ts'
 import type { AppEnv } from '../http/context.ts'
 import { type Operation, RATE_LIMIT, type ResponseDoc } from '../http/operation.ts'
-import { problemResponse } from '../http/problem.ts'
 import { clientAddress, requestScope } from '../http/scope.ts'
 import { rateLimitHeaders } from '../ratelimit/answers.ts'
 
@@ -38,21 +52,54 @@ import { rateLimitHeaders } from '../ratelimit/answers.ts'
 const LIMITS =
   'Failed requests count against per-(agent id, client address) and per-address limits; `RateLimit-*` headers report the tighter one.'
 
+const OAUTH_JSON = 'application/json' as const
+
 /** An OAuth error answer: the failure budget's RateLimit headers; a 401 names its scheme. */
-const failure = (status: 400 | 401, problems: ResponseDoc['problems'], description: string) => ({
+const failure = (
+  status: 400 | 401,
+  problems: ResponseDoc['problems'],
+  description: string,
+): ResponseDoc => ({
   description,
   problems,
+  problemMediaType: OAUTH_JSON,
   headers: status === 401 ? (['WWW-Authenticate'] as const) : [],
   optionalHeaders: RATE_LIMIT,
 })
 
 const OAUTH_RESPONSES = {
+  '500': {
+    description: 'A bug (never bad input): the answer has no internals; OAuth `server_error`',
+    problems: ['internal_error'],
+    problemMediaType: OAUTH_JSON,
+    optionalHeaders: RATE_LIMIT,
+  },
+  '415': {
+    description: 'Wrong `Content-Type`',
+    problems: ['unsupported_media_type'],
+    problemMediaType: OAUTH_JSON,
+    headers: ['Accept-Post'],
+    optionalHeaders: RATE_LIMIT,
+  },
   '429': {
     description: 'Too many failed token requests for this agent id or client address',
     problems: ['rate_limited'],
+    problemMediaType: OAUTH_JSON,
     headers: ['Retry-After', ...RATE_LIMIT],
   },
 } as const satisfies Operation['responses']
+
+/** A 503 of the OAuth endpoints (OAuth's `temporarily_unavailable`). */
+const oauthUnavailable = (
+  problems: NonNullable<ResponseDoc['problems']>,
+  description = 'Unavailable: nothing was done; retry after `Retry-After` seconds',
+): ResponseDoc => ({
+  description,
+  problems,
+  problemMediaType: OAUTH_JSON,
+  headers: ['Retry-After'],
+  optionalHeaders: RATE_LIMIT,
+})
 
 const TOKEN_EXAMPLE = {
   access_token: 'eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImN1cnJlbnQifQ.e30.c2ln',
@@ -67,10 +114,10 @@ const TOKEN_EXAMPLE = {
 
 export const issueToken = {
   method: 'post',
-  path: '/api/v1/agent/token',
+  path: TOKEN_PATH,
   operationId: 'issueToken',
   summary: 'Issue tokens (client credentials or refresh)',
-  description: `JSON \`{ agent_id, agent_secret, scope? }\`, RFC 6749 client credentials (form; \`client_id\`/\`client_secret\` in the body or HTTP Basic), or a refresh (form or JSON) with client authentication (RFC 6749 §6: Basic, or the body's credentials). Refresh tokens rotate and belong to the environment that issued them; re-using a spent one revokes its whole family and the access tokens it issued. Empty form parameters count as omitted (RFC 6749 §3.2). ${LIMITS}`,
+  description: `JSON \`{ agent_id, agent_secret, scope?, resource? }\`, RFC 6749 client credentials (form; \`client_id\`/\`client_secret\` in the body or HTTP Basic), or a refresh (form or JSON) with client authentication (RFC 6749 §6: Basic, or the body's credentials). \`resource\` (RFC 8707, one per request) names what the access token is for, its \`aud\`: this API (the default) or its MCP endpoint. Refresh tokens rotate and belong to the environment that issued them. The previous refresh token presented again within \`REFRESH_REUSE_GRACE_SECONDS\` of its first use, while its successor is unused, gets a fresh pair and retires that successor (a lost answer is not a theft); any other re-use revokes the whole family and the access tokens it issued. Empty form parameters count as omitted (RFC 6749 §3.2). Errors are \`application/json\` (RFC 6749 §5.2): \`error\`, \`error_description\` and the problem members. ${LIMITS}`,
   tag: 'tokens',
   security: [{}, { clientBasic: [] }],
   request: {
@@ -118,24 +165,20 @@ export const issueToken = {
         'unsupported_grant_type',
         'invalid_scope',
         'invalid_grant',
+        'invalid_target',
         'invalid_json',
       ],
-      'The request is malformed or the grant is not valid',
+      'The request is malformed, the grant is not valid, or the resource is not this server’s',
     ),
     '401': failure(401, ['invalid_client'], 'Client authentication failed'),
     ...OAUTH_RESPONSES,
-    '503': {
-      description: 'Unavailable: nothing was done; retry after `Retry-After` seconds',
-      problems: ['configuration_error', 'database_unavailable'],
-      headers: ['Retry-After'],
-      optionalHeaders: RATE_LIMIT,
-    },
+    '503': oauthUnavailable(['configuration_error', 'database_unavailable']),
   },
 } as const satisfies Operation
 
 export const revokeToken = {
   method: 'post',
-  path: '/api/v1/agent/token/revoke',
+  path: REVOKE_PATH,
   operationId: 'revokeToken',
   summary: 'Revoke a token (RFC 7009)',
   description: `Revokes a refresh token (with its whole family and every access token the family issued), an access token or an access token’s \`jti\`. \`token_type_hint\` is only a hint: every type is searched (RFC 7009 §2.1). Authenticated with the agent’s credentials (body or Basic) or a valid access token of the same agent, and counted against the agent’s request limit. \`200\` for a well-formed request, also for a token that is unknown or another agent’s: it means the token no longer works anywhere. When the shared revocation store fails, \`503 revocation_partial\` says the revocation holds on the answering instance only. ${LIMITS}`,
@@ -173,23 +216,95 @@ export const revokeToken = {
       'Neither valid client credentials nor a valid access token',
     ),
     ...OAUTH_RESPONSES,
-    '503': {
-      description:
-        'Unavailable; retry after `Retry-After` seconds. `…_unavailable`: nothing was revoked. `revocation_partial`: revoked on the answering instance only (and a refresh token in Postgres). `outcome_unknown`: the token store timed out, the revocation may have landed.',
-      problems: [
+    '503': oauthUnavailable(
+      [
         'configuration_error',
         'database_unavailable',
         'revocation_unavailable',
         'revocation_partial',
         'outcome_unknown',
       ],
-      headers: ['Retry-After'],
-      optionalHeaders: RATE_LIMIT,
+      'Unavailable; retry after `Retry-After` seconds. `…_unavailable`: nothing was revoked. `revocation_partial`: revoked on the answering instance only (and a refresh token in Postgres). `outcome_unknown`: the token store timed out, the revocation may have landed.',
+    ),
+  },
+} as const satisfies Operation
+
+export const introspectToken = {
+  method: 'post',
+  path: INTROSPECT_PATH,
+  operationId: 'introspectToken',
+  summary: 'Introspect a token (RFC 7662)',
+  description: `For resource servers that cannot verify the JWTs themselves. The caller authenticates as a client (HTTP Basic or the body’s credentials) and learns about its own tokens only: an access or refresh token of its own that works now is described; anything else — unknown, expired, revoked, malformed, another agent’s — is \`{ "active": false }\`. \`token_type_hint\` is only a hint. Counted against the agent’s request limit. ${LIMITS}`,
+  tag: 'tokens',
+  security: [{ clientBasic: [] }, {}],
+  request: {
+    body: {
+      description: 'JSON or form-encoded',
+      content: {
+        'application/json': {
+          schema: jsonIntrospect,
+          example: { token: 'eyJhbGciOiJFUzI1NiJ9.e30.c2ln', token_type_hint: 'access_token' },
+        },
+        'application/x-www-form-urlencoded': {
+          schema: introspectForm,
+          example: { token: 'rt_7b1f0c2e.4ZxQ' },
+        },
+      },
+    },
+  },
+  responses: {
+    '200': {
+      description: 'What the token is, or `{ "active": false }`',
+      headers: RATE_LIMIT,
+      content: {
+        'application/json': {
+          schema: introspectionResponse,
+          example: {
+            active: true,
+            token_type: 'Bearer',
+            scope: 'context:read progress:write',
+            client_id: 'demo-agent',
+            sub: 'demo-agent',
+            aud: 'https://api.example.com',
+            iss: 'https://api.example.com',
+            exp: 1795000000,
+            iat: 1794999100,
+            nbf: 1794999100,
+            jti: '0b6f5d8e-2f4c-4f3e-9a51-0d3f1b8c2a77',
+          },
+        },
+      },
+    },
+    '400': failure(400, ['invalid_request', 'invalid_json'], 'The request is malformed'),
+    '401': failure(401, ['invalid_client'], 'Client authentication failed'),
+    ...OAUTH_RESPONSES,
+    '503': oauthUnavailable(['configuration_error', 'database_unavailable']),
+  },
+} as const satisfies Operation
+
+export const authorize = {
+  method: 'get',
+  path: AUTHORIZE_PATH,
+  operationId: 'authorize',
+  summary: 'No grant uses an authorization endpoint here',
+  description:
+    'Agents get tokens with client credentials (`response_types_supported` is empty). The metadata names this endpoint for clients that require the member; every request is refused with OAuth’s `unsupported_response_type`, without a redirect (no redirection URI is registered).',
+  tag: 'tokens',
+  responses: {
+    '400': {
+      description: 'Refused',
+      problems: ['unsupported_response_type'],
+      problemMediaType: OAUTH_JSON,
     },
   },
 } as const satisfies Operation
 
-export const tokenOperations: readonly Operation[] = [issueToken, revokeToken]
+export const tokenOperations: readonly Operation[] = [
+  issueToken,
+  revokeToken,
+  introspectToken,
+  authorize,
+]
 
 // --- the routes ---------------------------------------------------------------------------------
 
@@ -240,13 +355,30 @@ async function answer(c: Context<AppEnv>, response: Response): Promise<Response>
   return response
 }
 
+/** The client authenticated: a refusal from here on is no guess at its credentials. */
+function authenticated(c: Context<AppEnv>, agentId: string): void {
+  c.set('agentId', agentId)
+  c.set('clientAuthenticated', true)
+}
+
+/** An OAuth endpoint's error: `application/json` with OAuth's members (RFC 6749 §5.2). */
+function oauthResponse(c: Context<AppEnv>, problem: ProblemError['problem']): Response {
+  const status = problem.status as ContentfulStatusCode
+  return c.body(JSON.stringify(problemBody(problem, c.get('requestId'))), status, {
+    ...problem.headers,
+    'Content-Type': OAUTH_JSON,
+    'Cache-Control': 'no-store',
+  })
+}
+
 export const tokenRoutes = new Hono<AppEnv>()
   .post(issueToken.path, async (c) => {
     closed(c)
     const request = await admit(c, await parseTokenRequest(oauthInput(c)))
-    const body = await issueTokens(c.get('services'), request, requestScope(c), (agentId) =>
-      c.set('agentId', agentId),
-    )
+    const body = await issueTokens(c.get('services'), request, requestScope(c), {
+      issuer: issuerFor(c),
+      onClient: (agentId) => authenticated(c, agentId),
+    })
     return answer(c, c.json(body, 200, { 'Cache-Control': 'no-store', Pragma: 'no-cache' }))
   })
   .post(revokeToken.path, async (c) => {
@@ -258,32 +390,58 @@ export const tokenRoutes = new Hono<AppEnv>()
     if (request.credentials) {
       agentId = (await authenticateClient(services, request.credentials, requestScope(c))).id
     } else if (isBearer(c.req.header('authorization'))) {
-      agentId = (await authenticate(c)).sub
+      agentId = (await authenticate(c, 'any')).sub
     } else {
       throw noClientAuthentication()
     }
-    c.set('agentId', agentId)
+    authenticated(c, agentId)
     // Revocations are requests of the agent like any other: inside its request limit.
     await consumeAgentRequest(c, agentId)
-    await revoke(services, agentId, request.token, requestScope(c))
+    await revoke(services, agentId, request.token, requestScope(c), issuerFor(c))
     return answer(c, c.json({}, 200, { 'Cache-Control': 'no-store' }))
   })
+  .post(introspectToken.path, async (c) => {
+    closed(c)
+    const request = await admit(c, await parseIntrospectRequest(oauthInput(c)))
+    const services = c.get('services')
+    if (!request.credentials) {
+      throw oauthError('invalid_client', 'Authenticate with client credentials')
+    }
+    const agentId = (await authenticateClient(services, request.credentials, requestScope(c))).id
+    authenticated(c, agentId)
+    await consumeAgentRequest(c, agentId)
+    const body = await introspect(services, agentId, request.token, requestScope(c), issuerFor(c))
+    return answer(c, c.json(body, 200, { 'Cache-Control': 'no-store' }))
+  })
+  .get(authorize.path, () => {
+    throw oauthError(
+      'unsupported_response_type',
+      'No grant here uses an authorization endpoint: use the client credentials grant at the token endpoint',
+    )
+  })
   .onError(async (err, c) => {
-    // The attempt's budget: kept when it failed by the client's fault, else given back.
+    // The attempt's budget: kept when it failed by the client's fault before it authenticated,
+    // else given back (a grant refused after the client authenticated is no guess).
     const budget = c.get('failureBudget')
     const status = err instanceof ProblemError ? err.problem.status : 500
-    if (budget && !countsAgainstBudget(status)) await budget.refund()
-    if (!(err instanceof ProblemError)) throw err // the app's boundary: a logged 500
-    const problem =
-      status < 500
-        ? {
-            ...err.problem,
-            headers: {
-              ...(budget && rateLimitHeaders(budget.decision, c.get('services').clock.now())),
-              ...err.problem.headers,
-            },
-            extensions: withOAuthError(err.problem),
-          }
-        : err.problem
-    return problemResponse(c, problem, c.get('requestId'))
+    if (budget && (!countsAgainstBudget(status) || c.get('clientAuthenticated'))) {
+      await budget.refund()
+    }
+    if (!(err instanceof ProblemError)) {
+      // A bug or an outage nobody classified: logged by name, answered without internals.
+      c.get('log').error('unhandled error', { error: err })
+      return oauthResponse(c, {
+        status: 500,
+        code: 'internal_error',
+        detail: 'An unexpected error occurred',
+        extensions: { error: 'server_error', error_description: 'An unexpected error occurred' },
+      })
+    }
+    const headers = {
+      ...(status < 500 &&
+        budget &&
+        rateLimitHeaders(budget.decision, c.get('services').clock.now())),
+      ...err.problem.headers,
+    }
+    return oauthResponse(c, { ...err.problem, headers, extensions: withOAuthError(err.problem) })
   })

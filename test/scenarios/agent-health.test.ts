@@ -167,9 +167,10 @@ describe(`agent health report (${s.runtime})`, () => {
     ).toBe(503)
     const now = Math.floor(Date.now() / 1000)
     const token = await new SignJWT({
-      iss: 'agent-api/production',
-      aud: 'agent-api',
+      iss: 'https://agent-api.test',
+      aud: 'https://agent-api.test',
       sub: 'demo-agent',
+      client_id: 'demo-agent',
       scope: 'context:read',
       env: 'production',
       jti: crypto.randomUUID(),

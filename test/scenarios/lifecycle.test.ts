@@ -95,7 +95,7 @@ describe(`the agent lifecycle reaches running isolates (${s.runtime})`, () => {
     expect((await iso.fetch(context('demo-user-1'), { headers: auth })).status).toBe(200)
 
     const at = Date.now()
-    await revokeAllTokens(s.db(), 'life-revoked', at)
+    await revokeAllTokens(s.db(), 'life-revoked')
     // A token issued right after the revocation (likely in the same second) works at once
     // (issued and used in another isolate, so this one's window is measured undisturbed).
     const elsewhere = isolate()

@@ -30,9 +30,13 @@ type Problem = {
   errors?: { path: string }[]
 }
 
+/** The OAuth endpoints answer errors as application/json (RFC 6749 §5.2), problem members too. */
 async function problem(res: Response): Promise<Problem> {
-  expect(res.headers.get('content-type')).toBe('application/problem+json')
-  return (await res.json()) as Problem
+  expect(res.headers.get('content-type')).toBe('application/json')
+  const body = (await res.json()) as Problem & Record<string, unknown>
+  expect(body).toMatchObject({ status: res.status, type: `/problems/${body.code}` })
+  expect(body.request_id).toBe(res.headers.get('x-request-id'))
+  return body
 }
 
 describe(`token endpoint (${s.runtime})`, () => {
@@ -50,12 +54,14 @@ describe(`token endpoint (${s.runtime})`, () => {
     })
     expect(body.refresh_token).toMatch(/^rt_[\w-]{43}$/)
     const { header, payload } = decodeJwt(body.access_token)
-    expect(header).toMatchObject({ alg: 'HS256', typ: 'at+jwt' })
-    expect(header.kid).toMatch(/^[\w-]{16}$/)
+    // ES256 with the scenario's key: kid is its RFC 7638 thumbprint (43 base64url characters).
+    expect(header).toMatchObject({ alg: 'ES256', typ: 'at+jwt' })
+    expect(header.kid).toMatch(/^[\w-]{43}$/)
     expect(payload).toMatchObject({
-      iss: 'agent-api/development',
-      aud: 'agent-api',
+      iss: 'https://agent-api.test',
+      aud: 'https://agent-api.test',
       sub: DEMO_AGENT,
+      client_id: DEMO_AGENT,
       scope: 'context:read progress:write',
       env: 'development',
     })
@@ -231,20 +237,23 @@ describe(`token endpoint (${s.runtime})`, () => {
       400,
       'invalid_grant',
     ],
-  ] as const)('%s → %i %s, problem+json with OAuth fields', async (_name, init, status, code) => {
-    const res = await s.fetch(TOKEN, {
-      ...init,
-      headers: { ...init.headers, ...s.from(`203.0.113.${status}`) },
-    })
-    expect(res.status).toBe(status)
-    const body = await problem(res)
-    expect(body.code).toBe(code)
-    // Every error here speaks OAuth too; ours-only codes map to invalid_request.
-    const oauth =
-      code === 'invalid_json' || code === 'unsupported_media_type' ? 'invalid_request' : code
-    expect(body.error).toBe(oauth)
-    expect(typeof body.error_description).toBe('string')
-  })
+  ] as const)(
+    '%s → %i %s, application/json with OAuth and problem members',
+    async (_name, init, status, code) => {
+      const res = await s.fetch(TOKEN, {
+        ...init,
+        headers: { ...init.headers, ...s.from(`203.0.113.${status}`) },
+      })
+      expect(res.status).toBe(status)
+      const body = await problem(res)
+      expect(body.code).toBe(code)
+      // Every error here speaks OAuth too; ours-only codes map to invalid_request.
+      const oauth =
+        code === 'invalid_json' || code === 'unsupported_media_type' ? 'invalid_request' : code
+      expect(body.error).toBe(oauth)
+      expect(typeof body.error_description).toBe('string')
+    },
+  )
 })
 
 describe(`refresh tokens (${s.runtime})`, () => {
@@ -507,7 +516,7 @@ describe(`fail-closed and outages (${s.runtime})`, () => {
     expect((await problem(res)).code).toBe('configuration_error')
   })
 
-  test('a broken query is a 500 (and logged), not an outage', async () => {
+  test('a broken query is a 500 (and logged, OAuth server_error), not an outage', async () => {
     await s.db().query(sql`ALTER TABLE refresh_tokens RENAME TO refresh_tokens_away`)
     try {
       const res = await s.fetch(

@@ -8,6 +8,7 @@ import { createDatabase, type Database } from '../../src/db/client.ts'
 import { Secret } from '../../src/kernel/secret.ts'
 import { checkResponse } from './contract.ts'
 import { control } from './control.ts'
+import { newSigningKey } from './keys.ts'
 
 export interface ScenarioOptions {
   /** Variables added to (or, with undefined, removed from) the default env. */
@@ -39,6 +40,9 @@ export interface Scenario {
   withEnv(overrides: Record<string, string | undefined>): Scenario
 }
 
+/** Where a scenario's requests go (and, by default, its PUBLIC_URL). */
+export const BASE_URL = 'https://agent-api.test'
+
 export function randomSecret(bytes = 32): string {
   const raw = crypto.getRandomValues(new Uint8Array(bytes))
   return Array.from(raw, (b) => b.toString(16).padStart(2, '0')).join('')
@@ -56,8 +60,11 @@ export async function scenario(options: ScenarioOptions = {}): Promise<Scenario>
   const hasRedis = (options.redis ?? true) && resources.upstashUrl !== undefined
   const base: Record<string, string | undefined> = {
     APP_ENV: 'development',
+    // The issuer: the base URL every request of a scenario goes to.
+    PUBLIC_URL: BASE_URL,
     DEV_AGENT_SECRET: randomSecret(),
-    DEV_JWT_SECRET: randomSecret(),
+    // Signed tokens (ES256) by default; HS256-only deployments are tested by removing it.
+    DEV_JWT_SIGNING_KEY: await newSigningKey(),
     CRON_SECRET: randomSecret(),
     LOG_LEVEL: 'warn',
     NEON_FETCH_ENDPOINT: resources.neonFetchEndpoint,
@@ -87,7 +94,7 @@ function build(
     neon: control.upstream(id, 'neon'),
     redis: control.upstream(id, 'redis'),
     async fetch(path, init) {
-      const request = new Request(new URL(path, 'https://agent-api.test'), init)
+      const request = new Request(new URL(path, BASE_URL), init)
       const { response, settled } = await dispatch(request, env)
       pending.push(settled)
       // Every response every scenario receives must be one the OpenAPI document describes.

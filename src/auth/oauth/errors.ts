@@ -15,6 +15,8 @@ const OAUTH_STATUS: Record<OAuthError, number> = {
   invalid_grant: 400,
   unsupported_grant_type: 400,
   invalid_scope: 400,
+  invalid_target: 400,
+  unsupported_response_type: 400,
 }
 
 const OAUTH_TITLE: Record<OAuthError, string> = {
@@ -23,6 +25,8 @@ const OAUTH_TITLE: Record<OAuthError, string> = {
   invalid_grant: 'Invalid grant',
   unsupported_grant_type: 'Unsupported grant type',
   invalid_scope: 'Invalid scope',
+  invalid_target: 'Invalid resource',
+  unsupported_response_type: 'Unsupported response type',
 }
 
 /** Unknown agent, wrong secret and inactive agent: one indistinguishable answer. */

@@ -10,7 +10,9 @@ import * as z from 'zod/mini'
 import { fieldErrors } from '../../contract/field-errors.ts'
 import { type FieldError, ProblemError, problems } from '../../contract/problem.ts'
 import {
+  introspectForm,
   jsonClientCredentials,
+  jsonIntrospect,
   jsonRefresh,
   jsonRevoke,
   revokeForm,
@@ -28,14 +30,24 @@ export interface Credentials {
   secret: string
 }
 
+/** RFC 8707: the resource the access token is asked for, when the request names one. */
 export type TokenRequest =
-  | { grant: 'client_credentials'; credentials: Credentials; scope?: string }
-  | { grant: 'refresh_token'; refreshToken: string; scope?: string; credentials?: Credentials }
+  | { grant: 'client_credentials'; credentials: Credentials; scope?: string; resource?: string }
+  | {
+      grant: 'refresh_token'
+      refreshToken: string
+      scope?: string
+      resource?: string
+      credentials?: Credentials
+    }
 
+/** RFC 7009 and RFC 7662 requests: a token, and the client's credentials if it sent them. */
 export interface RevokeRequest {
   token: string
   credentials?: Credentials
 }
+
+export type IntrospectRequest = RevokeRequest
 
 /** What the parsers read: two headers, and the body (read only when its type is one we take). */
 export interface OAuthInput {
@@ -107,6 +119,10 @@ export function formFields(text: string): Record<string, string> {
   const fields: Record<string, string> = {}
   for (const [key, value] of new URLSearchParams(text)) {
     if (value === '') continue
+    // RFC 8707 lets `resource` repeat; a token here has one audience, so one is taken.
+    if (key === 'resource' && key in fields) {
+      throw oauthError('invalid_target', 'Ask for one resource per token request')
+    }
     if (key in fields) throw oauthError('invalid_request', `Parameter ${key} is repeated`)
     if (value.length > 8192) throw oauthError('invalid_request', `Parameter ${key} is too long`)
     fields[key] = value
@@ -177,6 +193,7 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
           grant: 'refresh_token',
           refreshToken: req.refresh_token,
           scope: req.scope,
+          resource: req.resource,
           credentials: oneOf(bodyCredentials(req.agent_id, req.agent_secret), basic),
         }
       }
@@ -190,6 +207,7 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
         grant: 'client_credentials',
         credentials: { agentId: req.agent_id, secret: req.agent_secret },
         scope: req.scope,
+        resource: req.resource,
       }
     }
 
@@ -197,7 +215,7 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
       const fields = formFields(await input.body())
       // Held to the JSON body's schemas; grant_type is checked below, in OAuth's order.
       validated(TOKEN_FORM_FIELDS, fields)
-      const scope = fields.scope
+      const { scope, resource } = fields
       const credentials = oneOf(bodyCredentials(fields.client_id, fields.client_secret), basic)
       switch (fields.grant_type) {
         case undefined:
@@ -208,14 +226,20 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
           if (!credentials?.agentId || !credentials.secret) {
             throw oauthError('invalid_client', 'Client credentials are required')
           }
-          return { grant: 'client_credentials', credentials, scope }
+          return { grant: 'client_credentials', credentials, scope, resource }
         case 'refresh_token':
           if (!fields.refresh_token) {
             throw oauthError('invalid_request', 'refresh_token is required', [
               { path: 'refresh_token', message: 'Required' },
             ])
           }
-          return { grant: 'refresh_token', refreshToken: fields.refresh_token, scope, credentials }
+          return {
+            grant: 'refresh_token',
+            refreshToken: fields.refresh_token,
+            scope,
+            resource,
+            credentials,
+          }
         default:
           throw oauthError('unsupported_grant_type', 'Use client_credentials or refresh_token')
       }
@@ -225,26 +249,39 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
   })
 }
 
-/** POST /api/v1/agent/token/revoke (RFC 7009 §2.1), JSON or form. */
-export function parseRevokeRequest(input: OAuthInput): Promise<Parsed<RevokeRequest>> {
+/** A token to revoke or introspect, JSON or form; `token_type_hint` read but only a hint. */
+function tokenRequest(
+  input: OAuthInput,
+  schemas: { json: typeof jsonRevoke | typeof jsonIntrospect; form: typeof revokeForm },
+): Promise<Parsed<RevokeRequest>> {
   return parsed(async (): Promise<RevokeRequest> => {
     const type = mediaType(input.contentType)
     const basic = basicCredentials(input.authorization)
     let fields: { token: string; agentId?: string; secret?: string }
     if (JSON_MEDIA_TYPE.test(type)) {
-      const req = validated(jsonRevoke, parseJson(await input.body()))
+      const req = validated(schemas.json, parseJson(await input.body()))
       fields = { token: req.token, agentId: req.agent_id, secret: req.agent_secret }
     } else if (type === FORM) {
-      const req = validated(revokeForm, formFields(await input.body()))
+      const req = validated(schemas.form, formFields(await input.body()))
       fields = { token: req.token, agentId: req.client_id, secret: req.client_secret }
     } else {
       throw problems.unsupportedMediaType([JSON_TYPE, FORM])
     }
-    // token_type_hint is read (and validated) but only a hint: every type is searched (RFC 7009
-    // §2.1), and the token's own shape says which it can be.
+    // token_type_hint is only a hint: every type is searched (RFC 7009 §2.1, RFC 7662 §2.1),
+    // and the token's own shape says which it can be.
     return {
       token: fields.token,
       credentials: oneOf(bodyCredentials(fields.agentId, fields.secret), basic),
     }
   })
+}
+
+/** POST /api/v1/agent/token/revoke (RFC 7009 §2.1), JSON or form. */
+export function parseRevokeRequest(input: OAuthInput): Promise<Parsed<RevokeRequest>> {
+  return tokenRequest(input, { json: jsonRevoke, form: revokeForm })
+}
+
+/** POST /api/v1/agent/token/introspect (RFC 7662 §2.1), JSON or form. */
+export function parseIntrospectRequest(input: OAuthInput): Promise<Parsed<IntrospectRequest>> {
+  return tokenRequest(input, { json: jsonIntrospect, form: introspectForm })
 }

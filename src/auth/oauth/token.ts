@@ -13,12 +13,15 @@ import type { CallScope } from '../../kernel/scope.ts'
 import { issueAccessToken, TokenError, verifyAccessToken } from '../access-token.ts'
 import { issuedAtFor } from '../agent-status.ts'
 import { type AgentRecord, authenticateAgent } from '../credentials.ts'
+import type { KeyRing } from '../keys.ts'
 import {
+  type IssuedGrant,
   issueRefreshToken,
   looksLikeRefreshToken,
   revokeRefreshToken,
   rotateRefreshToken,
 } from '../refresh-token.ts'
+import type { Issuer } from '../resources.ts'
 import { type RevocationReach, RevocationStoreFull } from '../revocation.ts'
 import { formatScopes, grantScopes, parseScopes } from '../scopes.ts'
 import type { AuthState } from '../state.ts'
@@ -38,7 +41,7 @@ export interface TokenDeps {
   redis?: unknown
 }
 
-function requireDatabase(deps: TokenDeps): Database {
+export function requireDatabase(deps: TokenDeps): Database {
   if (!deps.db) {
     throw temporarilyUnavailable('database_unavailable', 'No database is configured', 30)
   }
@@ -50,7 +53,7 @@ function requireDatabase(deps: TokenDeps): Database {
  * timed out may have landed: `outcome_unknown` says so. Anything else (a rejected statement) is
  * a defect: it goes on to the 500 handler, which logs it.
  */
-async function databaseCall<T>(work: () => Promise<T>, write = false): Promise<T> {
+export async function databaseCall<T>(work: () => Promise<T>, write = false): Promise<T> {
   try {
     return await work()
   } catch (err) {
@@ -90,66 +93,114 @@ export async function authenticateClient(
   return agent
 }
 
+/** What the grants hear from the route: whom to name as issuer, and who authenticated. */
+export interface GrantContext {
+  /** The deployment's identity (issuer, resources) as the request sees it. */
+  issuer: Issuer
+  /** The client authenticated: from here on a refusal is no guess at its credentials. */
+  onClient(agentId: string): void
+}
+
+/**
+ * The resource an RFC 8707 request names, or undefined when it names none (one per request:
+ * the parser refuses more). Anything but one of this deployment's resources is
+ * `invalid_target` (RFC 8707 §2).
+ */
+export function requestedResource(
+  issuer: Issuer,
+  resource: string | undefined,
+): string | undefined {
+  if (resource === undefined) return undefined
+  if (!issuer.resources.includes(resource)) {
+    throw oauthError(
+      'invalid_target',
+      `Unknown resource; this server's are ${issuer.resources.join(' and ')}`,
+    )
+  }
+  return resource
+}
+
 async function tokens(
   deps: TokenDeps,
   grant: 'client_credentials' | 'refresh_token',
-  agent: { id: string; tokensNotBefore: number | null },
-  scope: string,
-  refresh: { token: string; familyId: string; expiresAt: number },
+  input: {
+    issuer: Issuer
+    agentId: string
+    scope: string
+    audience: string
+    issued: IssuedGrant
+  },
 ): Promise<TokenResponse> {
   const { config, clock } = deps
-  const now = clock.now()
-  const { token, claims } = await issueAccessToken(await deps.auth.keys(), {
-    agentId: agent.id,
-    scope,
+  const { issued } = input
+  const { token, claims } = await issueAccessToken(await ring(deps), {
+    issuer: input.issuer.issuer,
+    audience: input.audience,
+    agentId: input.agentId,
+    scope: input.scope,
     environment: config.environment,
     ttlSeconds: config.tunables.accessTokenTtlSeconds,
-    now,
-    familyId: refresh.familyId,
-    issuedAt: issuedAtFor(now, agent.tokensNotBefore),
+    now: clock.now(),
+    familyId: issued.refresh.familyId,
+    // The database's clock, as the agent-wide not-before is: a token issued before an
+    // operator's revocation (even one racing it) carries an iat before it.
+    issuedAt: issuedAtFor(issued.issuedAt, issued.tokensNotBefore),
   })
-  deps.events.emit({ type: 'token.issued', grant, agentId: agent.id })
+  deps.events.emit({ type: 'token.issued', grant, agentId: input.agentId })
   return {
     access_token: token,
     token_type: 'Bearer',
-    expires_in: claims.exp - Math.floor(now / 1000),
+    expires_in: claims.exp - claims.iat,
     expires_at: new Date(claims.exp * 1000).toISOString(),
-    refresh_token: refresh.token,
-    refresh_expires_in: Math.round((refresh.expiresAt - now) / 1000),
-    scope,
+    refresh_token: issued.refresh.token,
+    refresh_expires_in: config.tunables.refreshTokenTtlSeconds,
+    scope: input.scope,
     environment: config.environment,
   }
 }
 
+/** The key ring, or a 503: keys that cannot be used are the configuration's fault. */
+export async function ring(deps: Pick<TokenDeps, 'auth'>): Promise<KeyRing> {
+  try {
+    return await deps.auth.keys()
+  } catch {
+    throw temporarilyUnavailable(
+      'configuration_error',
+      'The token signing keys cannot be used; see the health report',
+      300,
+    )
+  }
+}
+
 /**
- * Tokens for a parsed token request: the client authenticates (`onClient` hears who it is,
- * before the grant is judged), then its grant is checked. Throws OAuth's errors
- * (invalid_client, invalid_scope, invalid_grant) and 503s.
+ * Tokens for a parsed token request: the client authenticates (`context.onClient` hears who it
+ * is, before the grant is judged), then its grant is checked. Throws OAuth's errors
+ * (invalid_client, invalid_scope, invalid_grant, invalid_target) and 503s.
  */
 export function issueTokens(
   deps: TokenDeps,
   request: TokenRequest,
   scope: CallScope,
-  onClient: (agentId: string) => void,
+  context: GrantContext,
 ): Promise<TokenResponse> {
   return request.grant === 'client_credentials'
-    ? clientCredentialsGrant(deps, request.credentials, request.scope, scope, onClient)
-    : refreshGrant(deps, request.refreshToken, request.scope, request.credentials, scope, onClient)
+    ? clientCredentialsGrant(deps, request, scope, context)
+    : refreshGrant(deps, request, scope, context)
 }
 
 async function clientCredentialsGrant(
   deps: TokenDeps,
-  credentials: Credentials,
-  requestedScope: string | undefined,
+  request: Extract<TokenRequest, { grant: 'client_credentials' }>,
   call: CallScope,
-  onClient: (agentId: string) => void,
+  context: GrantContext,
 ): Promise<TokenResponse> {
-  const agent = await authenticateClient(deps, credentials, call)
-  onClient(agent.id)
-  const scopes = grantScopes(requestedScope, agent.allowedScopes)
+  const agent = await authenticateClient(deps, request.credentials, call)
+  context.onClient(agent.id)
+  const resource = requestedResource(context.issuer, request.resource)
+  const scopes = grantScopes(request.scope, agent.allowedScopes)
   if (!scopes) throw oauthError('invalid_scope', 'A requested scope is not allowed for this agent')
   const scope = formatScopes(scopes)
-  const refresh = await databaseCall(() =>
+  const issued = await databaseCall(() =>
     issueRefreshToken(
       requireDatabase(deps),
       {
@@ -157,39 +208,47 @@ async function clientCredentialsGrant(
         scope,
         environment: deps.config.environment,
         ttlSeconds: deps.config.tunables.refreshTokenTtlSeconds,
-        now: deps.clock.now(),
+        resource,
       },
       call.trace,
     ),
   )
-  return tokens(deps, 'client_credentials', agent, scope, refresh)
+  // Deactivated between the check of its credentials and now: as if the check had seen it.
+  if (!issued) throw oauthError('invalid_client', INVALID_CLIENT)
+  return tokens(deps, 'client_credentials', {
+    issuer: context.issuer,
+    agentId: agent.id,
+    scope,
+    audience: resource ?? context.issuer.api,
+    issued,
+  })
 }
 
 async function refreshGrant(
   deps: TokenDeps,
-  refreshToken: string,
-  requestedScope: string | undefined,
-  credentials: Credentials | undefined,
+  request: Extract<TokenRequest, { grant: 'refresh_token' }>,
   call: CallScope,
-  onClient: (agentId: string) => void,
+  context: GrantContext,
 ): Promise<TokenResponse> {
   // RFC 6749 §6: a confidential client must authenticate; the token must then be its own.
+  const { credentials } = request
   if (!credentials?.agentId || !credentials.secret) {
     throw oauthError('invalid_client', 'Client authentication is required to refresh')
   }
   const client = await authenticateClient(deps, credentials, call)
-  onClient(client.id)
-  const now = deps.clock.now()
+  context.onClient(client.id)
+  // Checked before the token is touched: a refused request spends nothing.
+  const resource = requestedResource(context.issuer, request.resource)
   const rotation = await databaseCall(() =>
     rotateRefreshToken(
       requireDatabase(deps),
-      refreshToken,
+      request.refreshToken,
       {
         environment: deps.config.environment,
         ttlSeconds: deps.config.tunables.refreshTokenTtlSeconds,
-        now,
+        graceSeconds: deps.config.tunables.refreshReuseGraceSeconds,
         clientId: client.id,
-        scopes: parseScopes(requestedScope),
+        scopes: parseScopes(request.scope),
       },
       call.trace,
     ),
@@ -210,20 +269,27 @@ async function refreshGrant(
     }
     throw oauthError('invalid_grant', 'The refresh token is invalid, expired or revoked')
   }
+  if (rotation.grace) deps.log.info('refresh token presented again within the grace period')
   // Never more than the original grant, and never more than the agent is allowed today (the
   // rotation has checked both; this computes what to grant).
   const original = parseScopes(rotation.scope).filter((s) => rotation.allowedScopes.includes(s))
-  const scopes = grantScopes(requestedScope, original)
+  const scopes = grantScopes(request.scope, original)
   if (!scopes || scopes.length === 0) {
     throw new Error('a rotated refresh token has no scope to grant')
   }
-  return tokens(
-    deps,
-    'refresh_token',
-    { id: rotation.agentId, tokensNotBefore: rotation.tokensNotBefore },
-    formatScopes(scopes),
-    rotation.next,
-  )
+  // The family's resource unless the request names another (RFC 8707 §2.2); a family whose
+  // resource this deployment no longer serves falls back to the API.
+  const family =
+    rotation.resource && context.issuer.resources.includes(rotation.resource)
+      ? rotation.resource
+      : undefined
+  return tokens(deps, 'refresh_token', {
+    issuer: context.issuer,
+    agentId: rotation.agentId,
+    scope: formatScopes(scopes),
+    audience: resource ?? family ?? context.issuer.api,
+    issued: rotation,
+  })
 }
 
 /** Where the revocation list put a revocation; the store being full is a 503 (nothing done). */
@@ -260,6 +326,7 @@ export async function revoke(
   agentId: string,
   token: string,
   scope: CallScope,
+  issuer: Issuer,
 ): Promise<void> {
   const { auth, config, clock } = deps
   const now = clock.now()
@@ -269,7 +336,7 @@ export async function revoke(
   if (looksLikeRefreshToken(token)) {
     const db = requireDatabase(deps)
     const familyId = await databaseCall(
-      () => revokeRefreshToken(db, token, agentId, config.environment, now, scope.trace),
+      () => revokeRefreshToken(db, token, agentId, config.environment, scope.trace),
       true,
     )
     if (familyId) {
@@ -279,7 +346,9 @@ export async function revoke(
     }
   } else if (token.split('.').length === 3) {
     try {
-      const claims = await verifyAccessToken(await auth.keys(), token, {
+      const claims = await verifyAccessToken(await ring(deps), token, {
+        issuer: issuer.issuer,
+        audiences: issuer.resources,
         environment: config.environment,
         now,
         toleranceSeconds: config.tunables.tokenClockToleranceSeconds,

@@ -18,9 +18,10 @@ const nowS = NOW / 1000
 
 async function token(claims: Record<string, unknown>) {
   return new SignJWT({
-    iss: 'agent-api/production',
-    aud: 'agent-api',
+    iss: 'https://api.example.com',
+    aud: 'https://api.example.com',
     sub: 'agent-1',
+    client_id: 'agent-1',
     scope: 'context:read',
     env: 'production',
     jti: 'jti-1',
@@ -34,7 +35,9 @@ async function token(claims: Record<string, unknown>) {
 }
 
 async function verify(jwt: string) {
-  return verifyAccessToken(await createKeyRing(new Secret(SECRET)), jwt, {
+  return verifyAccessToken(await createKeyRing({ jwtSecret: new Secret(SECRET) }), jwt, {
+    issuer: 'https://api.example.com',
+    audiences: ['https://api.example.com', 'https://api.example.com/mcp'],
     environment: 'production',
     now: NOW,
     toleranceSeconds: 30,
@@ -68,6 +71,13 @@ describe('access-token bounds', () => {
     ['a jti with an unpaired surrogate', { jti: 'j\ud800' }, 'claims'],
     ['a sid that is not a string', { sid: 7 }, 'claims'],
     ['an over-long sub', { sub: 'a'.repeat(129) }, 'claims'],
+    ['no client_id (RFC 9068 §2.2)', { client_id: undefined }, 'claims'],
+    ['an audience of someone else', { aud: 'https://elsewhere.example' }, 'claims'],
+    [
+      'an audience list (ours only as one of several)',
+      { aud: ['https://api.example.com', 'x'] },
+      'claims',
+    ],
   ])('%s → refused (%s)', async (_name, claims, why) => {
     expect(await reason(await token(claims))).toBe(why)
   })
