@@ -40,17 +40,18 @@ CREATE INDEX refresh_tokens_live_idx ON refresh_tokens (family_id)
 -- One call decides the whole transition. Locks are taken in one order everywhere: the agent's
 -- row (shared: rotations of one agent do not wait on each other, an operator's revocation or
 -- deactivation does), then the family's row; every read that decides comes after them, so it
--- sees whatever the previous holder committed.
+-- sees whatever the previous holder committed. The successor's parent is always `presented`.
 --
---   live token              → rotated (the successor is the family's live token)
---   spent or retired token  → rotated through the grace period when its anchor (itself if
---                             spent, its parent if retired) was spent at most `grace_seconds`
---                             ago, the family's live token is the anchor's child and unused,
---                             and the same client asks: the live token is retired, a fresh
---                             successor of the anchor replaces it (a lost answer, a retry, a
---                             concurrent use); otherwise `reused`, and the family is revoked
---   anything else           → unknown | revoked | agent_inactive | expired | wrong_client |
---                             scope_exceeded, nothing changed
+--   live token      → rotated: spent, the successor is the family's live token
+--   spent token     → rotated through the grace period when it was first spent at most
+--                     `grace_seconds` ago, the family's live token is its child and unused, and
+--                     the same client asks: that child is retired (the client lost the answer
+--                     that carried it, or sent twice); otherwise `reused`: the family is revoked
+--   retired token   → (a sibling handed out by a concurrent use, kept by the client) its first
+--                     use while the live token is its unused sibling: rotated, the sibling
+--                     retired; otherwise `reused`
+--   anything else   → unknown | revoked | agent_inactive | expired | wrong_client |
+--                     scope_exceeded, nothing changed
 CREATE FUNCTION refresh_token_rotate(
   presented text, successor text, env text, client text, wanted text[],
   ttl_seconds integer, grace_seconds integer
@@ -62,7 +63,6 @@ DECLARE
   t refresh_tokens;
   a agents;
   f refresh_token_families;
-  anchor refresh_tokens;
   live refresh_tokens;
   via_grace boolean := false;
   grantable boolean;
@@ -89,21 +89,18 @@ BEGIN
       WHEN t.expires_at <= now() THEN 'expired'
       WHEN client IS NOT NULL AND t.agent_id <> client THEN 'wrong_client'
     END;
-    anchor := t;
   ELSIF result IS NULL THEN
-    IF t.spent_at IS NOT NULL THEN
-      anchor := t;
-    ELSE
-      SELECT * INTO anchor FROM refresh_tokens r WHERE r.token_hash = t.parent_hash;
-    END IF;
     SELECT * INTO live FROM refresh_tokens r
      WHERE r.family_id = f.id AND r.spent_at IS NULL AND r.retired_at IS NULL;
-    IF grace_seconds > 0 AND anchor.spent_at IS NOT NULL
-       AND anchor.spent_at + make_interval(secs => grace_seconds) >= now()
-       AND live.token_hash IS NOT NULL AND live.parent_hash = anchor.token_hash
-       AND live.expires_at > now()
-       AND client IS NOT NULL AND t.agent_id = client THEN
-      via_grace := true;
+    -- (plpgsql reads an IF's condition up to its first THEN: the CASE is computed apart.)
+    via_grace := client IS NOT NULL AND t.agent_id = client AND live.token_hash IS NOT NULL
+      AND live.expires_at > now()
+      AND CASE WHEN t.spent_at IS NULL
+            THEN live.parent_hash = t.parent_hash AND t.expires_at > now()
+            ELSE grace_seconds > 0 AND live.parent_hash = t.token_hash
+                 AND t.spent_at + make_interval(secs => grace_seconds) >= now() END;
+    IF via_grace THEN
+      NULL;
     ELSE
       UPDATE refresh_token_families x SET revoked_at = now(), revoked_why = 'reuse_detected'
        WHERE x.id = f.id;
@@ -125,13 +122,14 @@ BEGIN
   IF result IS NULL THEN
     IF via_grace THEN
       UPDATE refresh_tokens r SET retired_at = now() WHERE r.token_hash = live.token_hash;
-    ELSE
-      UPDATE refresh_tokens r SET spent_at = now() WHERE r.token_hash = t.token_hash;
     END IF;
+    -- First use (kept: the grace period runs from it).
+    UPDATE refresh_tokens r SET spent_at = coalesce(r.spent_at, now())
+     WHERE r.token_hash = t.token_hash;
     INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, environment, issued_at,
                                 expires_at, parent_hash)
     VALUES (successor, f.id, t.agent_id, t.scope, env, now(),
-            now() + make_interval(secs => ttl_seconds), anchor.token_hash);
+            now() + make_interval(secs => ttl_seconds), t.token_hash);
     result := 'rotated';
   END IF;
 
