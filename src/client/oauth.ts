@@ -1,5 +1,8 @@
 // The token endpoints, spoken as RFC 6749 / RFC 7009 clients do: form bodies and HTTP Basic
 // client authentication, so credentials never travel in a JSON body that might get logged.
+// Where they are comes from the server's RFC 8414 metadata, read once and only trusted when its
+// issuer is the base URL's origin and every endpoint lies there (credentials never go to a
+// host the metadata names elsewhere); a server without metadata gets the contract's paths.
 import type { TokenResponse } from '../contract/index.ts'
 import { basicAuthorization } from './encoding.ts'
 import { AgentApiError, errorFromResponse } from './errors.ts'
@@ -25,6 +28,13 @@ export interface OAuthClientOptions {
 
 export const TOKEN_PATH = '/api/v1/agent/token'
 export const REVOKE_PATH = '/api/v1/agent/token/revoke'
+export const METADATA_PATH = '/.well-known/oauth-authorization-server'
+
+/** The endpoints the SDK uses, as absolute URLs. */
+export interface Endpoints {
+  token: string
+  revocation: string
+}
 
 /**
  * A refresh token is spent the moment the server processes it, and re-using a spent one revokes
@@ -35,17 +45,92 @@ export function refreshRetryable(outcome: Outcome): boolean {
   return 'response' in outcome && [429, 503].includes(outcome.response.status)
 }
 
+/**
+ * The endpoints from the server's metadata (RFC 8414), or the contract's paths when it has none
+ * (404), or when the API is served under a path prefix (its issuer is an origin, so no metadata
+ * can describe such a base URL). Throws an AgentApiError when the metadata names another
+ * issuer or an endpoint on another origin, or when it cannot be read.
+ */
+export async function discoverEndpoints(
+  baseUrl: string,
+  runtime: HttpRuntime,
+  policy: RetryPolicy,
+  sensitive: readonly string[],
+): Promise<Endpoints> {
+  const origin = new URL(baseUrl).origin
+  const defaults = { token: baseUrl + TOKEN_PATH, revocation: baseUrl + REVOKE_PATH }
+  if (baseUrl !== origin) return defaults
+  const res = await send(
+    runtime,
+    policy,
+    () => new Request(origin + METADATA_PATH, { headers: { Accept: 'application/json' } }),
+    { method: 'GET', path: METADATA_PATH, sensitive: () => sensitive },
+  )
+  if (res.status === 404) {
+    await res.body?.cancel()
+    return defaults
+  }
+  if (!res.ok) {
+    throw await errorFromResponse(res, {
+      method: 'GET',
+      path: METADATA_PATH,
+      now: runtime.now(),
+      sensitive,
+    })
+  }
+  const metadata = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined
+  const sameOrigin = (value: unknown): value is string => {
+    try {
+      return typeof value === 'string' && new URL(value).origin === origin
+    } catch {
+      return false
+    }
+  }
+  const token = metadata?.token_endpoint
+  const revocation = metadata?.revocation_endpoint ?? defaults.revocation
+  if (metadata?.issuer !== origin || !sameOrigin(token) || !sameOrigin(revocation)) {
+    throw new AgentApiError({
+      status: res.status,
+      code: 'discovery_mismatch',
+      message: `GET ${METADATA_PATH}: the metadata names another issuer or origin than ${origin}`,
+    })
+  }
+  return { token, revocation }
+}
+
 export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
   const { runtime, policy, agentSecret } = options
   const authorization = basicAuthorization(options.agentId, agentSecret)
+  // Read once per client; a failed read is not kept (the next token request tries again).
+  let endpoints: Promise<Endpoints> | undefined
+  const where = () => {
+    if (!endpoints) {
+      const reading = discoverEndpoints(options.baseUrl, runtime, policy, [
+        agentSecret,
+        authorization.slice('Basic '.length),
+      ])
+      reading.catch(() => {
+        if (endpoints === reading) endpoints = undefined
+      })
+      endpoints = reading
+    }
+    return endpoints
+  }
 
-  function post(path: string, form: URLSearchParams, secret: string, retryRefresh: boolean) {
+  async function post(
+    endpoint: keyof Endpoints,
+    form: URLSearchParams,
+    secret: string,
+    retryRefresh: boolean,
+  ) {
+    const url = (await where())[endpoint]
+    const path = new URL(url).pathname
     const sensitive = () => [agentSecret, authorization.slice('Basic '.length), secret]
     return send(
       runtime,
       policy,
       () =>
-        new Request(options.baseUrl + path, {
+        new Request(url, {
           method: 'POST',
           headers: {
             Authorization: authorization,
@@ -77,7 +162,7 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
       const refreshToken = grant.type === 'refresh_token' ? grant.refreshToken : ''
       if (grant.type === 'refresh_token') form.set('refresh_token', refreshToken)
       if (options.scope && grant.type === 'client_credentials') form.set('scope', options.scope)
-      const res = await post(TOKEN_PATH, form, refreshToken, grant.type === 'refresh_token')
+      const res = await post('token', form, refreshToken, grant.type === 'refresh_token')
       const body: unknown = await res.json().catch(() => undefined)
       if (!isTokenResponse(body)) {
         throw new AgentApiError({
@@ -94,7 +179,7 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
 
     async revoke(token, hint) {
       const form = new URLSearchParams({ token, token_type_hint: hint })
-      const res = await post(REVOKE_PATH, form, token, false)
+      const res = await post('revocation', form, token, false)
       await res.body?.cancel()
     },
   }

@@ -353,3 +353,37 @@ test('the SDK uses Web-standard APIs only and imports no server code at runtime'
 function jumpPastExpiry() {
   vi.setSystemTime(Date.now() + 3_600_000)
 }
+
+describe('discovery (RFC 8414)', () => {
+  test('the token endpoint comes from the metadata, read once', async () => {
+    const { server, client: agent } = setup()
+    server.tokenPath = '/oauth/token'
+    server.metadata = { ...server.metadata, token_endpoint: `${BASE_URL}/oauth/token` }
+    await agent.getUserContext('u1')
+    await agent.getAccessToken()
+    expect(server.seen.filter((s) => s.route === 'token').map((s) => s.path)).toEqual([
+      '/oauth/token',
+    ])
+    expect(server.count('discovery')).toBe(1)
+  })
+
+  test('without metadata (404) the contract’s paths are used', async () => {
+    const { server, client: agent } = setup()
+    server.metadata = undefined
+    await agent.getUserContext('u1')
+    expect(server.seen.find((s) => s.route === 'token')?.path).toBe('/api/v1/agent/token')
+  })
+
+  test('metadata naming another issuer or origin is refused: no credentials go there', async () => {
+    for (const metadata of [
+      { issuer: 'https://evil.test', token_endpoint: 'https://evil.test/token' },
+      { issuer: BASE_URL, token_endpoint: 'https://evil.test/token' },
+    ]) {
+      const { server, client: agent } = setup()
+      server.metadata = metadata
+      const error = await agent.getUserContext('u1').catch((e: unknown) => e)
+      expect(error).toMatchObject({ code: 'discovery_mismatch' })
+      expect(server.count('token')).toBe(0)
+    }
+  })
+})

@@ -8,7 +8,15 @@ export const BASE_URL = 'https://api.test'
 export const AGENT_ID = 'demo agent:1' // needs form encoding inside HTTP Basic
 export const AGENT_SECRET = 'super-secret-agent-credential-0123456789'
 
-export type Route = 'token' | 'revoke' | 'context' | 'progress' | 'batch' | 'health' | 'public'
+export type Route =
+  | 'token'
+  | 'revoke'
+  | 'context'
+  | 'progress'
+  | 'batch'
+  | 'health'
+  | 'public'
+  | 'discovery'
 
 export type Fault =
   | { status: number; retryAfter?: string; body?: Record<string, unknown> }
@@ -70,6 +78,14 @@ export function createFakeServer(options: FakeServerOptions = {}) {
     contextEtag: '"ctx-v1"',
     /** `/health/ready` answers 503 with a `fail` body. */
     readyFailing: false,
+    /** Where the token endpoint also answers (when the metadata says it moved). */
+    tokenPath: undefined as string | undefined,
+    /** The RFC 8414 metadata served, or none (404: the SDK uses the contract's paths). */
+    metadata: {
+      issuer: BASE_URL,
+      token_endpoint: `${BASE_URL}/api/v1/agent/token`,
+      revocation_endpoint: `${BASE_URL}/api/v1/agent/token/revoke`,
+    } as Record<string, unknown> | undefined,
 
     /** The next requests to `route` get these, in order. */
     fail(route: Route, ...queued: Fault[]) {
@@ -140,6 +156,11 @@ export function createFakeServer(options: FakeServerOptions = {}) {
           return token(input, body)
         case 'revoke':
           return revoke(input, body)
+        case 'discovery':
+          // RFC 8414, as the API publishes it (the endpoints may move; the SDK follows).
+          return server.metadata
+            ? json(200, server.metadata)
+            : json(404, { code: 'not_found' }, { 'Content-Type': 'application/problem+json' })
         case 'public': {
           const failing = server.readyFailing && path === '/health/ready'
           return json(
@@ -155,7 +176,8 @@ export function createFakeServer(options: FakeServerOptions = {}) {
   }
 
   function routeOf(method: string, path: string): Route {
-    if (path === '/api/v1/agent/token') return 'token'
+    if (path === '/.well-known/oauth-authorization-server') return 'discovery'
+    if (path === '/api/v1/agent/token' || path === server.tokenPath) return 'token'
     if (path === '/api/v1/agent/token/revoke') return 'revoke'
     if (path.startsWith('/api/v1/agent/users/')) return 'context'
     if (path === '/api/v1/agent/progress' && method === 'POST') return 'progress'
