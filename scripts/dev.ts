@@ -6,7 +6,10 @@
 //  - the Upstash REST stand-in always, in front of REDIS_URL (default redis://127.0.0.1:6379):
 //    while nothing answers there it says so as Upstash would, the app's Redis breaker keeps
 //    progress on direct commits, and Redis is used as soon as it appears;
-//  - .dev.vars created from .dev.vars.example with fresh random secrets if missing;
+//  - .dev.vars created from .dev.vars.example with fresh random secrets and an ES256 signing
+//    key if missing (an existing .dev.vars without a signing key gets one added);
+//  - PUBLIC_URL (the issuer) set to the server's own http://127.0.0.1:<PORT> unless .dev.vars
+//    says otherwise;
 //  - the worker bundled with esbuild and served by workerd (Miniflare) on 127.0.0.1:8787
 //    (PORT overrides), rebuilt on every change under src/;
 //  - the scheduled flush dispatched every minute (DEV_CRON_INTERVAL_MS overrides), as the
@@ -14,7 +17,7 @@
 //  - tunables (README "Configuration") set in the shell override .dev.vars, e.g.
 //    `BREAKER_OPEN_MS=1000 npm run dev`.
 // Ctrl-C stops everything it started.
-import { randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { parseEnv } from 'node:util'
@@ -27,17 +30,32 @@ import { NUMERIC_TUNABLES } from '../src/config/tunables.ts'
 const root = new URL('..', import.meta.url)
 const at = (path: string) => new URL(path, root).pathname
 
+/** A fresh ES256 private JWK, single-quoted for dotenv (its JSON has double quotes). */
+function signingKeyLine(): string {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const { kty, crv, x, y, d } = privateKey.export({ format: 'jwk' })
+  return `DEV_JWT_SIGNING_KEY='${JSON.stringify({ kty, crv, x, y, d })}'`
+}
+
 async function devVars(): Promise<Record<string, string>> {
   const path = at('.dev.vars')
   if (!existsSync(path)) {
     const example = await readFile(at('.dev.vars.example'), 'utf8')
-    const filled = example.replace(/^([A-Z0-9_]+)=generate$/gm, (_, key: string) => {
-      return `${key}=${randomBytes(32).toString('base64url')}`
-    })
+    const filled = example
+      .replace(/^DEV_JWT_SIGNING_KEY=generate$/m, () => signingKeyLine())
+      .replace(/^([A-Z0-9_]+)=generate$/gm, (_, key: string) => {
+        return `${key}=${randomBytes(32).toString('base64url')}`
+      })
     await writeFile(path, filled, { mode: 0o600 })
-    console.log('created .dev.vars with fresh random secrets')
+    console.log('created .dev.vars with fresh random secrets and an ES256 signing key')
   }
-  return parseEnv(await readFile(path, 'utf8')) as Record<string, string>
+  let text = await readFile(path, 'utf8')
+  if (!/^DEV_JWT_SIGNING_KEY=/m.test(text)) {
+    text = `${text.replace(/\n?$/, '\n')}# Added by npm run dev: signs access tokens (ES256); its public half is in /.well-known/jwks.json.\n${signingKeyLine()}\n`
+    await writeFile(path, text, { mode: 0o600 })
+    console.log('added an ES256 signing key (DEV_JWT_SIGNING_KEY) to .dev.vars')
+  }
+  return parseEnv(text) as Record<string, string>
 }
 
 /** host:port/database of a connection string: enough to find it, never its credentials. */
@@ -91,6 +109,7 @@ async function main() {
 
   const bindings: Record<string, string> = {
     APP_ENV: 'development', // not in .dev.vars: see .dev.vars.example
+    PUBLIC_URL: `http://127.0.0.1:${port}`, // the issuer clients discover
     DATABASE_URL: stack.info.databaseUrl,
     NEON_FETCH_ENDPOINT: stack.info.neonFetchEndpoint,
     ...(stack.info.upstashUrl && stack.info.upstashToken

@@ -7,6 +7,7 @@ import {
   configurationCheck,
   databaseCheck,
   redisCheck,
+  tokenManagerCheck,
   worst,
 } from '../health/checks.ts'
 import type { AppEnv } from '../http/context.ts'
@@ -32,7 +33,7 @@ export const getReadiness = {
   operationId: 'getReadiness',
   summary: 'Readiness',
   description:
-    'Checks the configuration, the database and Redis (with short timeouts). `503` whenever the token endpoint would answer `503`: the configuration fails closed, no database is configured or it does not answer, or its circuit is open. A probe’s own short deadline never counts against the shared database circuit.',
+    'Checks the configuration, the signing keys, the database and Redis (with short timeouts). `503` whenever the token endpoint would answer `503`: the configuration fails closed, no database is configured or it does not answer, or its circuit is open. A probe’s own short deadline never counts against the shared database circuit.',
   tag: 'health',
   responses: {
     '200': { description: 'Ready (`pass` or `warn`)', content: health },
@@ -79,6 +80,8 @@ export const healthRoutes = new Hono<AppEnv>()
       ...(await Promise.all([
         databaseCheck(services, c.get('trace')),
         redisCheck(services, c.get('trace')),
+        // Keys that cannot be imported close the token endpoint: not ready either.
+        tokenManagerCheck(services),
       ])),
     ]
     const payload = body(services.config.version, checks, services.clock.now())

@@ -262,3 +262,28 @@ describe(`@modelcontextprotocol/sdk (${s.runtime})`, () => {
     expect(rest.headers.get('www-authenticate')).toContain('error="invalid_token"')
   })
 })
+
+describe(`EdDSA (${s.runtime})`, () => {
+  test('an Ed25519 key signs, the JWKS publishes it, jose verifies it in this runtime', async () => {
+    const ed = s.withEnv({
+      DEV_JWT_SIGNING_KEY: await newSigningKey('EdDSA'),
+      REDIS_KEY_PREFIX: `t:${randomSecret(6)}:`,
+    })
+    const res = await ed.fetch('/api/v1/agent/token', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ agent_id: DEMO_AGENT, agent_secret: agentSecret(ed) }),
+    })
+    expect(res.status).toBe(200)
+    const { access_token } = (await res.json()) as { access_token: string }
+    const jwks = createRemoteJWKSet(new URL(`${BASE_URL}/.well-known/jwks.json`), {
+      [joseFetch]: into(ed) as typeof fetch,
+    })
+    const { protectedHeader } = await jwtVerify(access_token, jwks, {
+      issuer: BASE_URL,
+      audience: BASE_URL,
+    })
+    expect(protectedHeader.alg).toBe('EdDSA')
+    expect((await ed.fetch(CONTEXT, { headers: bearer(access_token) })).status).toBe(200)
+  })
+})
