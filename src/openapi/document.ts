@@ -111,7 +111,7 @@ export const SHARED_RESPONSES: Record<
 
 const DESCRIPTION = `Short-lived tokens, user context and progress reporting for AI agents.
 
-**Conventions.** JSON in and out. Bodies over ${MAX_BODY_BYTES / 1024} KiB: \`413\`; a wrong \`Content-Type\`: \`415\`; unknown fields in a JSON body: \`400\` with their path in \`errors\`. Errors are RFC 9457 problem details (\`application/problem+json\`) with a stable \`code\`; every code is listed in \`x-problem-types\` and, per response, in \`x-problem-codes\`. Every response carries \`X-Request-Id\` and \`Server-Timing\`. Protected routes take \`Authorization: Bearer <access token>\` (\`401\` + \`WWW-Authenticate: Bearer error="invalid_token"\`; \`403\` + \`error="insufficient_scope"\`), send \`RateLimit-*\` headers, and answer \`429\` + \`Retry-After\` when limited. A \`503\` carries \`Retry-After\`. A request for a path that exists, with a method it does not take, gets the \`MethodNotAllowed\` response (\`405\` with \`Allow\`; \`OPTIONS\` gets \`204\` with \`Allow\`); one that matches no path gets the \`NotFound\` response (\`404 not_found\`); either gets \`413\` first when its body is too large. A \`503\` whose code ends in \`_unavailable\` means nothing was done; \`outcome_unknown\` means a store timed out and the write may have landed; \`revocation_partial\` says what did happen.`
+**Conventions.** JSON in and out. Bodies over ${MAX_BODY_BYTES / 1024} KiB: \`413\`; a wrong \`Content-Type\`: \`415\`; unknown fields in a JSON body: \`400\` with their path in \`errors\`. Errors are RFC 9457 problem details (\`application/problem+json\`) with a stable \`code\`; every code is listed in \`x-problem-types\` and, per response, in \`x-problem-codes\`. Every response carries \`X-Request-Id\` and \`Server-Timing\`. Protected routes take \`Authorization: Bearer <access token>\` (\`401\` + \`WWW-Authenticate: Bearer\` with \`resource_metadata\`, and \`error="invalid_token"\` when a token was sent; \`403\` + \`error="insufficient_scope"\`). The OAuth endpoints (token, revoke, introspect) answer errors as \`application/json\` with OAuth's \`error\` and \`error_description\` beside the problem members (RFC 6749 §5.2), send \`RateLimit-*\` headers, and answer \`429\` + \`Retry-After\` when limited. A \`503\` carries \`Retry-After\`. A request for a path that exists, with a method it does not take, gets the \`MethodNotAllowed\` response (\`405\` with \`Allow\`; \`OPTIONS\` gets \`204\` with \`Allow\`); one that matches no path gets the \`NotFound\` response (\`404 not_found\`); either gets \`413\` first when its body is too large. A \`503\` whose code ends in \`_unavailable\` means nothing was done; \`outcome_unknown\` means a store timed out and the write may have landed; \`revocation_partial\` says what did happen.`
 
 /** The document around the operations; `responses` and `schemas` come from the generator. */
 export function documentFrame(version: string) {
@@ -160,11 +160,12 @@ export function documentFrame(version: string) {
         scheme: 'bearer',
         bearerFormat: 'JWT',
         description:
-          'An access token from POST /api/v1/agent/token (HS256, `typ: at+jwt`). Requirement arrays name the scope the route needs.',
+          'An access token from POST /api/v1/agent/token (RFC 9068 `at+jwt`, ES256 or EdDSA verifiable with /.well-known/jwks.json; HS256 where only a secret is configured), for this API’s resource (`aud`). Requirement arrays name the scope the route needs. A 401/403 challenge names the resource’s metadata (`resource_metadata`, RFC 9728).',
       },
       agentOAuth: {
         type: 'oauth2',
-        description: 'The same access tokens, obtained by the client credentials grant.',
+        description:
+          'The same access tokens, obtained by the client credentials grant (metadata: /.well-known/oauth-authorization-server).',
         flows: {
           clientCredentials: {
             tokenUrl: '/api/v1/agent/token',
