@@ -6,6 +6,7 @@
 // and Upstash stand-ins over the real PostgreSQL and Redis) runs in a child process, so its
 // work is not counted as the app's. HTTP load figures serve the bundled worker from workerd.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,6 +15,9 @@ import { gzipSync } from 'node:zlib'
 import { Hono } from 'hono'
 import { buildBareWorker } from '../local/worker-build.ts'
 import { createApp } from '../src/app.ts'
+import { issueAccessToken, verifyAccessToken } from '../src/auth/access-token.ts'
+import { createKeyRing } from '../src/auth/keys.ts'
+import { Secret } from '../src/kernel/secret.ts'
 import { ServiceCache } from '../src/services.ts'
 import { httpLoad } from './bench/load.ts'
 import { cpuPerRequest, machine, median } from './bench/measure.ts'
@@ -21,7 +25,9 @@ import { type Figure, fmt, markdown, svg } from './bench/report.ts'
 
 const root = new URL('..', import.meta.url).pathname
 const json = process.argv.includes('--json')
-// `-- --only cpu` (size, cpu, trips, progress, direct, load) runs one section and writes no files.
+// `-- --only cpu` (size, cpu, verify, trips, progress, direct, load) runs one section and writes
+// no files. The app signs with an ES256 key, as deployments do by default (`BENCH_JWT_ALG=HS256`
+// measures a secret-only deployment instead).
 const only = process.argv.includes('--only')
   ? process.argv[process.argv.indexOf('--only') + 1]
   : undefined
@@ -147,11 +153,24 @@ const hex = (bytes: number) =>
     b.toString(16).padStart(2, '0'),
   ).join('')
 
+/** A fresh private JWK for `alg`, as `…_JWT_SIGNING_KEY` holds it. */
+function signingKey(alg: 'ES256' | 'EdDSA'): string {
+  const { privateKey } =
+    alg === 'ES256'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : generateKeyPairSync('ed25519')
+  return JSON.stringify(privateKey.export({ format: 'jwk' }))
+}
+
+const JWT_ALG = process.env.BENCH_JWT_ALG === 'HS256' ? 'HS256' : 'ES256'
+
 function appEnv(stack: StackHandle, extra: Record<string, string> = {}): Record<string, string> {
   return {
     APP_ENV: 'development',
     DEV_AGENT_SECRET: hex(32),
-    DEV_JWT_SECRET: hex(32),
+    ...(JWT_ALG === 'HS256'
+      ? { DEV_JWT_SECRET: hex(32) }
+      : { DEV_JWT_SIGNING_KEY: signingKey('ES256') }),
     CRON_SECRET: hex(32),
     LOG_LEVEL: 'error',
     REDIS_KEY_PREFIX: `bench:${hex(4)}:`,
@@ -309,6 +328,60 @@ async function cpuFigures(stack: StackHandle) {
     baseline: { label: 'metrics off', value: metrics.baseline },
     goal: { text: 'under 5 % extra', met: extra < 0.05 },
   })
+}
+
+// --- token verification -------------------------------------------------------------------------
+
+/**
+ * One cold verification (no verified-token cache): what a token's first request costs, and
+ * what a resource server pays per token with the JWKS. jose's jwtVerify through our
+ * verifyAccessToken, for a token of each algorithm, against the bare Hono route.
+ */
+async function verifyFigures() {
+  section('Access-token verification, cold (in-process)')
+  const group = 'Token verification'
+  const bare = new Hono().get('/bare', (c) => c.json({ ok: true }))
+  const bareCall = () => bare.fetch(new Request('http://bench.local/bare'))
+  const issuer = 'https://bench.local'
+  for (const alg of ['HS256', 'ES256', 'EdDSA'] as const) {
+    const ring = await createKeyRing(
+      alg === 'HS256'
+        ? { jwtSecret: new Secret(hex(32)) }
+        : { signingKey: { variable: 'BENCH', alg, jwk: new Secret(signingKey(alg)) } },
+    )
+    const now = Date.now()
+    const { token } = await issueAccessToken(ring, {
+      issuer,
+      audience: issuer,
+      agentId: 'demo-agent',
+      scope: 'context:read',
+      environment: 'development',
+      ttlSeconds: 3600,
+      now,
+      familyId: crypto.randomUUID(),
+    })
+    const options = {
+      issuer,
+      audiences: [issuer],
+      environment: 'development' as const,
+      now,
+      toleranceSeconds: 30,
+      maxLifetimeSeconds: 3600,
+    }
+    const cost = await cpuPerRequest({
+      subject: () => verifyAccessToken(ring, token, options),
+      baseline: bareCall,
+      iterations: 1000,
+    })
+    add({
+      id: `verify.${alg.toLowerCase()}`,
+      group,
+      label: `one ${alg} access-token verification (jose, cold)`,
+      value: cost.subject,
+      unit: 'µs',
+      baseline: { label: 'bare Hono route', value: cost.baseline },
+    })
+  }
 }
 
 // --- round trips ----------------------------------------------------------------------------
@@ -549,6 +622,7 @@ async function main() {
     // CPU first: the start-up figure imports the bundle thirty times, and those module graphs
     // stay in this heap, making every later collection slower.
     if (run('cpu')) await cpuFigures(stack)
+    if (run('verify')) await verifyFigures()
     if (run('trips')) await roundTripFigures(stack)
     if (run('progress')) await progressFigures(stack)
     if (run('direct')) await directFigures(stack)
