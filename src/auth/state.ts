@@ -11,6 +11,7 @@ import type { AccessClaims } from './access-token.ts'
 import { AgentStatusCache } from './agent-status.ts'
 import { GrantCache } from './grants.ts'
 import { createKeyRing, type KeyRing } from './keys.ts'
+import { type Issuer, issuerOf } from './resources.ts'
 import { RevocationList } from './revocation.ts'
 
 export interface AuthState {
@@ -19,7 +20,12 @@ export interface AuthState {
    * be imported. A rejection is kept: the configuration does not change within an isolate.
    */
   keys(): Promise<KeyRing>
-  /** Verified tokens until their exp, so a hot agent is not re-verified with HMAC each time. */
+  /**
+   * The deployment's identity for an origin (PUBLIC_URL, or in development a request's own),
+   * built once per origin: the hot path reads it on every request.
+   */
+  identity(origin: string): Issuer
+  /** Verified tokens until their exp, so a hot agent is not re-verified each time. */
   verified: BoundedLru<string, AccessClaims>
   revocations: RevocationList
   /** Whether an agent is active and since when its tokens hold (cached like grants). */
@@ -43,6 +49,8 @@ export function createAuthState(deps: {
   const { config, redis, log, events } = deps
   const t = config.tunables
   let ring: Promise<KeyRing> | undefined
+  // One origin in production (PUBLIC_URL); a few in development (localhost, 127.0.0.1, …).
+  const identities = new BoundedLru<string, Issuer>({ maxEntries: 16 })
 
   const onRedisError = (operation: string) => (err: unknown) => {
     events.emit({ type: 'upstream.fallback', upstream: 'redis', operation })
@@ -63,6 +71,13 @@ export function createAuthState(deps: {
     keys: () => {
       ring ??= createKeyRing(config)
       return ring
+    },
+    identity: (origin) => {
+      const known = identities.get(origin, 0)?.value
+      if (known) return known
+      const issuer = issuerOf(origin)
+      identities.set(origin, issuer, { now: 0, ttlMs: Number.POSITIVE_INFINITY })
+      return issuer
     },
     verified: new BoundedLru({ maxEntries: t.tokenCacheMaxEntries }),
     revocations: new RevocationList({

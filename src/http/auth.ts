@@ -11,12 +11,7 @@ import type { Context, MiddlewareHandler } from 'hono'
 import { type AccessClaims, TokenError, verifyAccessToken } from '../auth/access-token.ts'
 import { statusRefusal } from '../auth/agent-status.ts'
 import type { KeyRing } from '../auth/keys.ts'
-import {
-  type Issuer,
-  issuerOf,
-  protectedResourceMetadataUrl,
-  type ResourceName,
-} from '../auth/resources.ts'
+import { type Issuer, protectedResourceMetadataUrl, type ResourceName } from '../auth/resources.ts'
 import { hasScope } from '../auth/scopes.ts'
 import { ProblemError, problems } from '../contract/problem.ts'
 import type { Scope } from '../contract/token.ts'
@@ -43,8 +38,14 @@ export function isBearer(header: string | undefined): boolean {
  * it may be unset) the request's own origin.
  */
 export function issuerFor(c: Context<AppEnv>): Issuer {
-  const { publicUrl } = c.get('services').config
-  return issuerOf(publicUrl ?? new URL(c.req.url).origin)
+  const { config, auth } = c.get('services')
+  return auth.identity(config.publicUrl ?? originOf(c.req.url))
+}
+
+/** `scheme://host[:port]` of a serialised URL (a Request's), without parsing it again. */
+function originOf(url: string): string {
+  const end = url.indexOf('/', url.indexOf('//') + 2)
+  return end === -1 ? url : url.slice(0, end)
 }
 
 /**
