@@ -8,7 +8,10 @@ import type { CircuitBreakerPolicy } from './resilience/policy.ts'
 
 export interface RedisStore {
   readonly client: Redis
-  /** A key in this deployment's namespace, e.g. key('revoked', jti). */
+  /**
+   * A key in this deployment's namespace: the parts joined with ':', each escaped by
+   * `keyPart` first, e.g. key('progress', 'idem', agentId, idempotencyKey).
+   */
   key(...parts: string[]): string
   /**
    * Runs Redis work through the Redis breaker (so an outage fails fast instead of waiting out
@@ -37,7 +40,7 @@ export function createRedisStore(options: {
   )
   return {
     client,
-    key: (...parts) => options.keyPrefix + parts.join(':'),
+    key: (...parts) => options.keyPrefix + parts.map(keyPart).join(':'),
     async run(operation, work, scope) {
       const start = performance.now()
       let ok = false
@@ -66,6 +69,17 @@ export function createRedisStore(options: {
       }
     },
   }
+}
+
+/**
+ * One part of a Redis key, escaped so that it cannot contain the ':' that separates parts:
+ * '%' → '%25', ':' → '%3A'. Agent ids and idempotency keys may contain ':', and unescaped
+ * `progress:idem:<agent>:<key>` made agent `a:2` with key `K` the same key as agent `a` with
+ * key `2:K`. Escaped, distinct tuples of parts give distinct keys (the escaping decodes
+ * uniquely); a part with neither character is unchanged, so existing keys keep their names.
+ */
+export function keyPart(part: string): string {
+  return part.replace(/[%:]/g, (c) => (c === '%' ? '%25' : '%3A'))
 }
 
 /**

@@ -120,12 +120,12 @@ export class IsolateRevocations {
   }
 }
 
-/** `revoked:<agent>:<jti>` (the seed's key, so a rolling deploy keeps its revocations) and
- * `revoked-family:<agent>:<family>`. */
+/**
+ * `revoked:<agent>:<jti>` (the seed's key, so a rolling deploy keeps its revocations) and
+ * `revoked-family:<agent>:<family>`, each part escaped (an agent id may contain ':').
+ */
 function redisKey(redis: RedisStore, agentId: string, key: string): string {
-  return key.startsWith('f:')
-    ? redis.key('revoked-family', `${agentId}:${key.slice(2)}`)
-    : redis.key('revoked', `${agentId}:${key.slice(2)}`)
+  return redis.key(key.startsWith('f:') ? 'revoked-family' : 'revoked', agentId, key.slice(2))
 }
 
 function keysOf(subject: RevocationSubject): string[] {

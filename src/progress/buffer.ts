@@ -14,7 +14,7 @@
 // that cannot be decoded (cjson refuses what older versions let in, e.g. an unpaired
 // surrogate escape) is decoded under pcall and moved to the dead letters in the same script.
 //
-// Keys (under the deployment's prefix):
+// Keys (under the deployment's prefix; every variable part escaped by src/redis.ts keyPart):
 //   progress:items        hash   id → item JSON
 //   progress:ready        zset   id → received_at
 //   progress:processing   zset   id → claim deadline

@@ -20,7 +20,7 @@
 import { Ratelimit } from '@upstash/ratelimit'
 import { BoundedLru } from '../cache/lru.ts'
 import type { CallScope } from '../kernel/scope.ts'
-import type { RedisStore } from '../redis.ts'
+import { keyPart, type RedisStore } from '../redis.ts'
 import { SlidingWindowLimiter } from './sliding-window.ts'
 import type { LimitDecision, LimitSpec } from './types.ts'
 
@@ -97,7 +97,8 @@ export function createLimiter(options: LimiterOptions): Limiter {
   const leasingTtlMs = options.leaseRequestTimeoutMs ?? 5000
 
   const take = async (id: string, rate: number, ctx: LimitContext) => {
-    const result = await redis.run('ratelimit', () => global.limit(id, { rate }), ctx)
+    // The library appends `:<id>:<window>` to the prefix: the id is a key part like any other.
+    const result = await redis.run('ratelimit', () => global.limit(keyPart(id), { rate }), ctx)
     ctx.defer?.(result.pending)
     return result
   }
