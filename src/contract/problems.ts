@@ -123,6 +123,12 @@ export const PROBLEM_TYPES = [
       'Revocation: without Redis, the answering instance holds as many agents’ revocations as it may (REVOCATION_MAX_AGENTS); nothing was revoked. Retry later.',
   },
   {
+    code: 'auth_unavailable',
+    status: 503,
+    description:
+      'Protected routes: whether the access token was revoked cannot be checked (Redis and Postgres both fail) and this instance has not checked it within REVOCATION_CHECK_TTL_MS; nothing was done. Retry after `Retry-After` seconds.',
+  },
+  {
     code: 'progress_unavailable',
     status: 503,
     description:

@@ -91,7 +91,13 @@ export const reportProgress = {
       'Nothing was accepted; retrying the same request will not help',
     ),
     '503': unavailable(
-      ['configuration_error', 'progress_unavailable', 'buffer_full', 'outcome_unknown'],
+      [
+        'configuration_error',
+        'auth_unavailable',
+        'progress_unavailable',
+        'buffer_full',
+        'outcome_unknown',
+      ],
       'Unavailable; retry after `Retry-After` seconds. The `code` says what was accepted: `outcome_unknown` means a store timed out and may have taken the updates (retry the same request with the same idempotency keys), every other code means nothing was.',
     ),
   },
@@ -124,7 +130,7 @@ export const getProgressBatch = {
     },
     '400': problem(['validation_failed'], '`batchId` holds U+0000 or an unpaired surrogate'),
     '404': problem(['not_found'], 'No such batch, or another agent’s'),
-    '503': unavailable(['configuration_error', 'progress_unavailable']),
+    '503': unavailable(['configuration_error', 'auth_unavailable', 'progress_unavailable']),
   },
 } as const satisfies Operation
 
