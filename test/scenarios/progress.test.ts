@@ -368,11 +368,18 @@ describe(`progress when stores fail (${s.runtime})`, () => {
   })
 
   test('neither store reachable: 503 with Retry-After, nothing accepted', async () => {
+    // A token checked moments ago (REVOCATION_CHECK_TTL_MS), so the request reaches the
+    // progress stores: a token nothing can check is refused earlier (503 auth_unavailable).
+    const iso = s.withEnv({ REVOCATION_CHECK_TTL_MS: '60000', ISOLATE: 'neither' })
+    const isoAuth = bearer((await getToken(iso)).access_token)
+    expect((await iso.fetch(PROGRESS, jsonPost(update(), isoAuth))).status).toBe(202)
+    await iso.settle()
     await s.neon.setFaults({ refuse: true })
     if (s.hasRedis) await s.redis.setFaults({ refuse: true })
     const u = update()
     try {
-      const { res, body } = await post(u)
+      const res = await iso.fetch(PROGRESS, jsonPost(u, isoAuth))
+      const body = await res.json()
       expect(res.status).toBe(503)
       expect(res.headers.get('retry-after')).toMatch(/^\d+$/)
       // Node's fetch says a connection was refused; workerd reports every lost connection
