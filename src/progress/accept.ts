@@ -13,6 +13,7 @@ import type { Logger } from '../kernel/log.ts'
 import type { CallScope } from '../kernel/scope.ts'
 import { lookUpKeys, syncBatch } from './dedupe.ts'
 import { flushDue, flushProgress } from './flush.ts'
+import { type KnownKey, knownFingerprint } from './idempotency.ts'
 import { type BufferedUpdate, eventKeyOf } from './model.ts'
 import {
   databaseWriteOutcome,
@@ -42,18 +43,18 @@ export function keyReused(path: string): ProblemError {
 }
 
 /**
- * The first update whose key appears earlier in the request (or in `known`, keys a store
- * holds → their fingerprints) with another fingerprint, or -1.
+ * The first update whose key appears earlier in the request (or in `known`, the keys Postgres
+ * remembers) with another fingerprint, or -1.
  */
 export function firstReusedKey(
   updates: readonly BufferedUpdate[],
-  known: ReadonlyMap<string, string> = new Map(),
+  known?: ReadonlyMap<string, KnownKey>,
 ): number {
   const seen = new Map<string, string | undefined>()
   for (let i = 0; i < updates.length; i++) {
     const u = updates[i]!
     const key = eventKeyOf(u)
-    const prior = seen.has(key) ? seen.get(key) : known.get(key)
+    const prior = seen.has(key) ? seen.get(key) : knownFingerprint(known, u)?.fingerprint
     if (prior === undefined) {
       if (!seen.has(key)) seen.set(key, u.fingerprint)
       continue
@@ -83,7 +84,7 @@ export async function acceptProgress(
   let redisOutcome: WriteOutcome | undefined
   const buffer = progress.buffer
   if (buffer && !breakers.get('redis').isOpen()) {
-    let known: Map<string, string> | undefined
+    let known: Map<string, KnownKey> | undefined
     if (db && !breakers.get('neon').isOpen() && (await progress.directCommits.mustLookUp(scope))) {
       try {
         known = await lookUpKeys(
@@ -92,6 +93,8 @@ export async function acceptProgress(
           updates.map((u) => u.idempotencyKey),
           scope,
           config.tunables.databaseTimeoutMs,
+          clock.now(),
+          config.tunables.progressDedupeTtlMs,
         )
       } catch (err) {
         // Postgres cannot say: Redis' dedupe alone decides (the event log stays exact).
@@ -142,13 +145,21 @@ export async function acceptProgress(
     const direct = redisOutcome === 'unknown' ? { ...batch, id: crypto.randomUUID() } : batch
     const items = direct === batch ? updates : updates.map((u) => ({ ...u, batchId: direct.id }))
     try {
-      const result = await writeDirect(db, direct, items, clock.now(), scope)
+      const now = clock.now()
+      const result = await writeDirect(
+        db,
+        direct,
+        items,
+        now,
+        scope,
+        config.tunables.progressDedupeTtlMs,
+      )
       if (buffer) {
         // Redis' dedupe must learn these keys. Try at once, after the answer: if Redis only
         // hiccuped this costs two round trips and no request ever looks keys up in Postgres.
         const noted = () => progress.directCommits.noteDirectCommit()
         if (breakers.get('redis').isOpen()) noted()
-        else scope.defer?.(syncBatch(db, buffer, direct.id, items, scope).catch(noted))
+        else scope.defer?.(syncBatch(db, buffer, direct.id, items, now, scope).catch(noted))
       }
       progress.invalidate(result.changedUsers, scope)
       return {

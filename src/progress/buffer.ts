@@ -31,8 +31,8 @@
 
 import type { CallScope } from '../kernel/scope.ts'
 import type { RedisStore } from '../redis.ts'
-import { FINGERPRINT_PREFIX } from './idempotency.ts'
-import { type BufferedUpdate, eventKeyOf } from './model.ts'
+import { FINGERPRINT_PREFIX, type KnownKey, knownFingerprint } from './idempotency.ts'
+import type { BufferedUpdate } from './model.ts'
 
 interface StoredUpdate extends BufferedUpdate {
   /** The (user, task) group counter's field; escape-free, so a script can find it unparsed. */
@@ -73,19 +73,20 @@ end
 
 // KEYS: items, ready, processing, groups, batch-pending, batch-meta, batch:<id>, idem keys (n)
 // ARGV: now, maxDepth, dedupeTtlMs, batchTtlMs, agent, batchId, n,
-//       then per update: id, group, json, fingerprint, fingerprint known to Postgres ('' if none)
+//       then per update: id, group, json, fingerprint, fingerprint known to Postgres ('' if
+//       none), until when Postgres remembers that key (ms)
 const APPEND = `
 local n = tonumber(ARGV[7])
 local fresh, seen, heal, verdict = 0, {}, {}, {}
 for i = 1, n do
-  local base = 7 + (i - 1) * 5
+  local base = 7 + (i - 1) * 6
   local key, fp, known = KEYS[7 + i], ARGV[base + 4], ARGV[base + 5]
   local prior = seen[key]
   if prior == nil then
     prior = redis.call('GET', key)
     if not prior and known ~= '' then
       prior = known
-      heal[key] = known
+      heal[key] = {known, ARGV[base + 6]}
     end
     seen[key] = prior
   end
@@ -101,7 +102,7 @@ local depth = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])
 if depth + fresh > tonumber(ARGV[2]) then return {-1, depth} end
 local accepted, duplicates, maxGroup = 0, 0, 0
 for i = 1, n do
-  local base = 7 + (i - 1) * 5
+  local base = 7 + (i - 1) * 6
   if verdict[i] then
     redis.call('SET', KEYS[7 + i], ARGV[base + 4], 'PX', ARGV[3])
     redis.call('HSET', KEYS[1], ARGV[base + 1], ARGV[base + 3])
@@ -113,8 +114,11 @@ for i = 1, n do
     duplicates = duplicates + 1
   end
 end
--- Keys Postgres knew and Redis had forgotten (a direct commit): remembered from now on.
-for key, fp in pairs(heal) do redis.call('SET', key, fp, 'PX', ARGV[3], 'NX') end
+-- Keys Postgres knew and Redis had forgotten (a direct commit): remembered as long as
+-- Postgres remembers them (their first acceptance plus the window).
+for key, h in pairs(heal) do
+  if tonumber(h[2]) > tonumber(ARGV[1]) then redis.call('SET', key, h[1], 'PXAT', h[2], 'NX') end
+end
 redis.call('HSET', KEYS[7], 'agent', ARGV[5], 'accepted', accepted, 'duplicates', duplicates,
   'created_at', ARGV[1])
 if accepted > 0 then
@@ -363,11 +367,12 @@ flat[#flat + 1] = redis.call('HGET', KEYS[3], ARGV[1]) or '0'
 return flat
 `
 
-// KEYS: idem keys; ARGV: ttlMs, fingerprints… — remembers keys committed elsewhere.
+// KEYS: idem keys; ARGV: per key its fingerprint, then until when (ms) — remembers keys
+// committed elsewhere, until they expire as if Redis had taken them.
 const REMEMBER_KEYS = `
 local n = 0
 for i = 1, #KEYS do
-  if redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1], 'NX') then n = n + 1 end
+  if redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PXAT', ARGV[2 * i], 'NX') then n = n + 1 end
 end
 return n
 `
@@ -431,7 +436,11 @@ export interface BufferStats {
   deadLetters: number
 }
 
-/** Why a dead letter is one; never an error's text (it may quote the update). */
+/**
+ * Why a dead letter is one; never an error's text (it may quote the update).
+ * `idempotency_key_reused` is only ever read: versions before each accepted update became its
+ * own event wrote it (re-driven, such an item now commits as its own event).
+ */
 export interface DeadLetterReason {
   kind: 'data_error' | 'undecodable' | 'idempotency_key_reused'
   /** The SQLSTATE the database refused the update with. */
@@ -533,15 +542,15 @@ export class ProgressBuffer {
 
   /**
    * Appends a request's updates atomically: all are stored (or counted duplicate), or none.
-   * `known` maps event keys (`eventKeyOf`) Postgres already holds to their fingerprints: they
-   * count as duplicates (or re-uses) even where Redis has forgotten them.
+   * `known` (from `lookUpKeys`) holds the keys Postgres remembers: they count as duplicates
+   * (or re-uses) even where Redis has forgotten them.
    */
   async append(
     batch: { id: string; agentId: string },
     updates: readonly BufferedUpdate[],
     now: number,
     scope?: CallScope,
-    known?: ReadonlyMap<string, string>,
+    known?: ReadonlyMap<string, KnownKey>,
   ): Promise<AppendResult> {
     const k = this.#keys
     const idemKeys = updates.map((u) => this.idempotencyKey(u.agentId, u.idempotencyKey))
@@ -556,12 +565,14 @@ export class ProgressBuffer {
     ]
     for (const u of updates) {
       const stored: StoredUpdate = { ...u, g: bufferGroup(u) }
+      const held = knownFingerprint(known, u)
       args.push(
         u.id,
         stored.g,
         JSON.stringify(stored),
         u.fingerprint ?? '',
-        known?.get(eventKeyOf(u)) ?? '',
+        held?.fingerprint ?? '',
+        String(held?.until ?? 0),
       )
     }
     const raw = await this.#redis.run(
@@ -864,23 +875,33 @@ export class ProgressBuffer {
     return out
   }
 
-  /** Remembers keys committed straight to Postgres, so Redis' dedupe knows them too. */
+  /**
+   * Remembers keys committed straight to Postgres, so Redis' dedupe knows them too, for the
+   * rest of their window (accepted at `receivedAt`; keys already past it are left out).
+   */
   async rememberKeys(
-    keys: readonly { agentId: string; idempotencyKey: string; fingerprint: string | null }[],
+    keys: readonly {
+      agentId: string
+      idempotencyKey: string
+      fingerprint: string | null
+      receivedAt: number
+    }[],
+    now: number,
     scope?: CallScope,
   ): Promise<void> {
-    for (const chunk of chunks(keys, 500)) {
+    const live = keys.filter((key) => key.receivedAt + this.#options.dedupeTtlMs > now)
+    for (const chunk of chunks(live, 500)) {
       await this.#redis.run(
         'progress-remember',
         () =>
           this.#scripts.remember.exec(
             chunk.map((key) => this.idempotencyKey(key.agentId, key.idempotencyKey)),
-            [
-              String(this.#options.dedupeTtlMs),
+            chunk.flatMap((key) => [
               // A key recorded before fingerprints existed: anything but a fingerprint
               // makes the append count it a duplicate without comparing.
-              ...chunk.map((key) => key.fingerprint ?? 'committed'),
-            ],
+              key.fingerprint ?? 'committed',
+              String(key.receivedAt + this.#options.dedupeTtlMs),
+            ]),
           ),
         scope,
       )

@@ -3,10 +3,17 @@
 // buffer, honest batch status. In both runtimes; each case says which finding it covers.
 import { describe, expect, test } from 'vitest'
 import { sql } from '../../src/db/client.ts'
-import { bearer, getToken, jsonPost } from '../support/agents.ts'
+import { bearer, DEMO_AGENT, getToken, jsonPost } from '../support/agents.ts'
 import { type Scenario, scenario } from '../support/scenario.ts'
 
 const PROGRESS = '/api/v1/agent/progress'
+// Breakers that an outage of a few requests does not open (each test sets its own faults).
+const PATIENT = {
+  BREAKER_CONSECUTIVE_FAILURES: '1000',
+  BREAKER_FAILURE_RATE_PERCENT: '100',
+  BREAKER_MINIMUM_CALLS: '100',
+  BREAKER_WINDOW_SIZE: '100',
+}
 
 const s = await scenario()
 let counter = 0
@@ -73,6 +80,25 @@ async function isolate(env: Record<string, string>, agentId?: string) {
 
 const prefix = () => ({ REDIS_KEY_PREFIX: `t:${unique('p')}:` })
 
+async function state(taskId: string) {
+  const rows = await s
+    .db()
+    .query<{ progress: number; agent_id: string }>(
+      sql`SELECT progress, agent_id FROM progress_state WHERE task_id = ${taskId}`,
+    )
+  return rows[0]
+}
+
+/** A command to the scenario's Redis, through the Upstash stand-in (as Upstash's REST API). */
+async function redis(...command: string[]): Promise<unknown> {
+  const res = await fetch(s.env.UPSTASH_REDIS_REST_URL!, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${s.env.UPSTASH_REDIS_REST_TOKEN}` },
+    body: JSON.stringify(command),
+  })
+  return ((await res.json()) as { result: unknown }).result
+}
+
 async function events(sc: Scenario, taskId: string) {
   return sc.db().query<{ agent_id: string; key: string; progress: number; data: string | null }>(
     sql`SELECT agent_id, idempotency_key AS key, progress, data::text AS data
@@ -101,5 +127,76 @@ describe.runIf(s.hasRedis)(`idempotency keys are per agent (${s.runtime})`, () =
       (await events(s, task as string)).map((e) => `${e.agent_id} ${e.key}`).sort()
     expect(await keysOf(y.task_id)).toEqual([`${colon} ${k}`])
     expect(await keysOf(x.task_id)).toEqual([`${base} 2:${k}`, `${colon} ${k}-x`].sort())
+  })
+})
+
+describe.runIf(s.hasRedis)(`a 202 is never undone at flush time (${s.runtime})`, () => {
+  test('F3: a key buffered, then re-used while Redis refuses: both 202s stand, both are events, no dead letter', async () => {
+    const a = await isolate({ ...prefix(), ...PATIENT })
+    const key = unique('k')
+    const x = update({ idempotency_key: key, progress: 11, occurred_at: isoAgo(120_000) })
+    const first = await a.post(x)
+    expect(first.body).toMatchObject({ accepted: 1, status: 'queued' })
+    await s.redis.setFaults({ refuse: true })
+    let second: Awaited<ReturnType<typeof a.post>>
+    try {
+      // Redis holds the key and cannot be asked; Postgres has never seen it: a 202.
+      second = await a.post({
+        ...x,
+        progress: 99,
+        status: 'completed',
+        occurred_at: isoAgo(60_000),
+      })
+    } finally {
+      await s.redis.clearFaults()
+    }
+    expect(second.res.status).toBe(202)
+    expect(second.body).toMatchObject({ accepted: 1, status: 'committed' })
+    const report = await a.flush()
+    expect(report).toMatchObject({ remaining: 0, dead_letters: 0 })
+    expect((await events(s, x.task_id as string)).map((e) => e.progress).sort()).toEqual([11, 99])
+    expect(await state(x.task_id as string)).toMatchObject({ progress: 99 })
+    expect((await a.batch(first.body.batch_id)).body).toMatchObject({ status: 'committed' })
+    const health = await a.health()
+    expect(health.status).not.toBe('unhealthy')
+    expect(health.health.alerts.map((x: { id: string }) => x.id)).not.toContain(
+      'progress_dead_letters',
+    )
+  })
+
+  test('F3 + F4: a key Redis forgot, re-used with newer content, and another agent’s update of the task: all recorded, state is the latest', async () => {
+    const env = prefix()
+    const other = await agent(unique('other'), ['demo-user-1'])
+    const a = await isolate(env)
+    const b = await isolate(env, other)
+    const task = unique('shared')
+    const key = unique('k')
+    const x = update({
+      task_id: task,
+      idempotency_key: key,
+      progress: 10,
+      occurred_at: isoAgo(300_000),
+    })
+    expect((await a.post(x)).res.status).toBe(202)
+    expect(await a.flush()).toMatchObject({ dead_letters: 0 })
+    // Redis forgets the key (PROGRESS_DEDUPE_TTL_MS; the draft lets a server expire keys).
+    await redis('DEL', `${env.REDIS_KEY_PREFIX}progress:idem:${DEMO_AGENT}:${key}`)
+    const reuse = await a.post({ ...x, progress: 50, occurred_at: isoAgo(1_000) })
+    const fresh = await b.post(
+      update({ task_id: task, progress: 40, occurred_at: isoAgo(100_000) }),
+    )
+    expect(reuse.body).toMatchObject({ accepted: 1, status: 'queued' })
+    expect(fresh.body).toMatchObject({ accepted: 1, status: 'queued' })
+    expect(await a.flush()).toMatchObject({ remaining: 0, dead_letters: 0 })
+    const recorded = await events(s, task)
+    expect(recorded.map((e) => e.progress).sort((p, q) => p - q)).toEqual([10, 40, 50])
+    expect(await state(task)).toMatchObject({ progress: 50, agent_id: DEMO_AGENT })
+    for (const [who, id] of [
+      [a, reuse.body.batch_id],
+      [b, fresh.body.batch_id],
+    ] as const) {
+      expect((await who.batch(id)).body).toMatchObject({ status: 'committed', accepted: 1 })
+    }
+    expect((await a.health()).status).not.toBe('unhealthy')
   })
 })
