@@ -27,6 +27,15 @@
 //   progress:batch-meta   hash   batch id → "accepted:duplicates:created_at", while outstanding
 //   progress:batch:<id>   hash   agent, accepted, duplicates, created_at, committed_at,
 //                                discarded (expires after a week)
+//   progress:unrecorded   hash   batch id → JSON of a batch settled here without Postgres
+//                                recording it (discarded dead letters, legacy items); the
+//                                scheduled flush records it there, then drops it
+//
+// A duplicate (its key held for the same update) is buffered like a new update, flagged by
+// nothing: writing it again changes nothing, and its batch is settled only when it is written,
+// so a batch of duplicates never reads `committed` while the update it repeats is still only
+// buffered (or a dead letter). Only a key an older version held (not a fingerprint, so the
+// update it stands for is in Postgres already) is not buffered again.
 //   progress:idem:<agent>:<key>  the update's fingerprint (older versions: a batch id)
 
 import type { CallScope } from '../kernel/scope.ts'
@@ -71,16 +80,17 @@ local function bury(keys, id, json, why, ready)
 end
 `
 
-// KEYS: items, ready, processing, groups, batch-pending, batch-meta, batch:<id>, idem keys (n)
+// KEYS: items, ready, processing, groups, batch-pending, batch-meta, batch:<id>, unrecorded,
+//       idem keys (n)
 // ARGV: now, maxDepth, dedupeTtlMs, batchTtlMs, agent, batchId, n,
 //       then per update: id, group, json, fingerprint, fingerprint known to Postgres ('' if
 //       none), until when Postgres remembers that key (ms)
 const APPEND = `
 local n = tonumber(ARGV[7])
-local fresh, seen, heal, verdict = 0, {}, {}, {}
+local fresh, queued, seen, heal, verdict = 0, 0, {}, {}, {}
 for i = 1, n do
   local base = 7 + (i - 1) * 6
-  local key, fp, known = KEYS[7 + i], ARGV[base + 4], ARGV[base + 5]
+  local key, fp, known = KEYS[8 + i], ARGV[base + 4], ARGV[base + 5]
   local prior = seen[key]
   if prior == nil then
     prior = redis.call('GET', key)
@@ -91,27 +101,34 @@ for i = 1, n do
     seen[key] = prior
   end
   if not prior then
-    verdict[i] = true
+    verdict[i] = 'new'
     seen[key] = fp
     fresh = fresh + 1
-  elseif string.sub(prior, 1, ${FINGERPRINT_PREFIX.length}) == '${FINGERPRINT_PREFIX}' and prior ~= fp then
-    return {-2, i}
+    queued = queued + 1
+  elseif string.sub(prior, 1, ${FINGERPRINT_PREFIX.length}) == '${FINGERPRINT_PREFIX}' then
+    if prior ~= fp then return {-2, i} end
+    verdict[i] = 'duplicate'
+    queued = queued + 1
+  else
+    verdict[i] = 'recorded' -- held by an older version: in Postgres already
   end
 end
 local depth = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])
-if depth + fresh > tonumber(ARGV[2]) then return {-1, depth} end
+if depth + queued > tonumber(ARGV[2]) then return {-1, depth} end
 local accepted, duplicates, maxGroup = 0, 0, 0
 for i = 1, n do
   local base = 7 + (i - 1) * 6
-  if verdict[i] then
-    redis.call('SET', KEYS[7 + i], ARGV[base + 4], 'PX', ARGV[3])
+  if verdict[i] == 'new' then
+    redis.call('SET', KEYS[8 + i], ARGV[base + 4], 'PX', ARGV[3])
+    accepted = accepted + 1
+  else
+    duplicates = duplicates + 1
+  end
+  if verdict[i] ~= 'recorded' then
     redis.call('HSET', KEYS[1], ARGV[base + 1], ARGV[base + 3])
     redis.call('ZADD', KEYS[2], ARGV[1], ARGV[base + 1])
     local count = redis.call('HINCRBY', KEYS[4], ARGV[base + 2], 1)
     if count > maxGroup then maxGroup = count end
-    accepted = accepted + 1
-  else
-    duplicates = duplicates + 1
   end
 end
 -- Keys Postgres knew and Redis had forgotten (a direct commit): remembered as long as
@@ -121,16 +138,28 @@ for key, h in pairs(heal) do
 end
 redis.call('HSET', KEYS[7], 'agent', ARGV[5], 'accepted', accepted, 'duplicates', duplicates,
   'created_at', ARGV[1])
-if accepted > 0 then
-  redis.call('HSET', KEYS[5], ARGV[6], accepted)
+if queued > 0 then
+  redis.call('HSET', KEYS[5], ARGV[6], queued)
   redis.call('HSET', KEYS[6], ARGV[6], accepted .. ':' .. duplicates .. ':' .. ARGV[1])
 else
+  -- Nothing to write: settled now, and recorded in Postgres by the next scheduled flush.
   redis.call('HSET', KEYS[7], 'committed_at', ARGV[1])
+  redis.call('HSET', KEYS[8], ARGV[6], cjson.encode({agent = ARGV[5], accepted = accepted,
+    duplicates = duplicates, discarded = 0, committed_at = tonumber(ARGV[1])}))
 end
 redis.call('PEXPIRE', KEYS[7], ARGV[4])
 local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {accepted, duplicates, maxGroup, tonumber(oldest[2] or ARGV[1]), depth + accepted}
+return {accepted, duplicates, maxGroup, tonumber(oldest[2] or ARGV[1]), depth + queued}
 `
+
+// Queues a batch settled in Redis (variables `batch`, `b`, `at`) for the flush to record in
+// Postgres (KEYS[7] of the script that uses it: unrecorded).
+const UNRECORDED = `redis.call('HSET', KEYS[7], b, cjson.encode({
+          agent = redis.call('HGET', batch, 'agent'),
+          accepted = tonumber(redis.call('HGET', batch, 'accepted') or '0'),
+          duplicates = tonumber(redis.call('HGET', batch, 'duplicates') or '0'),
+          discarded = tonumber(redis.call('HGET', batch, 'discarded') or '0'),
+          committed_at = tonumber(at)}))`
 
 // KEYS: items, ready, processing, groups, dead, dead-why, batch-pending, batch-dead,
 //       batch-discarded, batch-meta
@@ -204,7 +233,8 @@ end
 return reply
 `
 
-// KEYS: items, processing, batch-pending, batch-dead, batch-discarded, batch-meta, batch:<id> (m)
+// KEYS: items, processing, batch-pending, batch-dead, batch-discarded, batch-meta, unrecorded,
+//       batch:<id> (m)
 // ARGV: now, n, m, then per item: id, batch index (1..m); then per batch: id, committed_at
 //       ('' when Postgres did not record the batch in this write)
 const ACK = `
@@ -217,7 +247,7 @@ for i = 1, n do
     acked = acked + 1
     local j = tonumber(ARGV[3 + 2 * i])
     local b = ARGV[2 + 2 * n + 2 * j]
-    local batch = KEYS[6 + j]
+    local batch = KEYS[7 + j]
     if redis.call('HEXISTS', KEYS[3], b) == 0 and redis.call('HEXISTS', batch, 'pending') == 1 then
       redis.call('HINCRBY', batch, 'pending', -1) -- appended by a version that counted there
     else
@@ -226,7 +256,7 @@ for i = 1, n do
   end
 end
 for j = 1, m do
-  local b, at, batch = ARGV[2 + 2 * n + 2 * j], ARGV[3 + 2 * n + 2 * j], KEYS[6 + j]
+  local b, at, batch = ARGV[2 + 2 * n + 2 * j], ARGV[3 + 2 * n + 2 * j], KEYS[7 + j]
   local pending = tonumber(redis.call('HGET', KEYS[3], b) or redis.call('HGET', batch, 'pending') or '0')
   local dead = tonumber(redis.call('HGET', KEYS[4], b) or '0')
   if pending <= 0 then redis.call('HDEL', KEYS[3], b) end
@@ -235,7 +265,11 @@ for j = 1, m do
     redis.call('HDEL', KEYS[5], b)
     redis.call('HDEL', KEYS[6], b)
     if redis.call('EXISTS', batch) == 1 and not redis.call('HGET', batch, 'committed_at') then
-      if at == '' then at = ARGV[1] end
+      if at == '' then
+        -- Settled without Postgres recording it in this write: it will, by the next flush.
+        at = ARGV[1]
+        ${UNRECORDED}
+      end
       redis.call('HSET', batch, 'committed_at', at)
     end
   end
@@ -319,7 +353,8 @@ end
 return out
 `
 
-// KEYS: dead, dead-why, batch-pending, batch-dead, batch-discarded, batch-meta, batch:<id> (m)
+// KEYS: dead, dead-why, batch-pending, batch-dead, batch-discarded, batch-meta, unrecorded,
+//       batch:<id> (m)
 // ARGV: now, n, then per item: id, batch index (0 when its batch is unknown); then batch ids
 // → per id: 1 discarded, 0 not a dead letter
 const DISCARD = `
@@ -333,7 +368,7 @@ for i = 1, n do
     redis.call('HDEL', KEYS[2], id)
     out[i] = 1
     if j > 0 then
-      local b, batch = ARGV[2 + 2 * n + j], KEYS[6 + j]
+      local b, batch = ARGV[2 + 2 * n + j], KEYS[7 + j]
       local dead = redis.call('HINCRBY', KEYS[4], b, -1)
       redis.call('HINCRBY', KEYS[5], b, 1)
       if redis.call('EXISTS', batch) == 1 then redis.call('HINCRBY', batch, 'discarded', 1) end
@@ -346,7 +381,9 @@ for i = 1, n do
           redis.call('HDEL', KEYS[5], b)
           redis.call('HDEL', KEYS[6], b)
           if redis.call('EXISTS', batch) == 1 and not redis.call('HGET', batch, 'committed_at') then
-            redis.call('HSET', batch, 'committed_at', ARGV[1])
+            local at = ARGV[1]
+            ${UNRECORDED}
+            redis.call('HSET', batch, 'committed_at', at)
           end
         end
       end
@@ -428,6 +465,16 @@ export interface Claim {
   buried: number
 }
 
+/** A batch settled in Redis, to be recorded in Postgres with the same committed_at. */
+export interface SettledBatch {
+  id: string
+  agentId: string
+  accepted: number
+  duplicates: number
+  discarded: number
+  committedAt: number
+}
+
 export interface BufferStats {
   ready: number
   processing: number
@@ -480,6 +527,7 @@ export class ProgressBuffer {
     deadCount: string
     discarded: string
     meta: string
+    unrecorded: string
     lease: string
   }
   readonly #scripts: Record<
@@ -511,6 +559,7 @@ export class ProgressBuffer {
       deadCount: k('batch-dead'),
       discarded: k('batch-discarded'),
       meta: k('batch-meta'),
+      unrecorded: k('unrecorded'),
       lease: k('flush-lease'),
     }
     const script = (lua: string) => redis.client.createScript(lua)
@@ -587,6 +636,7 @@ export class ProgressBuffer {
             k.pending,
             k.meta,
             this.batchKey(batch.id),
+            k.unrecorded,
             ...idemKeys,
           ],
           args,
@@ -699,6 +749,7 @@ export class ProgressBuffer {
             k.deadCount,
             k.discarded,
             k.meta,
+            k.unrecorded,
             ...batches.map((b) => this.batchKey(b)),
           ],
           args,
@@ -862,6 +913,7 @@ export class ProgressBuffer {
               k.deadCount,
               k.discarded,
               k.meta,
+              k.unrecorded,
               ...batches.map((b) => this.batchKey(b)),
             ],
             args,
@@ -906,6 +958,47 @@ export class ProgressBuffer {
         scope,
       )
     }
+  }
+
+  /**
+   * Batches settled in Redis that Postgres has not recorded (a discard settled them, or their
+   * items were all duplicates of keys an older version held): up to about `limit`.
+   */
+  async unrecordedBatches(limit: number, scope?: CallScope): Promise<SettledBatch[]> {
+    const [, flat] = (await this.#redis.run(
+      'progress-unrecorded',
+      (r) => r.hscan(this.#keys.unrecorded, 0, { count: limit }),
+      scope,
+    )) as [unknown, unknown[]]
+    const out: SettledBatch[] = []
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const id = String(flat[i])
+      try {
+        const v = JSON.parse(String(flat[i + 1])) as Record<string, unknown>
+        if (typeof v.agent !== 'string' || typeof v.committed_at !== 'number') continue
+        out.push({
+          id,
+          agentId: v.agent,
+          accepted: Number(v.accepted ?? 0),
+          duplicates: Number(v.duplicates ?? 0),
+          discarded: Number(v.discarded ?? 0),
+          committedAt: v.committed_at,
+        })
+      } catch {
+        // not ours to read: left where it is
+      }
+    }
+    return out
+  }
+
+  /** Forgets batches Postgres has now recorded. */
+  async forgetUnrecorded(ids: readonly string[], scope?: CallScope): Promise<void> {
+    if (ids.length === 0) return
+    await this.#redis.run(
+      'progress-unrecorded',
+      (r) => r.hdel(this.#keys.unrecorded, ...ids),
+      scope,
+    )
   }
 
   /** One flush at a time across all isolates: true when this caller holds the lease now. */

@@ -21,7 +21,7 @@ import { syncDirectCommits } from './dedupe.ts'
 import type { BufferedUpdate } from './model.ts'
 import { errorFields, isDataError } from './outcome.ts'
 import type { ProgressDeps } from './service.ts'
-import { type BatchRow, writeFlushed } from './writer.ts'
+import { type BatchRow, recordBatches, writeFlushed } from './writer.ts'
 
 export interface FlushReport {
   /** Updates committed (or found committed already) and acknowledged. */
@@ -118,6 +118,7 @@ export async function flushProgress(
       }
       if (claim.items.length < ITEMS_PER_ROUND) break
     }
+    if (!error && options.drain) error = await recordSettled(services, buffer, scope)
     if (!error && (options.drain || (await progress.directCommits.mustLookUp(scope)))) {
       error = await syncRemaining(services, buffer, scope, deadline)
     }
@@ -322,6 +323,37 @@ function completeBatches(claim: Claim, exclude: ReadonlySet<string>): BatchRow[]
     })
   }
   return rows
+}
+
+const SETTLED_PER_FLUSH = 500
+
+/**
+ * Records in Postgres the batches Redis settled without it (src/progress/buffer.ts
+ * `unrecorded`), with the committed_at Redis reports, so their status outlives Redis' week.
+ */
+async function recordSettled(
+  services: ProgressDeps,
+  buffer: ProgressBuffer,
+  scope: CallScope,
+): Promise<string | undefined> {
+  try {
+    const settled = await buffer.unrecordedBatches(SETTLED_PER_FLUSH, scope)
+    if (settled.length === 0) return undefined
+    await services.db!.query(
+      recordBatches(
+        settled,
+        settled.map((b) => b.committedAt),
+      ),
+      scope,
+    )
+    await buffer.forgetUnrecorded(
+      settled.map((b) => b.id),
+      scope,
+    )
+    return undefined
+  } catch (err) {
+    return errorFields(err).error_name
+  }
 }
 
 /** Copies direct commits' keys into Redis' dedupe while time allows. */

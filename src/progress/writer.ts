@@ -186,15 +186,26 @@ export async function writeFlushed(
   return { recorded: events, changedUsers, committed: committedOf(results[1]) }
 }
 
-/** Records buffered batches as committed (keeping a committed_at already recorded). */
-export function recordBatches(batches: readonly BatchRow[], committedAt: number): SqlStatement {
+/**
+ * Records buffered batches as committed at `committedAt` (a time each, or one for all),
+ * keeping a committed_at already recorded.
+ */
+export function recordBatches(
+  batches: readonly BatchRow[],
+  committedAt: number | readonly number[],
+): SqlStatement {
+  const at = batches.map((_, i) =>
+    iso(typeof committedAt === 'number' ? committedAt : committedAt[i]!),
+  )
   return sql`INSERT INTO progress_batches (id, agent_id, accepted, duplicates, discarded, committed_at, via)
-      SELECT b.id, b.agent_id, b.accepted, b.duplicates, b.discarded, ${iso(committedAt)}, 'buffer'
+      SELECT b.id, b.agent_id, b.accepted, b.duplicates, b.discarded, b.committed_at, 'buffer'
       FROM unnest(${batches.map((b) => b.id)}::text[], ${batches.map((b) => b.agentId)}::text[],
                   ${batches.map((b) => b.accepted)}::int[], ${batches.map((b) => b.duplicates)}::int[],
-                  ${batches.map((b) => b.discarded)}::int[])
-        AS b(id, agent_id, accepted, duplicates, discarded)
-      ON CONFLICT (id) DO UPDATE SET committed_at = coalesce(progress_batches.committed_at, EXCLUDED.committed_at)
+                  ${batches.map((b) => b.discarded)}::int[], ${at}::timestamptz[])
+        AS b(id, agent_id, accepted, duplicates, discarded, committed_at)
+      ON CONFLICT (id) DO UPDATE SET
+        committed_at = coalesce(progress_batches.committed_at, EXCLUDED.committed_at),
+        discarded = greatest(progress_batches.discarded, EXCLUDED.discarded)
       RETURNING id, committed_at`
 }
 

@@ -64,6 +64,44 @@ describe.runIf(sc.hasRedis)(
       expect(again).toMatchObject({ ok: true, accepted: 0, duplicates: 1 })
     })
 
+    test('append: a duplicate is buffered (its batch waits for it); one of a key an older version held is settled at once, for Postgres to record', async () => {
+      const services = fresh()
+      const buffer = services.progress.buffer!
+      const first = item()
+      await buffer.append(batchOf(first.batchId), [first], Date.now())
+      const dup = { ...first, id: crypto.randomUUID(), batchId: crypto.randomUUID() }
+      expect(await buffer.append(batchOf(dup.batchId), [dup], Date.now())).toMatchObject({
+        accepted: 0,
+        duplicates: 1,
+        depth: 2,
+      })
+      expect(await whereIs(services, dup.id)).toBe('ready')
+      expect(await buffer.batch(dup.batchId)).toMatchObject({ outstanding: 1, committedAt: null })
+      // A key an older version remembered without a fingerprint: its update is in Postgres.
+      const legacy = item()
+      await buffer.rememberKeys(
+        [{ ...legacy, fingerprint: null, receivedAt: Date.now() }],
+        Date.now(),
+      )
+      const at = Date.now()
+      expect(await buffer.append(batchOf(legacy.batchId), [legacy], at)).toMatchObject({
+        accepted: 0,
+        duplicates: 1,
+      })
+      expect(await whereIs(services, legacy.id)).toBe('gone')
+      expect(await buffer.batch(legacy.batchId)).toMatchObject({ committedAt: at })
+      expect(await buffer.unrecordedBatches(10)).toEqual([
+        {
+          id: legacy.batchId,
+          agentId: 'demo-agent',
+          accepted: 0,
+          duplicates: 1,
+          discarded: 0,
+          committedAt: at,
+        },
+      ])
+    })
+
     test('claim: decodable items to processing, an undecodable one to the dead letters', async () => {
       const services = fresh()
       const buffer = services.progress.buffer!

@@ -5,8 +5,10 @@
 import { spawn } from 'node:child_process'
 import { describe, expect, test } from 'vitest'
 import { sql } from '../../src/db/client.ts'
+import { discardDeadLetters } from '../../src/progress/dead-letters.ts'
 import { flushProgress } from '../../src/progress/flush.ts'
 import type { BufferedUpdate } from '../../src/progress/model.ts'
+import { batchStatus } from '../../src/progress/status.ts'
 import { writeDirect } from '../../src/progress/writer.ts'
 import type { Services } from '../../src/services.ts'
 import { integrationScenario, item } from './support.ts'
@@ -134,6 +136,35 @@ describe.runIf(sc.hasRedis)('poison isolation', () => {
     expect((await services.progress.buffer!.batch(batch))?.committedAt).toBe(
       new Date(row!.committed_at).getTime(),
     )
+  })
+
+  test('a batch settled by discarding its dead letter is recorded in Postgres: its status outlives Redis (F11)', async () => {
+    const services = fresh()
+    const buffer = services.progress.buffer!
+    const good = item()
+    const bad = item({ batchId: good.batchId, taskId: `poison-${crypto.randomUUID()}` })
+    await append(services, [good, bad])
+    expect(await flushProgress(services, {}, { drain: true })).toMatchObject({ buried: 1 })
+    expect(await recorded(services, good.batchId)).toBeUndefined() // queued: a dead letter
+    const discardedAt = Date.now()
+    await discardDeadLetters(buffer, { ids: [bad.id] }, discardedAt)
+    const inRedis = await buffer.batch(good.batchId)
+    expect(inRedis).toMatchObject({ committedAt: discardedAt, discarded: 1 })
+    // The scheduled flush records it, with the same committed_at.
+    await flushProgress(services, {}, { drain: true })
+    const row = await recorded(services, good.batchId)
+    expect(row).toMatchObject({ discarded: 1, via: 'buffer' })
+    expect(new Date(row!.committed_at).getTime()).toBe(discardedAt)
+    // A week later Redis has forgotten the batch; Postgres still answers, unchanged.
+    await services.redis!.client.del(buffer.batchKey(good.batchId))
+    expect(await batchStatus(services, 'demo-agent', good.batchId, {})).toEqual({
+      batch_id: good.batchId,
+      status: 'committed',
+      accepted: 2,
+      committed_at: new Date(discardedAt).toISOString(),
+      discarded: 1,
+    })
+    expect(await buffer.unrecordedBatches(100)).toEqual([])
   })
 
   test('a key recorded for another update meanwhile: both updates are events, nothing is a dead letter', async () => {

@@ -200,3 +200,37 @@ describe.runIf(s.hasRedis)(`a 202 is never undone at flush time (${s.runtime})`,
     expect((await a.health()).status).not.toBe('unhealthy')
   })
 })
+
+describe.runIf(s.hasRedis)(
+  `batches of duplicates have an honest, durable status (${s.runtime})`,
+  () => {
+    test('F11: queued while the update it repeats is buffered; committed in Postgres by the flush that writes it', async () => {
+      const env = prefix()
+      const a = await isolate(env)
+      const u = update({ idempotency_key: unique('dup') })
+      const first = await a.post(u)
+      const second = await a.post(u)
+      expect(first.body).toMatchObject({ accepted: 1, duplicates: 0, status: 'queued' })
+      expect(second.body).toMatchObject({ accepted: 0, duplicates: 1, status: 'queued' })
+      // The update it repeats is only buffered: not committed yet.
+      expect((await a.batch(second.body.batch_id)).body).toMatchObject({
+        status: 'queued',
+        committed_at: null,
+      })
+      expect(await a.flush()).toMatchObject({ remaining: 0, dead_letters: 0 })
+      const committed = (await a.batch(second.body.batch_id)).body
+      expect(committed).toMatchObject({ status: 'committed', accepted: 0 })
+      const rows = await s
+        .db()
+        .query<{ accepted: number; duplicates: number; committed_at: Date }>(
+          sql`SELECT accepted, duplicates, committed_at FROM progress_batches WHERE id = ${second.body.batch_id}`,
+        )
+      expect(rows.map((r) => [r.accepted, r.duplicates])).toEqual([[0, 1]])
+      expect(new Date(rows[0]!.committed_at).toISOString()).toBe(committed.committed_at)
+      // Redis forgets batches after a week: Postgres answers the same.
+      await redis('DEL', `${env.REDIS_KEY_PREFIX}progress:batch:${second.body.batch_id}`)
+      expect((await a.batch(second.body.batch_id)).body).toEqual(committed)
+      expect(await events(s, u.task_id as string)).toHaveLength(1)
+    })
+  },
+)
