@@ -2,7 +2,8 @@
 // one round trip:
 //
 //   append    — check every update's key first (a key re-used for another update refuses the
-//               whole request), then store and queue the new ones; refuse past the depth bound
+//               whole request), then store and queue them; refuse past the depth bound, or
+//               past the agent's share of it (one agent cannot fill the buffer for all)
 //   claim     — re-deliver claims whose flush died, then move ready items to processing with a
 //               visibility deadline; answer each claimed batch's outstanding counts
 //   ack       — forget items once their write committed; count them off their batch
@@ -27,6 +28,7 @@
 //   progress:batch-meta   hash   batch id → "accepted:duplicates:created_at", while outstanding
 //   progress:batch:<id>   hash   agent, accepted, duplicates, created_at, committed_at,
 //                                discarded (expires after a week)
+//   progress:agent-depth  hash   agent → its items ready or claimed (its share of the bound)
 //   progress:unrecorded   hash   batch id → JSON of a batch settled here without Postgres
 //                                recording it (discarded dead letters, legacy items); the
 //                                scheduled flush records it there, then drops it
@@ -64,10 +66,14 @@ local function decode(json)
   end
   return nil
 end
+local function leave(agents, agent)
+  if agent and redis.call('HINCRBY', agents, agent, -1) <= 0 then redis.call('HDEL', agents, agent) end
+end
 local function bury(keys, id, json, why, ready)
   redis.call('HSET', keys.dead, id, json)
   redis.call('HSET', keys.why, id, why)
   redis.call('HDEL', keys.items, id)
+  leave(keys.agents, string.match(json, '"agentId":"([^"\\\\]*)"'))
   local batch = string.match(json, '"batchId":"([%w%-]+)"')
   if batch then
     redis.call('HINCRBY', keys.pending, batch, -1)
@@ -81,16 +87,18 @@ end
 `
 
 // KEYS: items, ready, processing, groups, batch-pending, batch-meta, batch:<id>, unrecorded,
-//       idem keys (n)
-// ARGV: now, maxDepth, dedupeTtlMs, batchTtlMs, agent, batchId, n,
+//       agent-depth, idem keys (n)
+// ARGV: now, maxDepth, dedupeTtlMs, batchTtlMs, agent, batchId, n, the agent's share,
 //       then per update: id, group, json, fingerprint, fingerprint known to Postgres ('' if
 //       none), until when Postgres remembers that key (ms)
+// → {accepted, duplicates, largest group, oldest, depth} | {-1, depth} full | {-2, i} key
+//   re-used | {-3, the agent's depth} the agent's share is full
 const APPEND = `
 local n = tonumber(ARGV[7])
 local fresh, queued, seen, heal, verdict = 0, 0, {}, {}, {}
 for i = 1, n do
-  local base = 7 + (i - 1) * 6
-  local key, fp, known = KEYS[8 + i], ARGV[base + 4], ARGV[base + 5]
+  local base = 8 + (i - 1) * 6
+  local key, fp, known = KEYS[9 + i], ARGV[base + 4], ARGV[base + 5]
   local prior = seen[key]
   if prior == nil then
     prior = redis.call('GET', key)
@@ -115,11 +123,14 @@ for i = 1, n do
 end
 local depth = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])
 if depth + queued > tonumber(ARGV[2]) then return {-1, depth} end
+local mine = tonumber(redis.call('HGET', KEYS[9], ARGV[5]) or '0')
+if queued > 0 and mine + queued > tonumber(ARGV[8]) then return {-3, mine} end
+if queued > 0 then redis.call('HINCRBY', KEYS[9], ARGV[5], queued) end
 local accepted, duplicates, maxGroup = 0, 0, 0
 for i = 1, n do
-  local base = 7 + (i - 1) * 6
+  local base = 8 + (i - 1) * 6
   if verdict[i] == 'new' then
-    redis.call('SET', KEYS[8 + i], ARGV[base + 4], 'PX', ARGV[3])
+    redis.call('SET', KEYS[9 + i], ARGV[base + 4], 'PX', ARGV[3])
     accepted = accepted + 1
   else
     duplicates = duplicates + 1
@@ -162,12 +173,12 @@ const UNRECORDED = `redis.call('HSET', KEYS[7], b, cjson.encode({
           committed_at = tonumber(at)}))`
 
 // KEYS: items, ready, processing, groups, dead, dead-why, batch-pending, batch-dead,
-//       batch-discarded, batch-meta
+//       batch-discarded, batch-meta, agent-depth
 // ARGV: now, claimTimeoutMs, limit, batchSize, delayMs, drain ('1' = claim whatever waits)
 // → {buried, #items, item json…, #batches, (batch id, pending, dead, discarded, meta)…}
 const CLAIM = `${READ_ITEMS}
 local keys = {items = KEYS[1], groups = KEYS[4], dead = KEYS[5], why = KEYS[6],
-  pending = KEYS[7], deadCount = KEYS[8]}
+  pending = KEYS[7], deadCount = KEYS[8], agents = KEYS[11]}
 local now = tonumber(ARGV[1])
 local why = '{"kind":"undecodable","at":' .. ARGV[1] .. '}'
 local buried = 0
@@ -234,20 +245,22 @@ return reply
 `
 
 // KEYS: items, processing, batch-pending, batch-dead, batch-discarded, batch-meta, unrecorded,
-//       batch:<id> (m)
-// ARGV: now, n, m, then per item: id, batch index (1..m); then per batch: id, committed_at
-//       ('' when Postgres did not record the batch in this write)
+//       agent-depth, ready, batch:<id> (m)
+// ARGV: now, n, m, then per item: id, batch index (1..m), agent; then per batch: id,
+//       committed_at ('' when Postgres did not record the batch in this write)
 const ACK = `
 local n, m = tonumber(ARGV[2]), tonumber(ARGV[3])
 local acked = 0
 for i = 1, n do
-  local id = ARGV[2 + 2 * i]
+  local id = ARGV[1 + 3 * i]
   if redis.call('ZREM', KEYS[2], id) == 1 then
     redis.call('HDEL', KEYS[1], id)
     acked = acked + 1
-    local j = tonumber(ARGV[3 + 2 * i])
-    local b = ARGV[2 + 2 * n + 2 * j]
-    local batch = KEYS[7 + j]
+    local agent = ARGV[3 + 3 * i]
+    if redis.call('HINCRBY', KEYS[8], agent, -1) <= 0 then redis.call('HDEL', KEYS[8], agent) end
+    local j = tonumber(ARGV[2 + 3 * i])
+    local b = ARGV[2 + 3 * n + 2 * j]
+    local batch = KEYS[9 + j]
     if redis.call('HEXISTS', KEYS[3], b) == 0 and redis.call('HEXISTS', batch, 'pending') == 1 then
       redis.call('HINCRBY', batch, 'pending', -1) -- appended by a version that counted there
     else
@@ -256,7 +269,7 @@ for i = 1, n do
   end
 end
 for j = 1, m do
-  local b, at, batch = ARGV[2 + 2 * n + 2 * j], ARGV[3 + 2 * n + 2 * j], KEYS[7 + j]
+  local b, at, batch = ARGV[2 + 3 * n + 2 * j], ARGV[3 + 3 * n + 2 * j], KEYS[9 + j]
   local pending = tonumber(redis.call('HGET', KEYS[3], b) or redis.call('HGET', batch, 'pending') or '0')
   local dead = tonumber(redis.call('HGET', KEYS[4], b) or '0')
   if pending <= 0 then redis.call('HDEL', KEYS[3], b) end
@@ -274,14 +287,19 @@ for j = 1, m do
     end
   end
 end
+-- Nothing buffered: no agent holds any of it (heals any drift of the counts).
+if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('ZCARD', KEYS[9]) == 0 then
+  redis.call('DEL', KEYS[8])
+end
 return acked
 `
 
-// KEYS: items, ready, processing, groups, dead, dead-why, batch-pending, batch-dead
+// KEYS: items, ready, processing, groups, dead, dead-why, batch-pending, batch-dead,
+//       agent-depth
 // ARGV: now, ids…
 const NACK = `${READ_ITEMS}
 local keys = {items = KEYS[1], groups = KEYS[4], dead = KEYS[5], why = KEYS[6],
-  pending = KEYS[7], deadCount = KEYS[8]}
+  pending = KEYS[7], deadCount = KEYS[8], agents = KEYS[9]}
 local why = '{"kind":"undecodable","at":' .. ARGV[1] .. '}'
 local back = 0
 for i = 2, #ARGV do
@@ -302,13 +320,14 @@ end
 return back
 `
 
-// KEYS: items, processing, dead, dead-why, batch-pending, batch-dead
-// ARGV: n, then per item: id, batch id, why (JSON)
+// KEYS: items, processing, dead, dead-why, batch-pending, batch-dead, agent-depth
+// ARGV: n, then per item: id, batch id, why (JSON), agent
 const BURY = `
 local buried = 0
 for i = 1, tonumber(ARGV[1]) do
-  local id, b, why = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  local id, b, why, agent = ARGV[4 * i - 2], ARGV[4 * i - 1], ARGV[4 * i], ARGV[4 * i + 1]
   if redis.call('ZREM', KEYS[2], id) == 1 then
+    if redis.call('HINCRBY', KEYS[7], agent, -1) <= 0 then redis.call('HDEL', KEYS[7], agent) end
     local json = redis.call('HGET', KEYS[1], id)
     if json then
       redis.call('HSET', KEYS[3], id, json)
@@ -323,7 +342,7 @@ end
 return buried
 `
 
-// KEYS: items, ready, groups, dead, dead-why, batch-pending, batch-dead
+// KEYS: items, ready, groups, dead, dead-why, batch-pending, batch-dead, agent-depth
 // ARGV: ids… → per id: 1 re-driven, 0 not a dead letter, -1 undecodable (kept where it is)
 const REDRIVE = `${READ_ITEMS}
 local out = {}
@@ -340,6 +359,7 @@ for i = 1, #ARGV do
       redis.call('HSET', KEYS[1], id, json)
       redis.call('ZADD', KEYS[2], item.receivedAt, id)
       redis.call('HINCRBY', KEYS[3], item.g, 1)
+      if type(item.agentId) == 'string' then redis.call('HINCRBY', KEYS[8], item.agentId, 1) end
       redis.call('HINCRBY', KEYS[6], item.batchId, 1)
       if redis.call('HINCRBY', KEYS[7], item.batchId, -1) <= 0 then
         redis.call('HDEL', KEYS[7], item.batchId)
@@ -428,7 +448,8 @@ export type AppendResult =
       oldestAt: number
       depth: number
     }
-  | { ok: false; reason: 'full'; depth: number }
+  /** The buffer (`full`), or the agent's share of it (`agent_full`, its depth), is full. */
+  | { ok: false; reason: 'full' | 'agent_full'; depth: number }
   /** The update at `index` (0-based) re-uses a key accepted for another update. */
   | { ok: false; reason: 'key_reused'; index: number }
 
@@ -505,6 +526,8 @@ export interface DeadLetter {
 
 export interface BufferOptions {
   maxDepth: number
+  /** Items one agent may have buffered (ready or claimed) at once: its share of `maxDepth`. */
+  maxPerAgent: number
   claimTimeoutMs: number
   /** How long an idempotency key is remembered in Redis (the database remembers forever). */
   dedupeTtlMs: number
@@ -528,6 +551,7 @@ export class ProgressBuffer {
     discarded: string
     meta: string
     unrecorded: string
+    agents: string
     lease: string
   }
   readonly #scripts: Record<
@@ -560,6 +584,7 @@ export class ProgressBuffer {
       discarded: k('batch-discarded'),
       meta: k('batch-meta'),
       unrecorded: k('unrecorded'),
+      agents: k('agent-depth'),
       lease: k('flush-lease'),
     }
     const script = (lua: string) => redis.client.createScript(lua)
@@ -611,6 +636,7 @@ export class ProgressBuffer {
       batch.agentId,
       batch.id,
       String(updates.length),
+      String(this.#options.maxPerAgent),
     ]
     for (const u of updates) {
       const stored: StoredUpdate = { ...u, g: bufferGroup(u) }
@@ -637,6 +663,7 @@ export class ProgressBuffer {
             k.meta,
             this.batchKey(batch.id),
             k.unrecorded,
+            k.agents,
             ...idemKeys,
           ],
           args,
@@ -645,6 +672,7 @@ export class ProgressBuffer {
     )
     const values = (raw as unknown[]).map(Number)
     if (values[0] === -1) return { ok: false, reason: 'full', depth: values[1] ?? 0 }
+    if (values[0] === -3) return { ok: false, reason: 'agent_full', depth: values[1] ?? 0 }
     if (values[0] === -2) return { ok: false, reason: 'key_reused', index: (values[1] ?? 1) - 1 }
     const [accepted = 0, duplicates = 0, largestGroup = 0, oldestAt = now, depth = 0] = values
     return { ok: true, accepted, duplicates, largestGroup, oldestAt, depth }
@@ -676,6 +704,7 @@ export class ProgressBuffer {
             k.deadCount,
             k.discarded,
             k.meta,
+            k.agents,
           ],
           [
             String(now),
@@ -732,7 +761,7 @@ export class ProgressBuffer {
     const batches = [...new Set(updates.map((u) => u.batchId))]
     const index = new Map(batches.map((b, i) => [b, i + 1]))
     const args = [String(now), String(updates.length), String(batches.length)]
-    for (const u of updates) args.push(u.id, String(index.get(u.batchId)))
+    for (const u of updates) args.push(u.id, String(index.get(u.batchId)), u.agentId)
     for (const b of batches) {
       const at = committedAt.get(b)
       args.push(b, at === undefined ? '' : String(at))
@@ -750,6 +779,8 @@ export class ProgressBuffer {
             k.discarded,
             k.meta,
             k.unrecorded,
+            k.agents,
+            k.ready,
             ...batches.map((b) => this.batchKey(b)),
           ],
           args,
@@ -767,7 +798,17 @@ export class ProgressBuffer {
       'progress-nack',
       () =>
         this.#scripts.nack.exec(
-          [k.items, k.ready, k.processing, k.groups, k.dead, k.why, k.pending, k.deadCount],
+          [
+            k.items,
+            k.ready,
+            k.processing,
+            k.groups,
+            k.dead,
+            k.why,
+            k.pending,
+            k.deadCount,
+            k.agents,
+          ],
           [String(now), ...updates.map((u) => u.id)],
         ),
       scope,
@@ -783,13 +824,13 @@ export class ProgressBuffer {
     const k = this.#keys
     const args = [String(refused.length)]
     for (const { update, reason } of refused) {
-      args.push(update.id, update.batchId, JSON.stringify(reason))
+      args.push(update.id, update.batchId, JSON.stringify(reason), update.agentId)
     }
     const buried = await this.#redis.run(
       'progress-bury',
       () =>
         this.#scripts.bury.exec(
-          [k.items, k.processing, k.dead, k.why, k.pending, k.deadCount],
+          [k.items, k.processing, k.dead, k.why, k.pending, k.deadCount, k.agents],
           args,
         ),
       scope,
@@ -862,7 +903,7 @@ export class ProgressBuffer {
         'progress-redrive',
         () =>
           this.#scripts.redrive.exec(
-            [k.items, k.ready, k.groups, k.dead, k.why, k.pending, k.deadCount],
+            [k.items, k.ready, k.groups, k.dead, k.why, k.pending, k.deadCount, k.agents],
             [...chunk],
           ),
         scope,

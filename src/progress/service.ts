@@ -59,6 +59,10 @@ export function createProgressService(deps: {
     buffer: deps.redis
       ? new ProgressBuffer(deps.redis, {
           maxDepth: t.progressBufferMaxDepth,
+          maxPerAgent: Math.max(
+            1,
+            Math.floor((t.progressBufferMaxDepth * t.progressBufferAgentSharePercent) / 100),
+          ),
           claimTimeoutMs: t.progressClaimTimeoutMs,
           dedupeTtlMs: t.progressDedupeTtlMs,
           batchTtlMs: BATCH_TTL_MS,

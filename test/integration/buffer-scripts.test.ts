@@ -54,7 +54,18 @@ describe.runIf(sc.hasRedis)(
         ok: false,
         reason: 'full',
       })
+      // Past the agent's share (25 of 100 by default), another agent still has room.
+      const share = Array.from({ length: 25 }, () => item())
+      expect(await buffer.append(batchOf(crypto.randomUUID()), share, Date.now())).toMatchObject({
+        ok: false,
+        reason: 'agent_full',
+        depth: 1,
+      })
       expect(await keysUnder(services)).toEqual(before)
+      const stranger = item({ agentId: 'demo-agent-2' })
+      expect(
+        await buffer.append(batchOf(stranger.batchId, 'demo-agent-2'), [stranger], Date.now()),
+      ).toMatchObject({ ok: true, accepted: 1 })
       // The same update again is a duplicate; an item from before fingerprints too.
       const again = await buffer.append(
         batchOf(crypto.randomUUID()),
@@ -276,6 +287,7 @@ describe.runIf(sc.hasRedis)(
           const known = new Map<string, ReturnType<typeof item>>()
           const finished = new Set<string>() // acknowledged or discarded
           let claimed: ReturnType<typeof item>[] = []
+          let poisoned = false
           for (const step of ops) {
             if (step.op === 'append') {
               const batch = crypto.randomUUID()
@@ -285,6 +297,7 @@ describe.runIf(sc.hasRedis)(
               await buffer.append(batchOf(batch), items, now)
               for (const i of items) known.set(i.id, i)
               if (step.poison) {
+                poisoned = true
                 const bad = undecodable(batch)
                 await bufferRaw(services, { ...bad, receivedAt: now })
                 known.set(bad.id, item({ id: bad.id, batchId: batch }))
@@ -310,11 +323,22 @@ describe.runIf(sc.hasRedis)(
                 finished.add(chosen)
               }
             }
+            let buffered = 0
             for (const id of known.keys()) {
               const place = await whereIs(services, id)
               expect(place, `${step.op}: ${id}`).toEqual(
                 finished.has(id) ? 'gone' : expect.stringMatching(/^(ready|processing|dead)$/),
               )
+              if (place === 'ready' || place === 'processing') buffered++
+            }
+            // The agent's share counts exactly its items ready or claimed (items an older
+            // version buffered were never counted: only schedules without them are exact).
+            if (!poisoned) {
+              const depth = await services.redis!.client.hget(
+                services.redis!.key('progress', 'agent-depth'),
+                'demo-agent',
+              )
+              expect(Number(depth ?? 0), `${step.op}: agent depth`).toBe(buffered)
             }
           }
           void claimed

@@ -234,3 +234,35 @@ describe.runIf(s.hasRedis)(
     })
   },
 )
+
+describe.runIf(s.hasRedis)(`one agent cannot fill the shared buffer (${s.runtime})`, () => {
+  test('F10: an agent past its share is committed directly, or refused alone; others still buffer', async () => {
+    // The bound at its minimum, shared 25 % per agent: 25 items each.
+    const env = { ...prefix(), PROGRESS_BUFFER_MAX_DEPTH: '100', ...PATIENT }
+    const other = await agent(unique('victim'), ['demo-user-1'])
+    const a = await isolate(env)
+    const b = await isolate(env, other)
+    // Grants are cached by a first update each (they are checked before anything is taken).
+    expect((await a.post(update())).body).toMatchObject({ status: 'queued' })
+    expect((await b.post(update())).body).toMatchObject({ status: 'queued' })
+    // Past its share with Postgres up: committed straight away.
+    const flood = { updates: Array.from({ length: 30 }, () => update()) }
+    expect((await a.post(flood)).body).toMatchObject({ accepted: 30, status: 'committed' })
+    await s.neon.setFaults({ refuse: true })
+    try {
+      // Postgres down: the flooder is refused (nothing accepted) ...
+      const refused = await a.post({ updates: Array.from({ length: 98 }, () => update()) })
+      expect(refused.res.status).toBe(503)
+      expect(refused.body.code).toBe(
+        s.runtime === 'edge' ? 'progress_unavailable' : 'outcome_unknown',
+      )
+      // ... and every other agent still buffers.
+      const victim = await b.post(update())
+      expect(victim.res.status).toBe(202)
+      expect(victim.body).toMatchObject({ status: 'queued' })
+    } finally {
+      await s.neon.clearFaults()
+    }
+    expect(await a.flush()).toMatchObject({ remaining: 0, dead_letters: 0 })
+  })
+})

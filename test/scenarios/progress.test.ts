@@ -394,17 +394,33 @@ describe(`progress when stores fail (${s.runtime})`, () => {
     expect(await events(u.task_id)).toBe(0)
   })
 
-  test.runIf(s.hasRedis)('a full buffer answers 503 rather than growing', async () => {
-    const tight = s.withEnv({
-      PROGRESS_BUFFER_MAX_DEPTH: '100',
-      REDIS_KEY_PREFIX: `t:full-${Math.random()}:`.replace('.', ''),
-    })
-    const tightAuth = bearer((await getToken(tight)).access_token)
-    const batch = { updates: Array.from({ length: 100 }, () => update()) }
-    expect((await tight.fetch(PROGRESS, jsonPost(batch, tightAuth))).status).toBe(202)
-    const over = await tight.fetch(PROGRESS, jsonPost(update(), tightAuth))
-    expect(over.status).toBe(503)
-    expect((await over.json()).code).toBe('buffer_full')
-    await tight.settle()
-  })
+  test.runIf(s.hasRedis)(
+    'a full buffer never grows: what finds no room is committed directly, or refused if Postgres cannot take it',
+    async () => {
+      const tight = s.withEnv({
+        PROGRESS_BUFFER_MAX_DEPTH: '100',
+        PROGRESS_BUFFER_AGENT_SHARE_PERCENT: '100',
+        REDIS_KEY_PREFIX: `t:full-${Math.random()}:`.replace('.', ''),
+      })
+      const tightAuth = bearer((await getToken(tight)).access_token)
+      const batch = { updates: Array.from({ length: 100 }, () => update()) }
+      const filled = await tight.fetch(PROGRESS, jsonPost(batch, tightAuth))
+      expect(await filled.json()).toMatchObject({ accepted: 100, status: 'queued' })
+      const over = await tight.fetch(PROGRESS, jsonPost(update(), tightAuth))
+      expect(await over.json()).toMatchObject({ accepted: 1, status: 'committed' })
+      await s.neon.setFaults({ refuse: true })
+      try {
+        const refused = await tight.fetch(PROGRESS, jsonPost(update(), tightAuth))
+        expect(refused.status).toBe(503)
+        expect(refused.headers.get('retry-after')).toMatch(/^\d+$/)
+        // Workers cannot tell a refused connection from one dropped after sending.
+        expect((await refused.json()).code).toBe(
+          s.runtime === 'edge' ? 'progress_unavailable' : 'outcome_unknown',
+        )
+      } finally {
+        await s.neon.clearFaults()
+      }
+      await tight.settle()
+    },
+  )
 })
