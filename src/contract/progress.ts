@@ -45,7 +45,7 @@ export const progressUpdate = z
     data: z.optional(
       storableJsonObject(MAX_DATA_BYTES).check(
         z.describe(
-          `Free-form JSON object, at most ${MAX_DATA_BYTES} bytes as JSON and nested at most ${MAX_JSON_DEPTH} levels, stored exactly as sent; no string in it (key or value) may contain U+0000 or an unpaired surrogate.`,
+          `Free-form JSON object, stored exactly as sent (the bytes: number spellings, duplicate keys, key order and whitespace are kept): at most ${MAX_DATA_BYTES} bytes as sent and nested at most ${MAX_JSON_DEPTH} levels; no string in it (key or value, a repeated key's earlier value included) may contain U+0000 or an unpaired surrogate.`,
         ),
       ),
     ),

@@ -33,6 +33,8 @@ export const reportProgress = {
   request: {
     json: progressRequest,
     select: progressBodySchema,
+    // `data` is stored exactly as sent: its bytes travel with the parsed value.
+    jsonSources: ['data', 'updates.*.data'],
     headers: progressHeaders,
     body: {
       description: 'One update, or `{ "updates": [...] }`',

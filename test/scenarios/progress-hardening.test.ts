@@ -266,3 +266,56 @@ describe.runIf(s.hasRedis)(`one agent cannot fill the shared buffer (${s.runtime
     expect(await a.flush()).toMatchObject({ remaining: 0, dead_letters: 0 })
   })
 })
+
+describe(`data is stored exactly as sent (${s.runtime})`, () => {
+  test('F6: big integers, number spellings, duplicate and integer-like keys, whitespace: byte for byte, in a batch and alone', async () => {
+    const a = await isolate(prefix())
+    const cases = [
+      '{"n":12345678901234567890,"m":9007199254740993}',
+      '{"a":1,"a":2}',
+      '{"b":1,"2":2,"1":3}',
+      '{"x":1.0,"y":-0,"z":1e2,"w":0.10}',
+      '{ "s" : "\\u00e9\\/\\ud83d\\ude00" ,\n\t"l":[ ] }',
+    ]
+    const at = isoAgo(1000)
+    const one = (task: string, data: string) =>
+      `{"user_id":"demo-user-1","task_id":"${task}","status":"in_progress","progress":1,"occurred_at":"${at}","data" :${data}}`
+    const tasks = cases.map(() => unique('as-sent'))
+    const batch = await a.s.fetch(PROGRESS, {
+      method: 'POST',
+      headers: { ...a.auth, 'Content-Type': 'application/json' },
+      body: `{"updates":[${cases.map((d, i) => one(tasks[i]!, d)).join(' ,\n')}]}`,
+    })
+    expect(batch.status).toBe(202)
+    const single = unique('as-sent')
+    const alone = await a.s.fetch(PROGRESS, {
+      method: 'POST',
+      headers: { ...a.auth, 'Content-Type': 'application/json' },
+      body: one(single, cases[4]!),
+    })
+    expect(alone.status).toBe(202)
+    await a.flush()
+    for (const [task, data] of [...tasks.map((t, i) => [t, cases[i]!]), [single, cases[4]!]]) {
+      expect((await events(s, task!)).map((e) => e.data)).toEqual([data])
+    }
+    // The 4 KiB bound is on the bytes as sent: padding counts.
+    const padded = `{"k":1${' '.repeat(4096)}}`
+    const over = await a.s.fetch(PROGRESS, {
+      method: 'POST',
+      headers: { ...a.auth, 'Content-Type': 'application/json' },
+      body: one(unique('as-sent'), padded),
+    })
+    expect(over.status).toBe(400)
+    expect((await over.json()).errors).toEqual([
+      { path: 'data', message: 'Must be at most 4096 bytes as sent' },
+    ])
+    // A shadowed duplicate is stored too: it is held to the same rules.
+    const shadowed = await a.s.fetch(PROGRESS, {
+      method: 'POST',
+      headers: { ...a.auth, 'Content-Type': 'application/json' },
+      body: one(unique('as-sent'), '{"a":"\\u0000","a":"ok"}'),
+    })
+    expect(shadowed.status).toBe(400)
+    expect((await shadowed.json()).errors.map((e: { path: string }) => e.path)).toEqual(['data.a'])
+  })
+})
