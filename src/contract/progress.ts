@@ -143,7 +143,7 @@ export const batchStatus = onFirstUse(() =>
     .register(z.globalRegistry, {
       id: 'BatchStatus',
       description:
-        'Where a batch of accepted updates is. Monotonic: once `committed`, always `committed` with the same `committed_at`. A batch stays `queued` while one of its updates is a dead letter; when an operator discards that one, the batch is `committed` with `discarded` counting what was dropped.',
+        'Where a batch of accepted updates is. Monotonic: once `committed`, always `committed` with the same `committed_at`, and recorded in Postgres (it does not expire). A batch stays `queued` while one of its updates is a dead letter, and a batch of duplicates until the updates it repeats are in Postgres; when an operator discards a dead letter, the batch is `committed` with `discarded` counting what was dropped.',
     }),
 )
 export type BatchStatus = z.output<ReturnType<typeof batchStatus>>

@@ -529,7 +529,10 @@ export interface BufferOptions {
   /** Items one agent may have buffered (ready or claimed) at once: its share of `maxDepth`. */
   maxPerAgent: number
   claimTimeoutMs: number
-  /** How long an idempotency key is remembered in Redis (the database remembers forever). */
+  /**
+   * How long an idempotency key is remembered (PROGRESS_DEDUPE_TTL_MS), from its first
+   * acceptance: Redis by the key's expiry, Postgres by the event's received_at.
+   */
   dedupeTtlMs: number
   batchTtlMs: number
 }
