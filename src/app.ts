@@ -58,15 +58,16 @@ export function createApp(options: AppOptions = {}) {
         {
           status: 405,
           code: 'method_not_allowed',
-          detail: `${c.req.method} is not allowed here; use ${allow}`,
+          detail: `This method is not allowed here; use ${allow}`,
           headers: { Allow: allow },
         },
         c.get('requestId'),
       )
     }
+    // Neither the path nor the method is repeated: they are request data (CONTRACT.md).
     return problemResponse(
       c,
-      { status: 404, code: 'not_found', detail: `No route for ${c.req.method} ${path}` },
+      { status: 404, code: 'not_found', detail: 'No route matches this request' },
       c.get('requestId'),
     )
   })

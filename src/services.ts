@@ -92,6 +92,8 @@ export function buildServices(env: EnvSource, options: ServiceOptions = {}): Ser
     : undefined
 
   const auth = createAuthState({ config, redis, log, events })
+  // Revocations outlive a Redis outage in Postgres (src/auth/revocation.ts).
+  if (db) auth.revocations.attachDatabase(db, { timeoutMs: t.databaseTimeoutMs })
   const platform = options.platform ?? 'node'
   const caches = { userContext: contextCache(t, now, events) }
   const progress = createProgressService({

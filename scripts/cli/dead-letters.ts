@@ -15,6 +15,7 @@ import {
   listDeadLetters,
   redriveDeadLetters,
 } from '../../src/progress/dead-letters.ts'
+import { bufferOptions } from '../../src/progress/service.ts'
 import { createRedisStore } from '../../src/redis.ts'
 
 const USAGE = `usage: dead-letters list [--limit N] [--json]
@@ -44,12 +45,7 @@ export async function runDeadLetters(
     keyPrefix: config.redisKeyPrefix,
     timeoutMs: Math.max(t.redisTimeoutMs, 10_000),
   })
-  const buffer = new ProgressBuffer(redis, {
-    maxDepth: t.progressBufferMaxDepth,
-    claimTimeoutMs: t.progressClaimTimeoutMs,
-    dedupeTtlMs: t.progressDedupeTtlMs,
-    batchTtlMs: 7 * 24 * 60 * 60 * 1000,
-  })
+  const buffer = new ProgressBuffer(redis, bufferOptions(t))
 
   try {
     if (command === 'list') {

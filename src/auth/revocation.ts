@@ -3,18 +3,33 @@
 // §2.1, or reuse detection) ends the access tokens it issued too. Each entry lives until the
 // longest-lived token it can deny has expired.
 //
-// With Redis the denylist is global: a revocation is written there, and every isolate asks
-// Redis (one EXISTS over the token's and its family's keys) about a token it has not asked
-// about within REVOCATION_CHECK_TTL_MS, so all isolates honour a revocation within that time.
+// Where a revocation is kept — all three, written together:
+//  - Redis, the shared denylist the auth path asks (one EXISTS over the token's and its
+//    family's keys) about a token it has not asked about within REVOCATION_CHECK_TTL_MS, so
+//    every isolate honours a revocation within that time;
+//  - Postgres (`token_revocations`), so a revocation outlives a Redis outage: the auth path
+//    asks it whenever Redis cannot answer (any error, an `ERR` about the command included:
+//    an error is never read as "not revoked");
+//  - this isolate, so the isolate that revoked a token refuses it whatever the stores do.
 //
-// Without Redis, or when writing to it failed, a revocation is kept in this isolate, in a store
-// that never forgets one to make room for another: it is bounded per agent (one agent's
-// revocations cannot push out another's) and in agents. An agent whose share is full (after
-// dropping what has expired) has every token it holds here revoked instead — an agent-wide
-// not-before for this isolate — so filling the store revokes more, never less. When the store
-// holds as many agents as it may, a revocation for one more is refused rather than kept
-// somewhere it could be lost.
+// The per-isolate store never forgets one revocation to make room for another: it is bounded
+// per agent (one agent's revocations cannot push out another's) and in agents. An agent whose
+// share is full (after dropping what has expired) has every token it holds here revoked
+// instead — an agent-wide not-before for this isolate — so filling the store revokes more,
+// never less; that is needed only for a revocation the durable stores did not both take (one
+// they hold is kept here while there is room). When the store holds as many agents as it may,
+// a revocation that no store took is refused rather than kept somewhere it could be lost.
+//
+// The auth path's answer, when no local revocation applies and no answer is cached:
+//   Redis answers → that answer; Redis fails → Postgres answers → that answer;
+//   both fail → with Redis configured, the deployment promised global revocation, so a token
+//   not checked within REVOCATION_CHECK_TTL_MS is refused with 503 `auth_unavailable` (fail
+//   closed: the staleness every isolate accepts anyway, never more); without Redis the
+//   deployment runs in the documented per-isolate mode, which Postgres only improves on while
+//   it answers, so this isolate's own revocations decide.
 import { BoundedLru } from '../cache/lru.ts'
+import { problems } from '../contract/problem.ts'
+import { type Database, sql } from '../db/client.ts'
 import type { CallScope } from '../kernel/scope.ts'
 import type { RedisStore } from '../redis.ts'
 
@@ -78,10 +93,32 @@ export class IsolateRevocations {
    * live: what a wholesale revocation must cover. Throws RevocationStoreFull.
    */
   add(agentId: string, key: string, until: number, now: number, longestLifeMs: number): void {
+    this.#add(agentId, key, until, now, longestLifeMs, true)
+  }
+
+  /**
+   * Keeps `key` denied while there is room for it, and says whether it did: neither a full
+   * share nor a full store changes anything else (for revocations the durable stores hold).
+   */
+  tryAdd(agentId: string, key: string, until: number, now: number): boolean {
+    return this.#add(agentId, key, until, now, 0, false)
+  }
+
+  #add(
+    agentId: string,
+    key: string,
+    until: number,
+    now: number,
+    longestLifeMs: number,
+    escalate: boolean,
+  ): boolean {
     let agent = this.#agents.get(agentId)
     if (!agent) {
       if (this.#agents.size >= this.#maxAgents) this.#purgeAgents(now)
-      if (this.#agents.size >= this.#maxAgents) throw new RevocationStoreFull()
+      if (this.#agents.size >= this.#maxAgents) {
+        if (escalate) throw new RevocationStoreFull()
+        return false
+      }
       agent = { entries: new Map(), wholesaleBefore: 0, wholesaleUntil: 0 }
       this.#agents.set(agentId, agent)
     }
@@ -89,15 +126,17 @@ export class IsolateRevocations {
       for (const [k, t] of agent.entries) if (t <= now) agent.entries.delete(k)
     }
     if (!agent.entries.has(key) && agent.entries.size >= this.#maxPerAgent) {
+      if (!escalate) return false
       // Full of live entries: revoke every token of this agent issued up to now, then start
       // over. `iat` has whole seconds, so the whole current second is included: a token issued
       // later in it is refused here too (more revoked, never less; the SDK re-authenticates).
       agent.wholesaleBefore = (Math.floor(now / 1000) + 1) * 1000
       agent.wholesaleUntil = Math.max(agent.wholesaleUntil, now + longestLifeMs)
       agent.entries.clear()
-      return
+      return true
     }
     agent.entries.set(key, Math.max(until, agent.entries.get(key) ?? 0))
+    return true
   }
 
   has(subject: RevocationSubject, now: number): boolean {
@@ -120,28 +159,50 @@ export class IsolateRevocations {
   }
 }
 
-/** `revoked:<agent>:<jti>` (the seed's key, so a rolling deploy keeps its revocations) and
- * `revoked-family:<agent>:<family>`. */
+/**
+ * `revoked:<agent>:<jti>` (the seed's key, so a rolling deploy keeps its revocations) and
+ * `revoked-family:<agent>:<family>`, each part escaped (an agent id may contain ':').
+ */
 function redisKey(redis: RedisStore, agentId: string, key: string): string {
-  return key.startsWith('f:')
-    ? redis.key('revoked-family', `${agentId}:${key.slice(2)}`)
-    : redis.key('revoked', `${agentId}:${key.slice(2)}`)
+  return redis.key(key.startsWith('f:') ? 'revoked-family' : 'revoked', agentId, key.slice(2))
 }
 
 function keysOf(subject: RevocationSubject): string[] {
   return subject.sid ? [`t:${subject.jti}`, `f:${subject.sid}`] : [`t:${subject.jti}`]
 }
 
+/** How long the auth path waits for Postgres' answer (it is asked only when Redis fails). */
+const CHECK_TIMEOUT_MS = 1000
+/** Expired rows a revocation's write deletes on its way, so the table stays bounded. */
+const PURGE_BATCH = 100
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+/** (kind, id) of a local key: `t:<jti>` → a token, `f:<family>` → a family. */
+function rowOf(key: string): { kind: 'token' | 'family'; id: string } {
+  return { kind: key.startsWith('f:') ? 'family' : 'token', id: key.slice(2) }
+}
+
 export class RevocationList {
   readonly #options: RevocationOptions
   readonly #isolate: IsolateRevocations
-  /** Cached Redis answers: "revoked" (true) and "not revoked" (false), per token. */
+  /** Cached answers of the shared stores: "revoked" (true) and "not revoked" (false), per token. */
   readonly #answers: BoundedLru<string, boolean>
+  #db: { db: Database; timeoutMs: number } | undefined
 
   constructor(options: RevocationOptions) {
     this.#options = options
     this.#isolate = new IsolateRevocations(options)
     this.#answers = new BoundedLru({ maxEntries: options.cacheMaxEntries })
+  }
+
+  /**
+   * Makes revocations durable in Postgres (`token_revocations`) and lets the auth path ask it
+   * when Redis cannot answer. `timeoutMs`: the database timeout (writes); checks take at most
+   * a second. Called once, by the composition root, when a database is configured.
+   */
+  attachDatabase(db: Database, options: { timeoutMs: number }): void {
+    this.#db = { db, timeoutMs: options.timeoutMs }
   }
 
   /** Agents holding revocations in this isolate (for the health report). */
@@ -173,9 +234,11 @@ export class RevocationList {
   }
 
   /**
-   * Where the revocation now holds. It is kept in this isolate first, so it holds here whatever
-   * Redis does; 'isolate' means Redis was configured but failed (the caller must say so).
-   * Throws RevocationStoreFull when it could be kept nowhere.
+   * Where the revocation now holds. Written to Redis and Postgres at once, and kept in this
+   * isolate whatever they do. 'global': every store that is configured took it (Redis, and
+   * Postgres so that it outlives a Redis outage; without Redis, Postgres alone); 'isolate':
+   * one of them failed (or timed out: it may still have landed), so it certainly holds here
+   * only and the caller must say so. Throws RevocationStoreFull when nothing could keep it.
    */
   async #revoke(
     agentId: string,
@@ -187,49 +250,113 @@ export class RevocationList {
   ): Promise<RevocationReach | 'expired'> {
     if (until <= now) return 'expired' // nothing left to deny
     const { redis } = this.#options
-    if (!redis) {
-      this.#isolate.add(agentId, key, until, now, longestLifeMs)
-      return 'isolate'
-    }
+    const db = this.#db
+    // Here first, while there is room: it holds in this isolate from now on.
+    const kept = this.#isolate.tryAdd(agentId, key, until, now)
     this.#forgetAnswers(agentId, key)
+    const [inRedis, inPostgres] = await Promise.all([
+      redis
+        ? redis
+            .run('revoke', (r) => r.set(redisKey(redis, agentId, key), '1', { pxat: until }), scope)
+            .then(
+              () => true,
+              (err: unknown) => {
+                this.#options.onRedisError?.(err)
+                return false
+              },
+            )
+        : false,
+      db ? this.#record(db, agentId, key, until, scope) : false,
+    ])
+    // A cached "not revoked" read while the writes ran must not outlive them.
+    this.#forgetAnswers(agentId, key)
+    const durable = redis ? inRedis && (inPostgres || !db) : inPostgres
+    // Not held by every store: it must hold here, if need be by revoking more.
+    if (!kept && !durable) this.#isolate.add(agentId, key, until, now, longestLifeMs)
+    return durable ? 'global' : 'isolate'
+  }
+
+  /** Writes the revocation to Postgres (and purges a few expired ones); false if it failed. */
+  async #record(
+    target: { db: Database; timeoutMs: number },
+    agentId: string,
+    key: string,
+    until: number,
+    scope?: CallScope,
+  ): Promise<boolean> {
+    const { kind, id } = rowOf(key)
     try {
-      await redis.run(
-        'revoke',
-        (r) => r.set(redisKey(redis, agentId, key), '1', { pxat: until }),
-        scope,
+      await target.db.query(
+        sql`WITH purged AS (
+              DELETE FROM token_revocations WHERE (agent_id, kind, id) IN (
+                SELECT agent_id, kind, id FROM token_revocations
+                WHERE expires_at < now() LIMIT ${PURGE_BATCH}))
+            INSERT INTO token_revocations (agent_id, kind, id, expires_at)
+            VALUES (${agentId}, ${kind}, ${id}, ${iso(until)})
+            ON CONFLICT (agent_id, kind, id) DO UPDATE
+              SET expires_at = greatest(token_revocations.expires_at, EXCLUDED.expires_at)`,
+        { ...scope, timeoutMs: target.timeoutMs },
       )
-      return 'global'
-    } catch (err) {
-      // Failed, or timed out (then it may have landed): it holds here for certain.
-      this.#options.onRedisError?.(err)
-      this.#isolate.add(agentId, key, until, now, longestLifeMs)
-      return 'isolate'
+      return true
+    } catch {
+      return false
     }
   }
 
+  /**
+   * Whether the token is revoked: this isolate's revocations, a recent answer, then Redis, then
+   * (when Redis cannot answer) Postgres. Throws a 503 `auth_unavailable` ProblemError when
+   * Redis is configured and neither store can answer for a token not checked recently (see
+   * the top of this file).
+   */
   async isRevoked(subject: RevocationSubject, now: number, scope?: CallScope): Promise<boolean> {
     if (this.#isolate.has(subject, now)) return true
     const { redis, checkTtlMs } = this.#options
-    if (!redis) return false
+    const db = this.#db
+    if (!redis && !db) return false
     const cacheKey = `${subject.sub}\u0000${subject.jti}`
     const cached = this.#answers.get(cacheKey, now)
     if (cached) return cached.value
-    try {
-      const keys = keysOf(subject).map((k) => redisKey(redis, subject.sub, k))
-      const found = await redis.run('revocation-check', (r) => r.exists(...keys), scope)
+    const remember = (found: boolean) => {
       // "Revoked" is remembered for at least a second (the token expires soon enough anyway);
       // "not revoked" for the check TTL, the staleness every isolate accepts.
-      this.#answers.set(cacheKey, found > 0, {
+      this.#answers.set(cacheKey, found, {
         now,
-        ttlMs: found > 0 ? Math.max(checkTtlMs, 1000) : checkTtlMs,
+        ttlMs: found ? Math.max(checkTtlMs, 1000) : checkTtlMs,
       })
-      return found > 0
-    } catch (err) {
-      // Redis down: what this isolate knows is all there is (fail open, like the contract's
-      // per-isolate mode); the error is reported so health shows it.
-      this.#options.onRedisError?.(err)
-      return false
+      return found
     }
+    if (redis) {
+      try {
+        const keys = keysOf(subject).map((k) => redisKey(redis, subject.sub, k))
+        const found = await redis.run('revocation-check', (r) => r.exists(...keys), scope)
+        return remember(found > 0)
+      } catch (err) {
+        // Not an answer, whatever the error says: Postgres is asked instead.
+        this.#options.onRedisError?.(err)
+      }
+    }
+    if (db) {
+      try {
+        const rows = await db.db.query<{ revoked: boolean }>(
+          sql`SELECT EXISTS (
+                SELECT 1 FROM token_revocations
+                WHERE agent_id = ${subject.sub} AND expires_at > ${iso(now)}
+                  AND ((kind = 'token' AND id = ${subject.jti})
+                    OR (kind = 'family' AND id = ${subject.sid ?? null}))) AS revoked`,
+          { ...scope, timeoutMs: Math.min(db.timeoutMs, CHECK_TIMEOUT_MS) },
+        )
+        return remember(rows[0]?.revoked === true)
+      } catch {
+        // fall through: neither store answered
+      }
+    }
+    if (!redis) return false // the per-isolate mode: this isolate's revocations decide
+    throw problems.unavailable(
+      'auth_unavailable',
+      'Whether the access token was revoked cannot be checked right now; nothing was done',
+      5,
+    )
   }
 
   /** A revocation made here must not be hidden by a cached "not revoked". */

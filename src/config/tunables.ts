@@ -315,6 +315,14 @@ export const NUMERIC_TUNABLES = {
     min: 0,
     max: MINUTE,
   },
+  progressBufferAgentSharePercent: {
+    variable: 'PROGRESS_BUFFER_AGENT_SHARE_PERCENT',
+    description:
+      'The share (%) of PROGRESS_BUFFER_MAX_DEPTH one agent may fill; past it (or a full buffer) its updates are committed straight to Postgres, and refused with 503 only if Postgres cannot take them',
+    default: 25,
+    min: 1,
+    max: 100,
+  },
 } as const satisfies Record<string, NumericTunable>
 
 export type NumericTunableName = keyof typeof NUMERIC_TUNABLES

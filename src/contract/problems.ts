@@ -137,10 +137,16 @@ export const PROBLEM_TYPES = [
       'Revocation: without Redis, the answering instance holds as many agents’ revocations as it may (REVOCATION_MAX_AGENTS); nothing was revoked. Retry later.',
   },
   {
+    code: 'auth_unavailable',
+    status: 503,
+    description:
+      'Protected routes: whether the access token was revoked cannot be checked (Redis and Postgres both fail) and this instance has not checked it within REVOCATION_CHECK_TTL_MS; nothing was done. Retry after `Retry-After` seconds.',
+  },
+  {
     code: 'progress_unavailable',
     status: 503,
     description:
-      'Progress: no durable store can take the write (or grants cannot be checked, or batch status is unknown); nothing was accepted.',
+      'Progress: no durable store can take the write (the database down, and Redis down or its buffer — or the agent’s share of it — full), grants cannot be checked, or batch status is unknown; nothing was accepted.',
   },
   {
     code: 'buffer_unavailable',
@@ -153,12 +159,6 @@ export const PROBLEM_TYPES = [
     status: 503,
     description:
       'A store timed out and the write may have landed (progress: the updates; revocation: the revocation). Retry the same request (progress: with the same idempotency keys); nothing is applied twice.',
-  },
-  {
-    code: 'buffer_full',
-    status: 503,
-    description:
-      'Progress: the buffer is over its depth limit; nothing was accepted. Retry after the flush catches up.',
   },
   {
     code: 'method_not_allowed',

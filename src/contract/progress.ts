@@ -45,7 +45,7 @@ export const progressUpdate = z
     data: z.optional(
       storableJsonObject(MAX_DATA_BYTES).check(
         z.describe(
-          `Free-form JSON object, at most ${MAX_DATA_BYTES} bytes as JSON and nested at most ${MAX_JSON_DEPTH} levels, stored exactly as sent; no string in it (key or value) may contain U+0000 or an unpaired surrogate.`,
+          `Free-form JSON object, stored exactly as sent (the bytes: number spellings, duplicate keys, key order and whitespace are kept): at most ${MAX_DATA_BYTES} bytes as sent and nested at most ${MAX_JSON_DEPTH} levels; no string in it (key or value, a repeated key's earlier value included) may contain U+0000 or an unpaired surrogate.`,
         ),
       ),
     ),
@@ -143,7 +143,7 @@ export const batchStatus = onFirstUse(() =>
     .register(z.globalRegistry, {
       id: 'BatchStatus',
       description:
-        'Where a batch of accepted updates is. Monotonic: once `committed`, always `committed` with the same `committed_at`. A batch stays `queued` while one of its updates is a dead letter; when an operator discards that one, the batch is `committed` with `discarded` counting what was dropped.',
+        'Where a batch of accepted updates is. Monotonic: once `committed`, always `committed` with the same `committed_at`, and recorded in Postgres (it does not expire). A batch stays `queued` while one of its updates is a dead letter, and a batch of duplicates until the updates it repeats are in Postgres; when an operator discards a dead letter, the batch is `committed` with `discarded` counting what was dropped.',
     }),
 )
 export type BatchStatus = z.output<ReturnType<typeof batchStatus>>

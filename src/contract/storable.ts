@@ -7,10 +7,15 @@
 //   timestamps  RFC 3339 with an offset, in [1970-01-01T00:00:00Z, now + 5 min] after offset
 //               normalisation (the upper bound needs the clock: `futureTimestampProblem`)
 //   JSON        an object whose keys and string values are storable strings at any depth,
-//               numbers finite, nesting at most MAX_JSON_DEPTH, at most `maxBytes` as JSON.
-//               The parsed value is kept as it is, never copied: a `__proto__` or
-//               `constructor` key is stored like any other key.
+//               numbers finite, nesting at most MAX_JSON_DEPTH, at most `maxBytes`. It is
+//               stored exactly as sent (./json-source.ts): when its source text was kept, the
+//               rules and the bound apply to that text, every member of it (a duplicate key's
+//               shadowed value too) — what is stored is what is checked. A value that arrived
+//               parsed is checked as the JSON.stringify text it is stored as. The parsed value
+//               is kept as it is, never copied: a `__proto__` or `constructor` key is stored
+//               like any other key.
 import * as z from 'zod/mini'
+import { jsonText, sourceIssues, sourceOf } from './json-source.ts'
 
 /** How far in the future a timestamp may lie (clock skew between an agent and us). */
 export const MAX_FUTURE_MS = 5 * 60 * 1000
@@ -145,9 +150,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** UTF-8 bytes of `value` serialised as JSON. */
+/** UTF-8 bytes of `value` as it is stored: its source text if kept, else JSON.stringify's. */
 export function jsonByteLength(value: unknown): number {
-  return new TextEncoder().encode(JSON.stringify(value)).byteLength
+  return new TextEncoder().encode(jsonText(value)).byteLength
 }
 
 /**
@@ -164,13 +169,18 @@ export const storableJsonObject = (maxBytes: number) =>
         ctx.issues.push({ code: 'custom', message: 'Must be a JSON object', input: value })
         return
       }
-      for (const issue of jsonIssues(value)) {
+      const source = sourceOf(value)
+      const issues =
+        source === undefined
+          ? jsonIssues(value)
+          : sourceIssues(source, MAX_JSON_DEPTH, unstorableReason)
+      for (const issue of issues) {
         ctx.issues.push({ code: 'custom', message: issue.message, input: value, path: issue.path })
       }
       if (jsonByteLength(value) > maxBytes) {
         ctx.issues.push({
           code: 'custom',
-          message: `Must be at most ${maxBytes} bytes as JSON`,
+          message: `Must be at most ${maxBytes} bytes as sent`,
           input: value,
         })
       }

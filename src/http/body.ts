@@ -7,6 +7,7 @@ import { zValidator } from '@hono/zod-validator'
 import type { Context, MiddlewareHandler } from 'hono'
 import type * as z from 'zod/mini'
 import { fieldErrors } from '../contract/field-errors.ts'
+import { attachSources } from '../contract/json-source.ts'
 import { problems } from '../contract/problem.ts'
 import type { AppEnv } from './context.ts'
 
@@ -49,6 +50,11 @@ export interface JsonBodyOptions {
   /** An absent body is valid (`undefined`); a present one must still match. */
   optional?: boolean
   /**
+   * Members whose source text is kept with the parsed value, for a store that keeps them
+   * exactly as sent (src/contract/json-source.ts; patterns like `updates.*.data`).
+   */
+  sources?: readonly string[]
+  /**
    * The schema that judges a given body, when `schema` is a union whose failures are best
    * explained in one member's terms (e.g. one update or a batch of them). It must accept
    * exactly what `schema` accepts.
@@ -83,9 +89,13 @@ export function jsonBody<S extends z.ZodMiniType>(
     if (!isJsonMediaType(mediaType(c.req.header('content-type')))) {
       throw problems.unsupportedMediaType(['application/json'])
     }
-    // Parsed once, here, so malformed JSON is our 400; the validator reads the parsed value
-    // from hono's body cache.
-    c.req.bodyCache.json = Promise.resolve(parseJson(await c.req.text()))
+    // Parsed once, here, so malformed JSON is our 400. hono's validator reads the body through
+    // c.req.json(), which parses the cached text again: it gets this parse instead, which
+    // carries the members' source text (a second parse would not).
+    const text = await c.req.text()
+    const parsed = parseJson(text)
+    if (options.sources?.length) attachSources(text, parsed, options.sources)
+    c.req.json = () => Promise.resolve(parsed as never)
     return validate(c as Context, next)
   }
 }

@@ -115,6 +115,8 @@ export interface Operation {
     optional?: boolean
     /** See JsonBodyOptions.select. */
     select?: (body: unknown) => z.ZodMiniType
+    /** Members kept with their source text, stored as sent (see JsonBodyOptions.sources). */
+    jsonSources?: readonly string[]
     /** How the body is documented, when more than `json` (examples, other media types). */
     body?: { description: string; content: Record<string, MediaDoc> }
   }

@@ -33,7 +33,11 @@ export function validate<const O extends Operation>(
   const request = op.request
   if (request?.params) steps.push(pathParams(request.params) as MiddlewareHandler<AppEnv>)
   if (request?.json) {
-    const options = { optional: request.optional, select: request.select }
+    const options = {
+      optional: request.optional,
+      select: request.select,
+      sources: request.jsonSources,
+    }
     steps.push(jsonBody(request.json, options) as MiddlewareHandler<AppEnv>)
   }
   return async (c, next) => {

@@ -1,18 +1,23 @@
 // Accepting a request's progress updates (POST /api/v1/agent/progress), once they are
 // validated and their users' grants checked.
 //
-// A 202 means durable: appended to the Redis buffer (`queued`), or — without Redis, or while
-// it fails — committed by this request, in its own Neon transaction (`committed`). Nothing a
-// request awaits belongs to another request. When neither store takes the write the answer is
-// a 503 that says what is known: `progress_unavailable` when nothing was accepted for certain,
-// `outcome_unknown` when a store timed out and may have applied it (retry with the same keys).
+// A 202 means durable: appended to the Redis buffer (`queued`), or — without Redis, while it
+// fails, or while the buffer (or this agent's share of it, PROGRESS_BUFFER_AGENT_SHARE_PERCENT)
+// is full — committed by this request, in its own Neon transaction (`committed`). So one agent
+// cannot lock the others out of the buffer, and a full buffer refuses nothing Postgres can take.
+// Nothing a request awaits belongs to another request. When neither store takes the write the
+// answer is a 503 that says what is known: `progress_unavailable` when nothing was accepted for
+// certain, `outcome_unknown` when a store timed out and may have applied it (retry with the
+// same keys).
 
 import { ProblemError, problems } from '../contract/problem.ts'
 import type { ProgressAccepted } from '../contract/progress.ts'
 import type { Logger } from '../kernel/log.ts'
 import type { CallScope } from '../kernel/scope.ts'
+import type { AppendResult } from './buffer.ts'
 import { lookUpKeys, syncBatch } from './dedupe.ts'
 import { flushDue, flushProgress } from './flush.ts'
+import { type KnownKey, knownFingerprint } from './idempotency.ts'
 import { type BufferedUpdate, eventKeyOf } from './model.ts'
 import {
   databaseWriteOutcome,
@@ -42,18 +47,18 @@ export function keyReused(path: string): ProblemError {
 }
 
 /**
- * The first update whose key appears earlier in the request (or in `known`, keys a store
- * holds → their fingerprints) with another fingerprint, or -1.
+ * The first update whose key appears earlier in the request (or in `known`, the keys Postgres
+ * remembers) with another fingerprint, or -1.
  */
 export function firstReusedKey(
   updates: readonly BufferedUpdate[],
-  known: ReadonlyMap<string, string> = new Map(),
+  known?: ReadonlyMap<string, KnownKey>,
 ): number {
   const seen = new Map<string, string | undefined>()
   for (let i = 0; i < updates.length; i++) {
     const u = updates[i]!
     const key = eventKeyOf(u)
-    const prior = seen.has(key) ? seen.get(key) : known.get(key)
+    const prior = seen.has(key) ? seen.get(key) : knownFingerprint(known, u)?.fingerprint
     if (prior === undefined) {
       if (!seen.has(key)) seen.set(key, u.fingerprint)
       continue
@@ -81,9 +86,11 @@ export async function acceptProgress(
   if (reused >= 0) throw keyReused(pathOf(reused, 'idempotency_key'))
 
   let redisOutcome: WriteOutcome | undefined
+  /** The buffer refused for room: the 503, if Postgres cannot take it either, says so. */
+  let full = false
   const buffer = progress.buffer
   if (buffer && !breakers.get('redis').isOpen()) {
-    let known: Map<string, string> | undefined
+    let known: Map<string, KnownKey> | undefined
     if (db && !breakers.get('neon').isOpen() && (await progress.directCommits.mustLookUp(scope))) {
       try {
         known = await lookUpKeys(
@@ -92,6 +99,8 @@ export async function acceptProgress(
           updates.map((u) => u.idempotencyKey),
           scope,
           config.tunables.databaseTimeoutMs,
+          clock.now(),
+          config.tunables.progressDedupeTtlMs,
         )
       } catch (err) {
         // Postgres cannot say: Redis' dedupe alone decides (the event log stays exact).
@@ -100,19 +109,21 @@ export async function acceptProgress(
       const index = known ? firstReusedKey(updates, known) : -1
       if (index >= 0) throw keyReused(pathOf(index, 'idempotency_key'))
     }
+    const now = clock.now()
+    let result: AppendResult | undefined
     try {
-      const now = clock.now()
-      const result = await buffer.append(batch, updates, now, scope, known)
-      if (!result.ok && result.reason === 'key_reused') {
-        throw keyReused(pathOf(result.index, 'idempotency_key'))
-      }
-      if (!result.ok) {
-        throw problems.unavailable(
-          'buffer_full',
-          'The progress buffer is full; nothing was accepted. Retry after the flush catches up',
-          RETRY_AFTER_SECONDS,
-        )
-      }
+      result = await buffer.append(batch, updates, now, scope, known)
+    } catch (err) {
+      redisOutcome = redisWriteOutcome(err)
+      log.warn('progress buffer unavailable; committing directly', {
+        outcome: redisOutcome,
+        ...errorFields(err),
+      })
+    }
+    if (result && !result.ok && result.reason === 'key_reused') {
+      throw keyReused(pathOf(result.index, 'idempotency_key'))
+    }
+    if (result?.ok) {
       const t = config.tunables
       if (
         flushDue(result, now, { batchSize: t.progressBatchSize, delayMs: t.progressBatchDelayMs })
@@ -125,12 +136,13 @@ export async function acceptProgress(
         duplicates: result.duplicates,
         status: 'queued',
       }
-    } catch (err) {
-      if (err instanceof ProblemError) throw err
-      redisOutcome = redisWriteOutcome(err)
-      log.warn('progress buffer unavailable; committing directly', {
-        outcome: redisOutcome,
-        ...errorFields(err),
+    }
+    if (result) {
+      // The buffer, or this agent's share of it, has no room: the script wrote nothing.
+      full = true
+      redisOutcome = 'none'
+      log.info('progress buffer full for this request; committing directly', {
+        reason: result.reason,
       })
     }
   }
@@ -142,13 +154,21 @@ export async function acceptProgress(
     const direct = redisOutcome === 'unknown' ? { ...batch, id: crypto.randomUUID() } : batch
     const items = direct === batch ? updates : updates.map((u) => ({ ...u, batchId: direct.id }))
     try {
-      const result = await writeDirect(db, direct, items, clock.now(), scope)
+      const now = clock.now()
+      const result = await writeDirect(
+        db,
+        direct,
+        items,
+        now,
+        scope,
+        config.tunables.progressDedupeTtlMs,
+      )
       if (buffer) {
         // Redis' dedupe must learn these keys. Try at once, after the answer: if Redis only
         // hiccuped this costs two round trips and no request ever looks keys up in Postgres.
         const noted = () => progress.directCommits.noteDirectCommit()
         if (breakers.get('redis').isOpen()) noted()
-        else scope.defer?.(syncBatch(db, buffer, direct.id, items, scope).catch(noted))
+        else scope.defer?.(syncBatch(db, buffer, direct.id, items, now, scope).catch(noted))
       }
       progress.invalidate(result.changedUsers, scope)
       return {
@@ -193,7 +213,9 @@ export async function acceptProgress(
   }
   throw problems.unavailable(
     'progress_unavailable',
-    'No durable store can take progress now; nothing was accepted',
+    full
+      ? 'The progress buffer (or this agent’s share of it) is full and the database cannot take the update(s) now; nothing was accepted'
+      : 'No durable store can take progress now; nothing was accepted',
     RETRY_AFTER_SECONDS,
   )
 }

@@ -1,43 +1,17 @@
-// Aggregation per (user, task): the event log keeps every update once; current state keeps
-// the latest by occurred_at. Pure, so properties can check it against any arrival order.
-import { type BufferedUpdate, eventKeyOf, groupOf } from './model.ts'
+// What one write sends to the event log: every update once per event (`eventIdOf`), the first
+// of each in arrival order. Which update becomes a (user, task)'s current state is decided by
+// the write itself, in SQL, among the events it actually recorded (src/progress/writer.ts).
+import { type BufferedUpdate, eventIdOf } from './model.ts'
 
-/**
- * Orders updates of one group by recency: occurred_at, then arrival, then key, agent and id —
- * a total order, so the update chosen never depends on the order they arrived in.
- */
-export function newer(a: BufferedUpdate, b: BufferedUpdate): boolean {
-  const ta = Date.parse(a.occurredAt)
-  const tb = Date.parse(b.occurredAt)
-  if (ta !== tb) return ta > tb
-  if (a.receivedAt !== b.receivedAt) return a.receivedAt > b.receivedAt
-  if (a.idempotencyKey !== b.idempotencyKey) return a.idempotencyKey > b.idempotencyKey
-  if (a.agentId !== b.agentId) return a.agentId > b.agentId
-  return a.id > b.id
-}
-
-export interface Aggregated {
-  /** Every update, once per (agent, idempotency key), in arrival order. */
-  events: BufferedUpdate[]
-  /** The latest update of each (user, task). */
-  latest: BufferedUpdate[]
-  /** Users whose current state may change. */
-  users: string[]
-}
-
-export function aggregate(updates: readonly BufferedUpdate[]): Aggregated {
+/** `updates` without repeats of an event, in arrival order (a repeat is a duplicate). */
+export function distinctEvents(updates: readonly BufferedUpdate[]): BufferedUpdate[] {
   const seen = new Set<string>()
   const events: BufferedUpdate[] = []
-  const latest = new Map<string, BufferedUpdate>()
   for (const update of updates) {
-    const key = eventKeyOf(update)
-    if (seen.has(key)) continue // a duplicate within the flush: the first one is the update
-    seen.add(key)
+    const id = eventIdOf(update)
+    if (seen.has(id)) continue
+    seen.add(id)
     events.push(update)
-    const group = groupOf(update)
-    const current = latest.get(group)
-    if (!current || newer(update, current)) latest.set(group, update)
   }
-  const groups = [...latest.values()]
-  return { events, latest: groups, users: [...new Set(groups.map((u) => u.userId))] }
+  return events
 }

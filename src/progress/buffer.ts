@@ -2,7 +2,8 @@
 // one round trip:
 //
 //   append    — check every update's key first (a key re-used for another update refuses the
-//               whole request), then store and queue the new ones; refuse past the depth bound
+//               whole request), then store and queue them; refuse past the depth bound, or
+//               past the agent's share of it (one agent cannot fill the buffer for all)
 //   claim     — re-deliver claims whose flush died, then move ready items to processing with a
 //               visibility deadline; answer each claimed batch's outstanding counts
 //   ack       — forget items once their write committed; count them off their batch
@@ -14,7 +15,7 @@
 // that cannot be decoded (cjson refuses what older versions let in, e.g. an unpaired
 // surrogate escape) is decoded under pcall and moved to the dead letters in the same script.
 //
-// Keys (under the deployment's prefix):
+// Keys (under the deployment's prefix; every variable part escaped by src/redis.ts keyPart):
 //   progress:items        hash   id → item JSON
 //   progress:ready        zset   id → received_at
 //   progress:processing   zset   id → claim deadline
@@ -27,12 +28,22 @@
 //   progress:batch-meta   hash   batch id → "accepted:duplicates:created_at", while outstanding
 //   progress:batch:<id>   hash   agent, accepted, duplicates, created_at, committed_at,
 //                                discarded (expires after a week)
+//   progress:agent-depth  hash   agent → its items ready or claimed (its share of the bound)
+//   progress:unrecorded   hash   batch id → JSON of a batch settled here without Postgres
+//                                recording it (discarded dead letters, legacy items); the
+//                                scheduled flush records it there, then drops it
+//
+// A duplicate (its key held for the same update) is buffered like a new update, flagged by
+// nothing: writing it again changes nothing, and its batch is settled only when it is written,
+// so a batch of duplicates never reads `committed` while the update it repeats is still only
+// buffered (or a dead letter). Only a key an older version held (not a fingerprint, so the
+// update it stands for is in Postgres already) is not buffered again.
 //   progress:idem:<agent>:<key>  the update's fingerprint (older versions: a batch id)
 
 import type { CallScope } from '../kernel/scope.ts'
 import type { RedisStore } from '../redis.ts'
-import { FINGERPRINT_PREFIX } from './idempotency.ts'
-import { type BufferedUpdate, eventKeyOf } from './model.ts'
+import { FINGERPRINT_PREFIX, type KnownKey, knownFingerprint } from './idempotency.ts'
+import type { BufferedUpdate } from './model.ts'
 
 interface StoredUpdate extends BufferedUpdate {
   /** The (user, task) group counter's field; escape-free, so a script can find it unparsed. */
@@ -55,10 +66,14 @@ local function decode(json)
   end
   return nil
 end
+local function leave(agents, agent)
+  if agent and redis.call('HINCRBY', agents, agent, -1) <= 0 then redis.call('HDEL', agents, agent) end
+end
 local function bury(keys, id, json, why, ready)
   redis.call('HSET', keys.dead, id, json)
   redis.call('HSET', keys.why, id, why)
   redis.call('HDEL', keys.items, id)
+  leave(keys.agents, string.match(json, '"agentId":"([^"\\\\]*)"'))
   local batch = string.match(json, '"batchId":"([%w%-]+)"')
   if batch then
     redis.call('HINCRBY', keys.pending, batch, -1)
@@ -71,70 +86,99 @@ local function bury(keys, id, json, why, ready)
 end
 `
 
-// KEYS: items, ready, processing, groups, batch-pending, batch-meta, batch:<id>, idem keys (n)
-// ARGV: now, maxDepth, dedupeTtlMs, batchTtlMs, agent, batchId, n,
-//       then per update: id, group, json, fingerprint, fingerprint known to Postgres ('' if none)
+// KEYS: items, ready, processing, groups, batch-pending, batch-meta, batch:<id>, unrecorded,
+//       agent-depth, idem keys (n)
+// ARGV: now, maxDepth, dedupeTtlMs, batchTtlMs, agent, batchId, n, the agent's share,
+//       then per update: id, group, json, fingerprint, fingerprint known to Postgres ('' if
+//       none), until when Postgres remembers that key (ms)
+// → {accepted, duplicates, largest group, oldest, depth} | {-1, depth} full | {-2, i} key
+//   re-used | {-3, the agent's depth} the agent's share is full
 const APPEND = `
 local n = tonumber(ARGV[7])
-local fresh, seen, heal, verdict = 0, {}, {}, {}
+local fresh, queued, seen, heal, verdict = 0, 0, {}, {}, {}
 for i = 1, n do
-  local base = 7 + (i - 1) * 5
-  local key, fp, known = KEYS[7 + i], ARGV[base + 4], ARGV[base + 5]
+  local base = 8 + (i - 1) * 6
+  local key, fp, known = KEYS[9 + i], ARGV[base + 4], ARGV[base + 5]
   local prior = seen[key]
   if prior == nil then
     prior = redis.call('GET', key)
     if not prior and known ~= '' then
       prior = known
-      heal[key] = known
+      heal[key] = {known, ARGV[base + 6]}
     end
     seen[key] = prior
   end
   if not prior then
-    verdict[i] = true
+    verdict[i] = 'new'
     seen[key] = fp
     fresh = fresh + 1
-  elseif string.sub(prior, 1, ${FINGERPRINT_PREFIX.length}) == '${FINGERPRINT_PREFIX}' and prior ~= fp then
-    return {-2, i}
+    queued = queued + 1
+  elseif string.sub(prior, 1, ${FINGERPRINT_PREFIX.length}) == '${FINGERPRINT_PREFIX}' then
+    if prior ~= fp then return {-2, i} end
+    verdict[i] = 'duplicate'
+    queued = queued + 1
+  else
+    verdict[i] = 'recorded' -- held by an older version: in Postgres already
   end
 end
 local depth = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])
-if depth + fresh > tonumber(ARGV[2]) then return {-1, depth} end
+if depth + queued > tonumber(ARGV[2]) then return {-1, depth} end
+local mine = tonumber(redis.call('HGET', KEYS[9], ARGV[5]) or '0')
+if queued > 0 and mine + queued > tonumber(ARGV[8]) then return {-3, mine} end
+if queued > 0 then redis.call('HINCRBY', KEYS[9], ARGV[5], queued) end
 local accepted, duplicates, maxGroup = 0, 0, 0
 for i = 1, n do
-  local base = 7 + (i - 1) * 5
-  if verdict[i] then
-    redis.call('SET', KEYS[7 + i], ARGV[base + 4], 'PX', ARGV[3])
-    redis.call('HSET', KEYS[1], ARGV[base + 1], ARGV[base + 3])
-    redis.call('ZADD', KEYS[2], ARGV[1], ARGV[base + 1])
-    local count = redis.call('HINCRBY', KEYS[4], ARGV[base + 2], 1)
-    if count > maxGroup then maxGroup = count end
+  local base = 8 + (i - 1) * 6
+  if verdict[i] == 'new' then
+    redis.call('SET', KEYS[9 + i], ARGV[base + 4], 'PX', ARGV[3])
     accepted = accepted + 1
   else
     duplicates = duplicates + 1
   end
+  if verdict[i] ~= 'recorded' then
+    redis.call('HSET', KEYS[1], ARGV[base + 1], ARGV[base + 3])
+    redis.call('ZADD', KEYS[2], ARGV[1], ARGV[base + 1])
+    local count = redis.call('HINCRBY', KEYS[4], ARGV[base + 2], 1)
+    if count > maxGroup then maxGroup = count end
+  end
 end
--- Keys Postgres knew and Redis had forgotten (a direct commit): remembered from now on.
-for key, fp in pairs(heal) do redis.call('SET', key, fp, 'PX', ARGV[3], 'NX') end
+-- Keys Postgres knew and Redis had forgotten (a direct commit): remembered as long as
+-- Postgres remembers them (their first acceptance plus the window).
+for key, h in pairs(heal) do
+  if tonumber(h[2]) > tonumber(ARGV[1]) then redis.call('SET', key, h[1], 'PXAT', h[2], 'NX') end
+end
 redis.call('HSET', KEYS[7], 'agent', ARGV[5], 'accepted', accepted, 'duplicates', duplicates,
   'created_at', ARGV[1])
-if accepted > 0 then
-  redis.call('HSET', KEYS[5], ARGV[6], accepted)
+if queued > 0 then
+  redis.call('HSET', KEYS[5], ARGV[6], queued)
   redis.call('HSET', KEYS[6], ARGV[6], accepted .. ':' .. duplicates .. ':' .. ARGV[1])
 else
+  -- Nothing to write: settled now, and recorded in Postgres by the next scheduled flush.
   redis.call('HSET', KEYS[7], 'committed_at', ARGV[1])
+  redis.call('HSET', KEYS[8], ARGV[6], cjson.encode({agent = ARGV[5], accepted = accepted,
+    duplicates = duplicates, discarded = 0, committed_at = tonumber(ARGV[1])}))
 end
 redis.call('PEXPIRE', KEYS[7], ARGV[4])
 local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {accepted, duplicates, maxGroup, tonumber(oldest[2] or ARGV[1]), depth + accepted}
+return {accepted, duplicates, maxGroup, tonumber(oldest[2] or ARGV[1]), depth + queued}
 `
 
+// Queues a batch settled in Redis (variables `batch`, `b`, `at`) for the flush to record in
+// Postgres (KEYS[7] of the script that uses it: unrecorded).
+const UNRECORDED = `redis.call('HSET', KEYS[7], b, cjson.encode({
+          agent = redis.call('HGET', batch, 'agent'),
+          accepted = tonumber(redis.call('HGET', batch, 'accepted') or '0'),
+          duplicates = tonumber(redis.call('HGET', batch, 'duplicates') or '0'),
+          discarded = tonumber(redis.call('HGET', batch, 'discarded') or '0'),
+          committed_at = tonumber(at)}))`
+
 // KEYS: items, ready, processing, groups, dead, dead-why, batch-pending, batch-dead,
-//       batch-discarded, batch-meta
+//       batch-discarded, batch-meta, agent-depth
 // ARGV: now, claimTimeoutMs, limit, batchSize, delayMs, drain ('1' = claim whatever waits)
 // → {buried, #items, item json…, #batches, (batch id, pending, dead, discarded, meta)…}
 const CLAIM = `${READ_ITEMS}
 local keys = {items = KEYS[1], groups = KEYS[4], dead = KEYS[5], why = KEYS[6],
-  pending = KEYS[7], deadCount = KEYS[8]}
+  pending = KEYS[7], deadCount = KEYS[8], agents = KEYS[11]}
 local now = tonumber(ARGV[1])
 local why = '{"kind":"undecodable","at":' .. ARGV[1] .. '}'
 local buried = 0
@@ -200,20 +244,23 @@ end
 return reply
 `
 
-// KEYS: items, processing, batch-pending, batch-dead, batch-discarded, batch-meta, batch:<id> (m)
-// ARGV: now, n, m, then per item: id, batch index (1..m); then per batch: id, committed_at
-//       ('' when Postgres did not record the batch in this write)
+// KEYS: items, processing, batch-pending, batch-dead, batch-discarded, batch-meta, unrecorded,
+//       agent-depth, ready, batch:<id> (m)
+// ARGV: now, n, m, then per item: id, batch index (1..m), agent; then per batch: id,
+//       committed_at ('' when Postgres did not record the batch in this write)
 const ACK = `
 local n, m = tonumber(ARGV[2]), tonumber(ARGV[3])
 local acked = 0
 for i = 1, n do
-  local id = ARGV[2 + 2 * i]
+  local id = ARGV[1 + 3 * i]
   if redis.call('ZREM', KEYS[2], id) == 1 then
     redis.call('HDEL', KEYS[1], id)
     acked = acked + 1
-    local j = tonumber(ARGV[3 + 2 * i])
-    local b = ARGV[2 + 2 * n + 2 * j]
-    local batch = KEYS[6 + j]
+    local agent = ARGV[3 + 3 * i]
+    if redis.call('HINCRBY', KEYS[8], agent, -1) <= 0 then redis.call('HDEL', KEYS[8], agent) end
+    local j = tonumber(ARGV[2 + 3 * i])
+    local b = ARGV[2 + 3 * n + 2 * j]
+    local batch = KEYS[9 + j]
     if redis.call('HEXISTS', KEYS[3], b) == 0 and redis.call('HEXISTS', batch, 'pending') == 1 then
       redis.call('HINCRBY', batch, 'pending', -1) -- appended by a version that counted there
     else
@@ -222,7 +269,7 @@ for i = 1, n do
   end
 end
 for j = 1, m do
-  local b, at, batch = ARGV[2 + 2 * n + 2 * j], ARGV[3 + 2 * n + 2 * j], KEYS[6 + j]
+  local b, at, batch = ARGV[2 + 3 * n + 2 * j], ARGV[3 + 3 * n + 2 * j], KEYS[9 + j]
   local pending = tonumber(redis.call('HGET', KEYS[3], b) or redis.call('HGET', batch, 'pending') or '0')
   local dead = tonumber(redis.call('HGET', KEYS[4], b) or '0')
   if pending <= 0 then redis.call('HDEL', KEYS[3], b) end
@@ -231,19 +278,28 @@ for j = 1, m do
     redis.call('HDEL', KEYS[5], b)
     redis.call('HDEL', KEYS[6], b)
     if redis.call('EXISTS', batch) == 1 and not redis.call('HGET', batch, 'committed_at') then
-      if at == '' then at = ARGV[1] end
+      if at == '' then
+        -- Settled without Postgres recording it in this write: it will, by the next flush.
+        at = ARGV[1]
+        ${UNRECORDED}
+      end
       redis.call('HSET', batch, 'committed_at', at)
     end
   end
 end
+-- Nothing buffered: no agent holds any of it (heals any drift of the counts).
+if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('ZCARD', KEYS[9]) == 0 then
+  redis.call('DEL', KEYS[8])
+end
 return acked
 `
 
-// KEYS: items, ready, processing, groups, dead, dead-why, batch-pending, batch-dead
+// KEYS: items, ready, processing, groups, dead, dead-why, batch-pending, batch-dead,
+//       agent-depth
 // ARGV: now, ids…
 const NACK = `${READ_ITEMS}
 local keys = {items = KEYS[1], groups = KEYS[4], dead = KEYS[5], why = KEYS[6],
-  pending = KEYS[7], deadCount = KEYS[8]}
+  pending = KEYS[7], deadCount = KEYS[8], agents = KEYS[9]}
 local why = '{"kind":"undecodable","at":' .. ARGV[1] .. '}'
 local back = 0
 for i = 2, #ARGV do
@@ -264,13 +320,14 @@ end
 return back
 `
 
-// KEYS: items, processing, dead, dead-why, batch-pending, batch-dead
-// ARGV: n, then per item: id, batch id, why (JSON)
+// KEYS: items, processing, dead, dead-why, batch-pending, batch-dead, agent-depth
+// ARGV: n, then per item: id, batch id, why (JSON), agent
 const BURY = `
 local buried = 0
 for i = 1, tonumber(ARGV[1]) do
-  local id, b, why = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  local id, b, why, agent = ARGV[4 * i - 2], ARGV[4 * i - 1], ARGV[4 * i], ARGV[4 * i + 1]
   if redis.call('ZREM', KEYS[2], id) == 1 then
+    if redis.call('HINCRBY', KEYS[7], agent, -1) <= 0 then redis.call('HDEL', KEYS[7], agent) end
     local json = redis.call('HGET', KEYS[1], id)
     if json then
       redis.call('HSET', KEYS[3], id, json)
@@ -285,7 +342,7 @@ end
 return buried
 `
 
-// KEYS: items, ready, groups, dead, dead-why, batch-pending, batch-dead
+// KEYS: items, ready, groups, dead, dead-why, batch-pending, batch-dead, agent-depth
 // ARGV: ids… → per id: 1 re-driven, 0 not a dead letter, -1 undecodable (kept where it is)
 const REDRIVE = `${READ_ITEMS}
 local out = {}
@@ -302,6 +359,7 @@ for i = 1, #ARGV do
       redis.call('HSET', KEYS[1], id, json)
       redis.call('ZADD', KEYS[2], item.receivedAt, id)
       redis.call('HINCRBY', KEYS[3], item.g, 1)
+      if type(item.agentId) == 'string' then redis.call('HINCRBY', KEYS[8], item.agentId, 1) end
       redis.call('HINCRBY', KEYS[6], item.batchId, 1)
       if redis.call('HINCRBY', KEYS[7], item.batchId, -1) <= 0 then
         redis.call('HDEL', KEYS[7], item.batchId)
@@ -315,7 +373,8 @@ end
 return out
 `
 
-// KEYS: dead, dead-why, batch-pending, batch-dead, batch-discarded, batch-meta, batch:<id> (m)
+// KEYS: dead, dead-why, batch-pending, batch-dead, batch-discarded, batch-meta, unrecorded,
+//       batch:<id> (m)
 // ARGV: now, n, then per item: id, batch index (0 when its batch is unknown); then batch ids
 // → per id: 1 discarded, 0 not a dead letter
 const DISCARD = `
@@ -329,7 +388,7 @@ for i = 1, n do
     redis.call('HDEL', KEYS[2], id)
     out[i] = 1
     if j > 0 then
-      local b, batch = ARGV[2 + 2 * n + j], KEYS[6 + j]
+      local b, batch = ARGV[2 + 2 * n + j], KEYS[7 + j]
       local dead = redis.call('HINCRBY', KEYS[4], b, -1)
       redis.call('HINCRBY', KEYS[5], b, 1)
       if redis.call('EXISTS', batch) == 1 then redis.call('HINCRBY', batch, 'discarded', 1) end
@@ -342,7 +401,9 @@ for i = 1, n do
           redis.call('HDEL', KEYS[5], b)
           redis.call('HDEL', KEYS[6], b)
           if redis.call('EXISTS', batch) == 1 and not redis.call('HGET', batch, 'committed_at') then
-            redis.call('HSET', batch, 'committed_at', ARGV[1])
+            local at = ARGV[1]
+            ${UNRECORDED}
+            redis.call('HSET', batch, 'committed_at', at)
           end
         end
       end
@@ -363,11 +424,12 @@ flat[#flat + 1] = redis.call('HGET', KEYS[3], ARGV[1]) or '0'
 return flat
 `
 
-// KEYS: idem keys; ARGV: ttlMs, fingerprints… — remembers keys committed elsewhere.
+// KEYS: idem keys; ARGV: per key its fingerprint, then until when (ms) — remembers keys
+// committed elsewhere, until they expire as if Redis had taken them.
 const REMEMBER_KEYS = `
 local n = 0
 for i = 1, #KEYS do
-  if redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1], 'NX') then n = n + 1 end
+  if redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PXAT', ARGV[2 * i], 'NX') then n = n + 1 end
 end
 return n
 `
@@ -386,7 +448,8 @@ export type AppendResult =
       oldestAt: number
       depth: number
     }
-  | { ok: false; reason: 'full'; depth: number }
+  /** The buffer (`full`), or the agent's share of it (`agent_full`, its depth), is full. */
+  | { ok: false; reason: 'full' | 'agent_full'; depth: number }
   /** The update at `index` (0-based) re-uses a key accepted for another update. */
   | { ok: false; reason: 'key_reused'; index: number }
 
@@ -423,6 +486,16 @@ export interface Claim {
   buried: number
 }
 
+/** A batch settled in Redis, to be recorded in Postgres with the same committed_at. */
+export interface SettledBatch {
+  id: string
+  agentId: string
+  accepted: number
+  duplicates: number
+  discarded: number
+  committedAt: number
+}
+
 export interface BufferStats {
   ready: number
   processing: number
@@ -431,7 +504,11 @@ export interface BufferStats {
   deadLetters: number
 }
 
-/** Why a dead letter is one; never an error's text (it may quote the update). */
+/**
+ * Why a dead letter is one; never an error's text (it may quote the update).
+ * `idempotency_key_reused` is only ever read: versions before each accepted update became its
+ * own event wrote it (re-driven, such an item now commits as its own event).
+ */
 export interface DeadLetterReason {
   kind: 'data_error' | 'undecodable' | 'idempotency_key_reused'
   /** The SQLSTATE the database refused the update with. */
@@ -449,8 +526,13 @@ export interface DeadLetter {
 
 export interface BufferOptions {
   maxDepth: number
+  /** Items one agent may have buffered (ready or claimed) at once: its share of `maxDepth`. */
+  maxPerAgent: number
   claimTimeoutMs: number
-  /** How long an idempotency key is remembered in Redis (the database remembers forever). */
+  /**
+   * How long an idempotency key is remembered (PROGRESS_DEDUPE_TTL_MS), from its first
+   * acceptance: Redis by the key's expiry, Postgres by the event's received_at.
+   */
   dedupeTtlMs: number
   batchTtlMs: number
 }
@@ -471,6 +553,8 @@ export class ProgressBuffer {
     deadCount: string
     discarded: string
     meta: string
+    unrecorded: string
+    agents: string
     lease: string
   }
   readonly #scripts: Record<
@@ -502,6 +586,8 @@ export class ProgressBuffer {
       deadCount: k('batch-dead'),
       discarded: k('batch-discarded'),
       meta: k('batch-meta'),
+      unrecorded: k('unrecorded'),
+      agents: k('agent-depth'),
       lease: k('flush-lease'),
     }
     const script = (lua: string) => redis.client.createScript(lua)
@@ -533,15 +619,15 @@ export class ProgressBuffer {
 
   /**
    * Appends a request's updates atomically: all are stored (or counted duplicate), or none.
-   * `known` maps event keys (`eventKeyOf`) Postgres already holds to their fingerprints: they
-   * count as duplicates (or re-uses) even where Redis has forgotten them.
+   * `known` (from `lookUpKeys`) holds the keys Postgres remembers: they count as duplicates
+   * (or re-uses) even where Redis has forgotten them.
    */
   async append(
     batch: { id: string; agentId: string },
     updates: readonly BufferedUpdate[],
     now: number,
     scope?: CallScope,
-    known?: ReadonlyMap<string, string>,
+    known?: ReadonlyMap<string, KnownKey>,
   ): Promise<AppendResult> {
     const k = this.#keys
     const idemKeys = updates.map((u) => this.idempotencyKey(u.agentId, u.idempotencyKey))
@@ -553,15 +639,18 @@ export class ProgressBuffer {
       batch.agentId,
       batch.id,
       String(updates.length),
+      String(this.#options.maxPerAgent),
     ]
     for (const u of updates) {
       const stored: StoredUpdate = { ...u, g: bufferGroup(u) }
+      const held = knownFingerprint(known, u)
       args.push(
         u.id,
         stored.g,
         JSON.stringify(stored),
         u.fingerprint ?? '',
-        known?.get(eventKeyOf(u)) ?? '',
+        held?.fingerprint ?? '',
+        String(held?.until ?? 0),
       )
     }
     const raw = await this.#redis.run(
@@ -576,6 +665,8 @@ export class ProgressBuffer {
             k.pending,
             k.meta,
             this.batchKey(batch.id),
+            k.unrecorded,
+            k.agents,
             ...idemKeys,
           ],
           args,
@@ -584,6 +675,7 @@ export class ProgressBuffer {
     )
     const values = (raw as unknown[]).map(Number)
     if (values[0] === -1) return { ok: false, reason: 'full', depth: values[1] ?? 0 }
+    if (values[0] === -3) return { ok: false, reason: 'agent_full', depth: values[1] ?? 0 }
     if (values[0] === -2) return { ok: false, reason: 'key_reused', index: (values[1] ?? 1) - 1 }
     const [accepted = 0, duplicates = 0, largestGroup = 0, oldestAt = now, depth = 0] = values
     return { ok: true, accepted, duplicates, largestGroup, oldestAt, depth }
@@ -615,6 +707,7 @@ export class ProgressBuffer {
             k.deadCount,
             k.discarded,
             k.meta,
+            k.agents,
           ],
           [
             String(now),
@@ -671,7 +764,7 @@ export class ProgressBuffer {
     const batches = [...new Set(updates.map((u) => u.batchId))]
     const index = new Map(batches.map((b, i) => [b, i + 1]))
     const args = [String(now), String(updates.length), String(batches.length)]
-    for (const u of updates) args.push(u.id, String(index.get(u.batchId)))
+    for (const u of updates) args.push(u.id, String(index.get(u.batchId)), u.agentId)
     for (const b of batches) {
       const at = committedAt.get(b)
       args.push(b, at === undefined ? '' : String(at))
@@ -688,6 +781,9 @@ export class ProgressBuffer {
             k.deadCount,
             k.discarded,
             k.meta,
+            k.unrecorded,
+            k.agents,
+            k.ready,
             ...batches.map((b) => this.batchKey(b)),
           ],
           args,
@@ -705,7 +801,17 @@ export class ProgressBuffer {
       'progress-nack',
       () =>
         this.#scripts.nack.exec(
-          [k.items, k.ready, k.processing, k.groups, k.dead, k.why, k.pending, k.deadCount],
+          [
+            k.items,
+            k.ready,
+            k.processing,
+            k.groups,
+            k.dead,
+            k.why,
+            k.pending,
+            k.deadCount,
+            k.agents,
+          ],
           [String(now), ...updates.map((u) => u.id)],
         ),
       scope,
@@ -721,13 +827,13 @@ export class ProgressBuffer {
     const k = this.#keys
     const args = [String(refused.length)]
     for (const { update, reason } of refused) {
-      args.push(update.id, update.batchId, JSON.stringify(reason))
+      args.push(update.id, update.batchId, JSON.stringify(reason), update.agentId)
     }
     const buried = await this.#redis.run(
       'progress-bury',
       () =>
         this.#scripts.bury.exec(
-          [k.items, k.processing, k.dead, k.why, k.pending, k.deadCount],
+          [k.items, k.processing, k.dead, k.why, k.pending, k.deadCount, k.agents],
           args,
         ),
       scope,
@@ -800,7 +906,7 @@ export class ProgressBuffer {
         'progress-redrive',
         () =>
           this.#scripts.redrive.exec(
-            [k.items, k.ready, k.groups, k.dead, k.why, k.pending, k.deadCount],
+            [k.items, k.ready, k.groups, k.dead, k.why, k.pending, k.deadCount, k.agents],
             [...chunk],
           ),
         scope,
@@ -851,6 +957,7 @@ export class ProgressBuffer {
               k.deadCount,
               k.discarded,
               k.meta,
+              k.unrecorded,
               ...batches.map((b) => this.batchKey(b)),
             ],
             args,
@@ -864,27 +971,78 @@ export class ProgressBuffer {
     return out
   }
 
-  /** Remembers keys committed straight to Postgres, so Redis' dedupe knows them too. */
+  /**
+   * Remembers keys committed straight to Postgres, so Redis' dedupe knows them too, for the
+   * rest of their window (accepted at `receivedAt`; keys already past it are left out).
+   */
   async rememberKeys(
-    keys: readonly { agentId: string; idempotencyKey: string; fingerprint: string | null }[],
+    keys: readonly {
+      agentId: string
+      idempotencyKey: string
+      fingerprint: string | null
+      receivedAt: number
+    }[],
+    now: number,
     scope?: CallScope,
   ): Promise<void> {
-    for (const chunk of chunks(keys, 500)) {
+    const live = keys.filter((key) => key.receivedAt + this.#options.dedupeTtlMs > now)
+    for (const chunk of chunks(live, 500)) {
       await this.#redis.run(
         'progress-remember',
         () =>
           this.#scripts.remember.exec(
             chunk.map((key) => this.idempotencyKey(key.agentId, key.idempotencyKey)),
-            [
-              String(this.#options.dedupeTtlMs),
+            chunk.flatMap((key) => [
               // A key recorded before fingerprints existed: anything but a fingerprint
               // makes the append count it a duplicate without comparing.
-              ...chunk.map((key) => key.fingerprint ?? 'committed'),
-            ],
+              key.fingerprint ?? 'committed',
+              String(key.receivedAt + this.#options.dedupeTtlMs),
+            ]),
           ),
         scope,
       )
     }
+  }
+
+  /**
+   * Batches settled in Redis that Postgres has not recorded (a discard settled them, or their
+   * items were all duplicates of keys an older version held): up to about `limit`.
+   */
+  async unrecordedBatches(limit: number, scope?: CallScope): Promise<SettledBatch[]> {
+    const [, flat] = (await this.#redis.run(
+      'progress-unrecorded',
+      (r) => r.hscan(this.#keys.unrecorded, 0, { count: limit }),
+      scope,
+    )) as [unknown, unknown[]]
+    const out: SettledBatch[] = []
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const id = String(flat[i])
+      try {
+        const v = JSON.parse(String(flat[i + 1])) as Record<string, unknown>
+        if (typeof v.agent !== 'string' || typeof v.committed_at !== 'number') continue
+        out.push({
+          id,
+          agentId: v.agent,
+          accepted: Number(v.accepted ?? 0),
+          duplicates: Number(v.duplicates ?? 0),
+          discarded: Number(v.discarded ?? 0),
+          committedAt: v.committed_at,
+        })
+      } catch {
+        // not ours to read: left where it is
+      }
+    }
+    return out
+  }
+
+  /** Forgets batches Postgres has now recorded. */
+  async forgetUnrecorded(ids: readonly string[], scope?: CallScope): Promise<void> {
+    if (ids.length === 0) return
+    await this.#redis.run(
+      'progress-unrecorded',
+      (r) => r.hdel(this.#keys.unrecorded, ...ids),
+      scope,
+    )
   }
 
   /** One flush at a time across all isolates: true when this caller holds the lease now. */

@@ -1,5 +1,6 @@
 // Operating the dead letters: accepted progress updates a store refused at flush time (a data
-// error, SQLSTATE class 22/23), that a key was re-used for, or that Lua could not decode. They
+// error, SQLSTATE class 22/23) or that Lua could not decode (and, from versions before every
+// accepted update became its own event, updates whose key had been re-used). They
 // are kept in Redis, counted in the health report and raise a critical alert until an operator
 // lists them, fixes the cause, and re-drives them (back into the buffer, as buffered) or
 // discards them (their batches then settle as committed, with `discarded` counting them).

@@ -9,11 +9,16 @@
 // the background, so the steady state costs no Postgres round trip per request.
 //
 // The bound that remains: another isolate's direct commit is seen here within the check's
-// TTL. A key committed directly there and re-sent here sooner is counted `accepted` again; the
-// event log still holds it once, and a different update under it is dead-lettered at flush.
+// TTL. A key committed directly there and re-sent here sooner is counted `accepted` again (the
+// event log still holds the update once), and a different update under it is accepted too and
+// recorded as its own event (src/progress/writer.ts): a 202 is never undone at flush time.
+//
+// Keys are remembered for PROGRESS_DEDUPE_TTL_MS from when they were first accepted, in both
+// stores: Redis by the key's expiry, Postgres by the event's received_at.
 import { type Database, sql } from '../db/client.ts'
 import type { CallScope } from '../kernel/scope.ts'
 import type { ProgressBuffer } from './buffer.ts'
+import type { KnownKey } from './idempotency.ts'
 import { type BufferedUpdate, eventKeyOf } from './model.ts'
 
 /** Answers are read from Postgres with this deadline at most: they never hold a request long. */
@@ -104,8 +109,9 @@ export class DirectCommits {
 }
 
 /**
- * The keys among `keys` Postgres already holds for `agentId`, as event keys (`eventKeyOf`) →
- * fingerprint ('committed' for events recorded before fingerprints existed).
+ * The keys among `keys` Postgres holds for `agentId` within the dedupe window (accepted since
+ * `now - windowMs`), as event keys (`eventKeyOf`) → what it remembers ('committed' stands for
+ * an event recorded before fingerprints existed).
  */
 export async function lookUpKeys(
   db: Database,
@@ -113,18 +119,30 @@ export async function lookUpKeys(
   keys: readonly string[],
   scope: CallScope,
   timeoutMs: number,
-): Promise<Map<string, string>> {
-  const rows = await db.query<{ idempotency_key: string; fingerprint: string | null }>(
-    sql`SELECT idempotency_key, fingerprint FROM progress_events
-        WHERE agent_id = ${agentId} AND idempotency_key = ANY(${[...new Set(keys)]}::text[])`,
+  now: number,
+  windowMs: number,
+): Promise<Map<string, KnownKey>> {
+  const rows = await db.query<{
+    idempotency_key: string
+    fingerprint: string | null
+    received_at: unknown
+  }>(
+    sql`SELECT idempotency_key, fingerprint, received_at FROM progress_events
+        WHERE agent_id = ${agentId} AND idempotency_key = ANY(${[...new Set(keys)]}::text[])
+          AND received_at >= ${new Date(now - windowMs).toISOString()}`,
     { ...scope, timeoutMs: Math.min(timeoutMs, CHECK_TIMEOUT_MS) },
   )
-  return new Map(
-    rows.map((r) => [
-      eventKeyOf({ agentId, idempotencyKey: r.idempotency_key }),
-      r.fingerprint ?? 'committed',
-    ]),
-  )
+  const known = new Map<string, KnownKey>()
+  for (const r of rows) {
+    const key = eventKeyOf({ agentId, idempotencyKey: r.idempotency_key })
+    const at =
+      r.received_at instanceof Date ? r.received_at.getTime() : Date.parse(String(r.received_at))
+    const entry = known.get(key) ?? { fingerprints: [], until: at + windowMs }
+    entry.fingerprints.push(r.fingerprint ?? 'committed')
+    entry.until = Math.min(entry.until, at + windowMs)
+    known.set(key, entry)
+  }
+  return known
 }
 
 /**
@@ -137,6 +155,7 @@ export async function syncBatch(
   buffer: ProgressBuffer,
   batchId: string,
   updates: readonly BufferedUpdate[],
+  now: number,
   scope: CallScope,
 ): Promise<void> {
   await buffer.rememberKeys(
@@ -144,7 +163,9 @@ export async function syncBatch(
       agentId: u.agentId,
       idempotencyKey: u.idempotencyKey,
       fingerprint: u.fingerprint ?? null,
+      receivedAt: u.receivedAt,
     })),
+    now,
     scope,
   )
   await db.query(sql`UPDATE progress_batches SET synced_at = now() WHERE id = ${batchId}`, scope)
@@ -169,12 +190,13 @@ export async function syncDirectCommits(
     agent_id: string | null
     idempotency_key: string | null
     fingerprint: string | null
+    received_at: unknown
   }>(
     sql`WITH b AS (
           SELECT id FROM progress_batches
           WHERE via = 'direct' AND synced_at IS NULL AND committed_at > ${since}
           ORDER BY committed_at LIMIT ${SYNC_BATCHES + 1})
-        SELECT b.id, e.agent_id, e.idempotency_key, e.fingerprint
+        SELECT b.id, e.agent_id, e.idempotency_key, e.fingerprint, e.received_at
         FROM b LEFT JOIN progress_events e ON e.batch_id = b.id`,
     scope,
   )
@@ -182,11 +204,21 @@ export async function syncDirectCommits(
   const chosen = new Set(batches.slice(0, SYNC_BATCHES))
   const keys = rows.flatMap((r) =>
     chosen.has(r.id) && r.agent_id !== null && r.idempotency_key !== null
-      ? [{ agentId: r.agent_id, idempotencyKey: r.idempotency_key, fingerprint: r.fingerprint }]
+      ? [
+          {
+            agentId: r.agent_id,
+            idempotencyKey: r.idempotency_key,
+            fingerprint: r.fingerprint,
+            receivedAt:
+              r.received_at instanceof Date
+                ? r.received_at.getTime()
+                : Date.parse(String(r.received_at)),
+          },
+        ]
       : [],
   )
   if (chosen.size === 0) return { synced: 0, more: false }
-  await buffer.rememberKeys(keys, scope)
+  await buffer.rememberKeys(keys, now, scope)
   await db.query(
     sql`UPDATE progress_batches SET synced_at = now() WHERE id = ANY(${[...chosen]}::text[])`,
     scope,

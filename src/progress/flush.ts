@@ -7,8 +7,9 @@
 // Poison isolation: a write refused with a data error (SQLSTATE class 22 or 23) is bisected —
 // each half written in its own transaction — until the refused items stand alone; everything
 // else commits and only those move to the dead letters, with the SQLSTATE (never the error's
-// text). An item whose key turns out to be recorded for another update changed nothing and is
-// dead-lettered too. Dead letters are kept until an operator re-drives or discards them.
+// text). Dead letters are kept until an operator re-drives or discards them. A key the client
+// re-used for another update is never one: each accepted update is its own event
+// (src/progress/writer.ts), so nothing a client sends can raise the dead-letter alert.
 //
 // Batches: a batch whose last outstanding updates are in a write is recorded in Postgres in
 // that same transaction (its one committed_at), and the ack gives Redis the same time. While one
@@ -20,7 +21,7 @@ import { syncDirectCommits } from './dedupe.ts'
 import type { BufferedUpdate } from './model.ts'
 import { errorFields, isDataError } from './outcome.ts'
 import type { ProgressDeps } from './service.ts'
-import { type BatchRow, writeFlushed } from './writer.ts'
+import { type BatchRow, recordBatches, writeFlushed } from './writer.ts'
 
 export interface FlushReport {
   /** Updates committed (or found committed already) and acknowledged. */
@@ -117,6 +118,7 @@ export async function flushProgress(
       }
       if (claim.items.length < ITEMS_PER_ROUND) break
     }
+    if (!error && options.drain) error = await recordSettled(services, buffer, scope)
     if (!error && (options.drain || (await progress.directCommits.mustLookUp(scope)))) {
       error = await syncRemaining(services, buffer, scope, deadline)
     }
@@ -156,10 +158,7 @@ async function writeRound(
   const roundStart = performance.now()
   const committedAt = clock.now()
   const refused: { update: BufferedUpdate; reason: DeadLetterReason }[] = []
-  // The same key twice in one claim with different content: the first one is the update.
-  const items = withoutReusedKeys(claim.items, (update) =>
-    refused.push({ update, reason: { kind: 'idempotency_key_reused', at: committedAt } }),
-  )
+  const items = claim.items
   const batchRows = (exclude: ReadonlySet<string>) => completeBatches(claim, exclude)
   const emit = (ok: boolean, count: number, changedUsers: number) =>
     events.emit({
@@ -175,21 +174,11 @@ async function writeRound(
   let recorded = new Map<string, number>()
   let error: string | undefined
   try {
-    const result = await writeFlushed(
-      db!,
-      items,
-      batchRows(new Set(refused.map((r) => r.update.batchId))),
-      committedAt,
-      scope,
-    )
+    const result = await writeFlushed(db!, items, batchRows(new Set()), committedAt, scope)
     // Committed: drop the changed users' context now, even if the ack below fails (the
     // re-delivered items then change nothing, so nothing would invalidate them later).
     progress.invalidate(result.changedUsers, scope)
-    for (const update of items) {
-      if (result.reused.has(update.id)) {
-        refused.push({ update, reason: { kind: 'idempotency_key_reused', at: committedAt } })
-      } else committed.push(update)
-    }
+    committed = [...items]
     recorded = result.committed
     emit(true, items.length, result.changedUsers.length)
   } catch (err) {
@@ -289,11 +278,7 @@ async function isolate(
       const result = await writeFlushed(db!, set, [], committedAt, scope)
       progress.invalidate(result.changedUsers, scope)
       changedUsers += result.changedUsers.length
-      for (const update of set) {
-        if (result.reused.has(update.id)) {
-          refused.push({ update, reason: { kind: 'idempotency_key_reused', at: committedAt } })
-        } else committed.push(update)
-      }
+      committed.push(...set)
     } catch (err) {
       if (!isDataError(err)) {
         error = errorFields(err).error_name
@@ -312,28 +297,6 @@ async function isolate(
 function dataErrorReason(err: unknown, at: number): DeadLetterReason {
   const sqlstate = sqlState(err)
   return { kind: 'data_error', ...(sqlstate ? { sqlstate } : {}), at }
-}
-
-/** Keeps the first item of each (agent, key); later ones with another fingerprint are re-uses. */
-function withoutReusedKeys(
-  items: readonly BufferedUpdate[],
-  onReused: (update: BufferedUpdate) => void,
-): BufferedUpdate[] {
-  const first = new Map<string, string | undefined>()
-  const kept: BufferedUpdate[] = []
-  for (const update of items) {
-    const key = `${update.agentId}\u0000${update.idempotencyKey}`
-    if (!first.has(key)) {
-      first.set(key, update.fingerprint)
-      kept.push(update)
-      continue
-    }
-    const fp = first.get(key)
-    if (fp !== undefined && update.fingerprint !== undefined && fp !== update.fingerprint) {
-      onReused(update)
-    } else kept.push(update)
-  }
-  return kept
 }
 
 /**
@@ -360,6 +323,37 @@ function completeBatches(claim: Claim, exclude: ReadonlySet<string>): BatchRow[]
     })
   }
   return rows
+}
+
+const SETTLED_PER_FLUSH = 500
+
+/**
+ * Records in Postgres the batches Redis settled without it (src/progress/buffer.ts
+ * `unrecorded`), with the committed_at Redis reports, so their status outlives Redis' week.
+ */
+async function recordSettled(
+  services: ProgressDeps,
+  buffer: ProgressBuffer,
+  scope: CallScope,
+): Promise<string | undefined> {
+  try {
+    const settled = await buffer.unrecordedBatches(SETTLED_PER_FLUSH, scope)
+    if (settled.length === 0) return undefined
+    await services.db!.query(
+      recordBatches(
+        settled,
+        settled.map((b) => b.committedAt),
+      ),
+      scope,
+    )
+    await buffer.forgetUnrecorded(
+      settled.map((b) => b.id),
+      scope,
+    )
+    return undefined
+  } catch (err) {
+    return errorFields(err).error_name
+  }
 }
 
 /** Copies direct commits' keys into Redis' dedupe while time allows. */

@@ -8,6 +8,7 @@
 import type { ProgressUpdate } from '../contract/progress.ts'
 import { normaliseTimestamp } from '../contract/storable.ts'
 import { base64url, sha256 } from '../kernel/bytes.ts'
+import { type BufferedUpdate, eventKeyOf } from './model.ts'
 
 /** Canonical JSON: object keys sorted at every depth, so equal content gives equal text. */
 export function canonicalJson(value: unknown): string {
@@ -40,4 +41,29 @@ export async function fingerprint(update: ProgressUpdate): Promise<string> {
     occurred_at: normaliseTimestamp(content.occurred_at),
   })
   return `${FINGERPRINT_PREFIX}${base64url(await sha256(canonical))}`
+}
+
+/** What Postgres remembers of one key: the fingerprints accepted under it, and until when. */
+export interface KnownKey {
+  fingerprints: string[]
+  /** When the key is forgotten (ms): its first acceptance plus the dedupe window. */
+  until: number
+}
+
+/**
+ * What the stores hold for `update`'s key, as the buffer's append compares it: the update's
+ * own fingerprint when Postgres holds it (a duplicate), else one it holds (a re-use, or a
+ * legacy 'committed'); undefined when Postgres holds nothing for the key.
+ */
+export function knownFingerprint(
+  known: ReadonlyMap<string, KnownKey> | undefined,
+  update: Pick<BufferedUpdate, 'agentId' | 'idempotencyKey' | 'fingerprint'>,
+): { fingerprint: string; until: number } | undefined {
+  const entry = known?.get(eventKeyOf(update))
+  if (!entry) return undefined
+  const fingerprint =
+    entry.fingerprints.find((f) => f === update.fingerprint) ??
+    entry.fingerprints.find((f) => f.startsWith(FINGERPRINT_PREFIX)) ??
+    entry.fingerprints[0]!
+  return { fingerprint, until: entry.until }
 }

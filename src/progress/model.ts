@@ -25,9 +25,15 @@ export interface BufferedUpdate {
   receivedAt: number
 }
 
-export const groupOf = (u: Pick<BufferedUpdate, 'userId' | 'taskId'>) =>
-  `${u.userId}\u0000${u.taskId}`
-
-/** What makes an update's event unique: the agent's idempotency key, per agent. */
+/** An idempotency key as the stores remember it: the agent's key, per agent. */
 export const eventKeyOf = (u: Pick<BufferedUpdate, 'agentId' | 'idempotencyKey'>) =>
   `${u.agentId}\u0000${u.idempotencyKey}`
+
+/**
+ * What makes an event unique in the log: (agent, idempotency key, fingerprint). The same update
+ * sent again is one event; a different update under a key the API had forgotten (past
+ * PROGRESS_DEDUPE_TTL_MS) or could not know at request time (another store held it) is its
+ * own event, since both were answered with a 202.
+ */
+export const eventIdOf = (u: Pick<BufferedUpdate, 'agentId' | 'idempotencyKey' | 'fingerprint'>) =>
+  `${u.agentId}\u0000${u.idempotencyKey}\u0000${u.fingerprint ?? ''}`

@@ -2,6 +2,8 @@
 // (CONTRACT.md "Conventions"): `…_unavailable` only when it is certain nothing was;
 // `outcome_unknown` whenever the store may have run the write after we stopped waiting.
 import { sqlState } from '../db/client.ts'
+import { networkCode } from '../kernel/errors.ts'
+import { redisCommandOutcome } from '../redis.ts'
 import { CircuitOpenError } from '../resilience/policy.ts'
 
 /** `none`: the store certainly did not apply the write; `unknown`: it may have. */
@@ -31,17 +33,9 @@ export function databaseWriteOutcome(err: unknown): WriteOutcome {
   return status === '503' ? 'none' : 'unknown'
 }
 
-/**
- * The outcome of a Redis (Upstash REST) command that threw `err`:
- * - the circuit was open, or the connection was refused → none
- * - Redis (or Upstash) answered with an error: the command was refused, not run → none
- * - a timeout, a dropped connection, an answer that is not Upstash's → unknown
- */
+/** The outcome of a Redis (Upstash REST) write that threw `err`: see redisCommandOutcome. */
 export function redisWriteOutcome(err: unknown): WriteOutcome {
-  if (err instanceof CircuitOpenError) return 'none'
-  if (!(err instanceof Error)) return 'unknown'
-  if (err.name === 'UpstashError') return 'none'
-  return refused(err) ? 'none' : 'unknown'
+  return redisCommandOutcome(err)
 }
 
 /**
@@ -51,17 +45,6 @@ export function redisWriteOutcome(err: unknown): WriteOutcome {
  */
 function refused(err: unknown): boolean {
   return networkCode(err) === 'ECONNREFUSED'
-}
-
-function networkCode(err: unknown): string | undefined {
-  for (let e: unknown = err, depth = 0; e && depth < 4; depth++) {
-    const code = (e as { code?: unknown }).code
-    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code
-    e =
-      (e as { cause?: unknown; sourceError?: unknown }).cause ??
-      (e as { sourceError?: unknown }).sourceError
-  }
-  return undefined
 }
 
 /** SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation). */

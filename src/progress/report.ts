@@ -3,6 +3,7 @@
 // grant is checked before any update is taken; then `acceptProgress` (./accept.ts) makes them
 // durable or says honestly why not.
 import type { AuthState } from '../auth/state.ts'
+import { jsonText } from '../contract/json-source.ts'
 import { type FieldError, ProblemError, problems } from '../contract/problem.ts'
 import type { ProgressAccepted, ProgressUpdate } from '../contract/progress.ts'
 import { futureTimestampProblem, normaliseTimestamp } from '../contract/storable.ts'
@@ -60,8 +61,9 @@ export async function accept(
     taskId: u.task_id,
     status: u.status,
     progress: u.progress,
-    // Serialised once, from the value as parsed: this text is what every store keeps.
-    data: u.data === undefined ? null : JSON.stringify(u.data),
+    // The text every store keeps: the bytes the agent sent (kept by the body parser), or — for
+    // a value that arrived parsed, e.g. through MCP — JSON.stringify's (src/contract/json-source.ts).
+    data: u.data === undefined ? null : jsonText(u.data),
     occurredAt: normaliseTimestamp(u.occurred_at),
     receivedAt: now,
   }))

@@ -12,7 +12,7 @@ import type { CallScope } from '../kernel/scope.ts'
 import type { RedisStore } from '../redis.ts'
 import type { CachedContext } from '../users/context.ts'
 import { ContextInvalidations } from '../users/invalidation.ts'
-import { ProgressBuffer } from './buffer.ts'
+import { type BufferOptions, ProgressBuffer } from './buffer.ts'
 import { DirectCommits } from './dedupe.ts'
 
 export interface ProgressService {
@@ -41,6 +41,20 @@ export interface ProgressDeps {
 
 const BATCH_TTL_MS = 7 * 24 * 60 * 60 * 1000
 
+/** The buffer's bounds from the tunables (the services and the operators' CLI share them). */
+export function bufferOptions(t: Tunables): BufferOptions {
+  return {
+    maxDepth: t.progressBufferMaxDepth,
+    maxPerAgent: Math.max(
+      1,
+      Math.floor((t.progressBufferMaxDepth * t.progressBufferAgentSharePercent) / 100),
+    ),
+    claimTimeoutMs: t.progressClaimTimeoutMs,
+    dedupeTtlMs: t.progressDedupeTtlMs,
+    batchTtlMs: BATCH_TTL_MS,
+  }
+}
+
 export function createProgressService(deps: {
   config: Config
   db?: Database
@@ -56,14 +70,7 @@ export function createProgressService(deps: {
     pollMs: t.contextInvalidationPollMs,
   })
   return {
-    buffer: deps.redis
-      ? new ProgressBuffer(deps.redis, {
-          maxDepth: t.progressBufferMaxDepth,
-          claimTimeoutMs: t.progressClaimTimeoutMs,
-          dedupeTtlMs: t.progressDedupeTtlMs,
-          batchTtlMs: BATCH_TTL_MS,
-        })
-      : undefined,
+    buffer: deps.redis ? new ProgressBuffer(deps.redis, bufferOptions(t)) : undefined,
     directCommits: new DirectCommits({
       db: deps.db,
       now: deps.now,

@@ -15,12 +15,17 @@
 //    spend at most N + lease − 1 units: the bound is one partly spent lease per isolate. Never
 //    more requests than the limit are allowed; an isolate may hold up to lease − 1 units it has
 //    not spent yet (others then see the limit reached that much earlier).
+//  - RateLimit-Remaining. What Redis last said remains (the lowest answer this window: answers
+//    to concurrent calls arrive in any order, and a lower one is a later count), plus the units
+//    of this isolate's lease not yet spent. With one isolate that is exact; with several it is
+//    off by what other isolates spent since this one last asked Redis (at most a lease of its
+//    own requests ago) and by their unspent leases (at most lease − 1 each).
 //  - Fallback. When Redis is absent or failing, a per-isolate sliding window keeps the limit
 //    (and so brute-force protection) on; a Redis error never fails the request.
 import { Ratelimit } from '@upstash/ratelimit'
 import { BoundedLru } from '../cache/lru.ts'
 import type { CallScope } from '../kernel/scope.ts'
-import type { RedisStore } from '../redis.ts'
+import { keyPart, type RedisStore } from '../redis.ts'
 import { SlidingWindowLimiter } from './sliding-window.ts'
 import type { LimitDecision, LimitSpec } from './types.ts'
 
@@ -56,9 +61,14 @@ export interface LimiterOptions {
 }
 
 interface Lease {
+  /** Units taken from Redis and not yet spent here. */
   remaining: number
-  /** Global remaining when the lease was taken, minus what this isolate spent since. */
-  globalRemaining: number
+}
+
+/** Redis's lowest `remaining` for an id in the window ending at `reset`. */
+interface Seen {
+  remaining: number
+  reset: number
 }
 
 const NOTHING_TO_REFUND = async () => {}
@@ -95,9 +105,29 @@ export function createLimiter(options: LimiterOptions): Limiter {
   /** Ids whose lease request is in flight in this isolate (a flag, never a shared promise). */
   const leasing = new BoundedLru<string, true>({ maxEntries: options.maxIdentifiers })
   const leasingTtlMs = options.leaseRequestTimeoutMs ?? 5000
+  const seen = new BoundedLru<string, Seen>({ maxEntries: options.maxIdentifiers })
+
+  /** Keeps the lowest answer of the window (a new window replaces it). */
+  const note = (id: string, result: { remaining: number; reset: number }, now: number) => {
+    const prior = seen.get(id, now)?.value
+    if (!prior || result.reset > prior.reset || result.remaining < prior.remaining) {
+      seen.set(
+        id,
+        { remaining: result.remaining, reset: result.reset },
+        {
+          now,
+          ttlMs: result.reset - now,
+        },
+      )
+    }
+  }
+  /** Remaining for the agent as this isolate knows it: Redis's count plus its unspent lease. */
+  const remainingFor = (id: string, now: number) =>
+    (seen.get(id, now)?.value.remaining ?? spec.limit) + (leases.get(id, now)?.value.remaining ?? 0)
 
   const take = async (id: string, rate: number, ctx: LimitContext) => {
-    const result = await redis.run('ratelimit', () => global.limit(id, { rate }), ctx)
+    // The library appends `:<id>:<window>` to the prefix: the id is a key part like any other.
+    const result = await redis.run('ratelimit', () => global.limit(keyPart(id), { rate }), ctx)
     ctx.defer?.(result.pending)
     return result
   }
@@ -120,16 +150,18 @@ export function createLimiter(options: LimiterOptions): Limiter {
     once(async () => {
       if (leases.peek(id)?.value !== lease) return
       lease.remaining++
-      lease.globalRemaining++
     })
 
-  const fromLease = (id: string, lease: { value: Lease; expiresAt: number }): LimitTicket => {
+  const fromLease = (
+    id: string,
+    lease: { value: Lease; expiresAt: number },
+    now: number,
+  ): LimitTicket => {
     lease.value.remaining--
-    lease.value.globalRemaining = Math.max(0, lease.value.globalRemaining - 1)
     return {
       allowed: true,
       limit: spec.limit,
-      remaining: lease.value.globalRemaining,
+      remaining: Math.max(0, remainingFor(id, now)),
       resetAt: lease.expiresAt,
       refund: refundToLease(id, lease.value),
     }
@@ -139,11 +171,12 @@ export function createLimiter(options: LimiterOptions): Limiter {
     spec,
     async consume(id, ctx) {
       const lease = leases.get(id, ctx.now)
-      if (lease && lease.value.remaining > 0) return fromLease(id, lease)
+      if (lease && lease.value.remaining > 0) return fromLease(id, lease, ctx.now)
 
       // One lease request per id at a time, and only while the window has room for it (one
       // landing past the limit would be refused having counted its units).
-      const roomy = !lease || lease.value.globalRemaining >= 2 * leaseSize
+      const known = seen.get(id, ctx.now)?.value.remaining
+      const roomy = known === undefined || known >= 2 * leaseSize
       const leader = leaseSize > 1 && roomy && !leasing.get(id, ctx.now)
       if (leader) leasing.set(id, true, { now: ctx.now, ttlMs: leasingTtlMs })
       try {
@@ -154,12 +187,10 @@ export function createLimiter(options: LimiterOptions): Limiter {
           result = await take(id, 1, ctx)
           granted = 1
         }
+        if (result.success) note(id, result, ctx.now)
         let refund = result.success ? refundGlobal(id, result.reset) : NOTHING_TO_REFUND
         if (result.success && granted > 1) {
-          const held: Lease = {
-            remaining: granted - 1,
-            globalRemaining: result.remaining + granted - 1,
-          }
+          const held: Lease = { remaining: granted - 1 }
           // A lease never outlives its window (nor is one kept that has already run out).
           if (leases.set(id, held, { now: ctx.now, ttlMs: result.reset - ctx.now })) {
             refund = refundToLease(id, held)
@@ -168,10 +199,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
         return {
           allowed: result.success,
           limit: spec.limit,
-          remaining: Math.max(
-            0,
-            result.success ? result.remaining + granted - 1 : result.remaining,
-          ),
+          remaining: result.success ? Math.max(0, remainingFor(id, ctx.now)) : 0,
           resetAt: result.reset,
           refund,
         }

@@ -37,7 +37,7 @@ export const reportAgentHealth = {
       content: { 'application/json': { schema: reportSchema } },
     },
     '400': problem(['validation_failed', 'invalid_json'], 'Invalid heartbeat'),
-    '503': unavailable(['configuration_error']),
+    '503': unavailable(['configuration_error', 'auth_unavailable']),
   },
 } as const satisfies Operation
 

@@ -79,7 +79,7 @@ export const getUserContext = {
       ['not_found'],
       'No such user, or no grant for it (indistinguishable); also a `userId` no user can have (U+0000, an unpaired surrogate), and a grant that cannot be confirmed while the database is down (never a degraded 200)',
     ),
-    '503': unavailable(['configuration_error']),
+    '503': unavailable(['configuration_error', 'auth_unavailable']),
   },
 } as const satisfies Operation
 

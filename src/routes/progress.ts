@@ -27,12 +27,14 @@ export const reportProgress = {
   operationId: 'reportProgress',
   summary: 'Report progress (one update or a batch)',
   description:
-    'Needs scope `progress:write` and grants for every user. The whole request is validated and grant-checked before anything is accepted (all or nothing). A `202` means durable and storable: buffered in Redis (`queued`) or committed to Postgres (`committed`). `duplicates` counts updates whose idempotency key was already accepted, whichever store took it; a key re-used for a different update is a `422` and nothing is accepted. If no durable store can take the request, `503`: `outcome_unknown` when a store timed out and may have taken it, else nothing was accepted.',
+    'Needs scope `progress:write` and grants for every user. The whole request is validated and grant-checked before anything is accepted (all or nothing). A `202` means durable and storable: buffered in Redis (`queued`) or committed to Postgres (`committed`: without Redis, while it fails, or while the buffer or the agent’s share of it is full). `duplicates` counts updates whose idempotency key was already accepted, whichever store took it; a key re-used for a different update is a `422` and nothing is accepted. If no durable store can take the request, `503`: `outcome_unknown` when a store timed out and may have taken it, else nothing was accepted.',
   tag: 'progress',
   scope: 'progress:write',
   request: {
     json: progressRequest,
     select: progressBodySchema,
+    // `data` is stored exactly as sent: its bytes travel with the parsed value.
+    jsonSources: ['data', 'updates.*.data'],
     headers: progressHeaders,
     body: {
       description: 'One update, or `{ "updates": [...] }`',
@@ -91,7 +93,7 @@ export const reportProgress = {
       'Nothing was accepted; retrying the same request will not help',
     ),
     '503': unavailable(
-      ['configuration_error', 'progress_unavailable', 'buffer_full', 'outcome_unknown'],
+      ['configuration_error', 'auth_unavailable', 'progress_unavailable', 'outcome_unknown'],
       'Unavailable; retry after `Retry-After` seconds. The `code` says what was accepted: `outcome_unknown` means a store timed out and may have taken the updates (retry the same request with the same idempotency keys), every other code means nothing was.',
     ),
   },
@@ -124,7 +126,7 @@ export const getProgressBatch = {
     },
     '400': problem(['validation_failed'], '`batchId` holds U+0000 or an unpaired surrogate'),
     '404': problem(['not_found'], 'No such batch, or another agent’s'),
-    '503': unavailable(['configuration_error', 'progress_unavailable']),
+    '503': unavailable(['configuration_error', 'auth_unavailable', 'progress_unavailable']),
   },
 } as const satisfies Operation
 

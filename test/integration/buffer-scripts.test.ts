@@ -54,7 +54,18 @@ describe.runIf(sc.hasRedis)(
         ok: false,
         reason: 'full',
       })
+      // Past the agent's share (25 of 100 by default), another agent still has room.
+      const share = Array.from({ length: 25 }, () => item())
+      expect(await buffer.append(batchOf(crypto.randomUUID()), share, Date.now())).toMatchObject({
+        ok: false,
+        reason: 'agent_full',
+        depth: 1,
+      })
       expect(await keysUnder(services)).toEqual(before)
+      const stranger = item({ agentId: 'demo-agent-2' })
+      expect(
+        await buffer.append(batchOf(stranger.batchId, 'demo-agent-2'), [stranger], Date.now()),
+      ).toMatchObject({ ok: true, accepted: 1 })
       // The same update again is a duplicate; an item from before fingerprints too.
       const again = await buffer.append(
         batchOf(crypto.randomUUID()),
@@ -62,6 +73,44 @@ describe.runIf(sc.hasRedis)(
         Date.now(),
       )
       expect(again).toMatchObject({ ok: true, accepted: 0, duplicates: 1 })
+    })
+
+    test('append: a duplicate is buffered (its batch waits for it); one of a key an older version held is settled at once, for Postgres to record', async () => {
+      const services = fresh()
+      const buffer = services.progress.buffer!
+      const first = item()
+      await buffer.append(batchOf(first.batchId), [first], Date.now())
+      const dup = { ...first, id: crypto.randomUUID(), batchId: crypto.randomUUID() }
+      expect(await buffer.append(batchOf(dup.batchId), [dup], Date.now())).toMatchObject({
+        accepted: 0,
+        duplicates: 1,
+        depth: 2,
+      })
+      expect(await whereIs(services, dup.id)).toBe('ready')
+      expect(await buffer.batch(dup.batchId)).toMatchObject({ outstanding: 1, committedAt: null })
+      // A key an older version remembered without a fingerprint: its update is in Postgres.
+      const legacy = item()
+      await buffer.rememberKeys(
+        [{ ...legacy, fingerprint: null, receivedAt: Date.now() }],
+        Date.now(),
+      )
+      const at = Date.now()
+      expect(await buffer.append(batchOf(legacy.batchId), [legacy], at)).toMatchObject({
+        accepted: 0,
+        duplicates: 1,
+      })
+      expect(await whereIs(services, legacy.id)).toBe('gone')
+      expect(await buffer.batch(legacy.batchId)).toMatchObject({ committedAt: at })
+      expect(await buffer.unrecordedBatches(10)).toEqual([
+        {
+          id: legacy.batchId,
+          agentId: 'demo-agent',
+          accepted: 0,
+          duplicates: 1,
+          discarded: 0,
+          committedAt: at,
+        },
+      ])
     })
 
     test('claim: decodable items to processing, an undecodable one to the dead letters', async () => {
@@ -238,6 +287,7 @@ describe.runIf(sc.hasRedis)(
           const known = new Map<string, ReturnType<typeof item>>()
           const finished = new Set<string>() // acknowledged or discarded
           let claimed: ReturnType<typeof item>[] = []
+          let poisoned = false
           for (const step of ops) {
             if (step.op === 'append') {
               const batch = crypto.randomUUID()
@@ -247,6 +297,7 @@ describe.runIf(sc.hasRedis)(
               await buffer.append(batchOf(batch), items, now)
               for (const i of items) known.set(i.id, i)
               if (step.poison) {
+                poisoned = true
                 const bad = undecodable(batch)
                 await bufferRaw(services, { ...bad, receivedAt: now })
                 known.set(bad.id, item({ id: bad.id, batchId: batch }))
@@ -272,11 +323,22 @@ describe.runIf(sc.hasRedis)(
                 finished.add(chosen)
               }
             }
+            let buffered = 0
             for (const id of known.keys()) {
               const place = await whereIs(services, id)
               expect(place, `${step.op}: ${id}`).toEqual(
                 finished.has(id) ? 'gone' : expect.stringMatching(/^(ready|processing|dead)$/),
               )
+              if (place === 'ready' || place === 'processing') buffered++
+            }
+            // The agent's share counts exactly its items ready or claimed (items an older
+            // version buffered were never counted: only schedules without them are exact).
+            if (!poisoned) {
+              const depth = await services.redis!.client.hget(
+                services.redis!.key('progress', 'agent-depth'),
+                'demo-agent',
+              )
+              expect(Number(depth ?? 0), `${step.op}: agent depth`).toBe(buffered)
             }
           }
           void claimed

@@ -5,8 +5,10 @@
 import { spawn } from 'node:child_process'
 import { describe, expect, test } from 'vitest'
 import { sql } from '../../src/db/client.ts'
+import { discardDeadLetters } from '../../src/progress/dead-letters.ts'
 import { flushProgress } from '../../src/progress/flush.ts'
 import type { BufferedUpdate } from '../../src/progress/model.ts'
+import { batchStatus } from '../../src/progress/status.ts'
 import { writeDirect } from '../../src/progress/writer.ts'
 import type { Services } from '../../src/services.ts'
 import { integrationScenario, item } from './support.ts'
@@ -136,11 +138,41 @@ describe.runIf(sc.hasRedis)('poison isolation', () => {
     )
   })
 
-  test('a key recorded for another update meanwhile: the buffered item is a dead letter', async () => {
+  test('a batch settled by discarding its dead letter is recorded in Postgres: its status outlives Redis (F11)', async () => {
+    const services = fresh()
+    const buffer = services.progress.buffer!
+    const good = item()
+    const bad = item({ batchId: good.batchId, taskId: `poison-${crypto.randomUUID()}` })
+    await append(services, [good, bad])
+    expect(await flushProgress(services, {}, { drain: true })).toMatchObject({ buried: 1 })
+    expect(await recorded(services, good.batchId)).toBeUndefined() // queued: a dead letter
+    const discardedAt = Date.now()
+    await discardDeadLetters(buffer, { ids: [bad.id] }, discardedAt)
+    const inRedis = await buffer.batch(good.batchId)
+    expect(inRedis).toMatchObject({ committedAt: discardedAt, discarded: 1 })
+    // The scheduled flush records it, with the same committed_at.
+    await flushProgress(services, {}, { drain: true })
+    const row = await recorded(services, good.batchId)
+    expect(row).toMatchObject({ discarded: 1, via: 'buffer' })
+    expect(new Date(row!.committed_at).getTime()).toBe(discardedAt)
+    // A week later Redis has forgotten the batch; Postgres still answers, unchanged.
+    await services.redis!.client.del(buffer.batchKey(good.batchId))
+    expect(await batchStatus(services, 'demo-agent', good.batchId, {})).toEqual({
+      batch_id: good.batchId,
+      status: 'committed',
+      accepted: 2,
+      committed_at: new Date(discardedAt).toISOString(),
+      discarded: 1,
+    })
+    expect(await buffer.unrecordedBatches(100)).toEqual([])
+  })
+
+  test('a key recorded for another update meanwhile: both updates are events, nothing is a dead letter', async () => {
     const services = fresh()
     const u = item()
     await append(services, [u])
-    // Committed directly (Redis unreachable for that request) with different content.
+    // Committed directly (Redis unreachable for that request) with different content: the
+    // request could not know the buffered key, so both were answered with a 202.
     const other = { ...item(), idempotencyKey: u.idempotencyKey, taskId: u.taskId, progress: 99 }
     await writeDirect(
       services.db!,
@@ -148,15 +180,22 @@ describe.runIf(sc.hasRedis)('poison isolation', () => {
       [other],
       Date.now(),
       {},
+      services.config.tunables.progressDedupeTtlMs,
     )
     const report = await flushProgress(services, {}, { drain: true })
-    expect(report).toMatchObject({ flushed: 0, buried: 1 })
-    const [dead] = (await services.progress.buffer!.deadLetters()).items
-    expect(dead).toMatchObject({ id: u.id, reason: { kind: 'idempotency_key_reused' } })
-    expect(await services.progress.buffer!.batch(u.batchId)).toMatchObject({
-      committedAt: null,
-      deadLetters: 1,
-    })
+    expect(report).toMatchObject({ flushed: 1, buried: 0, deadLetters: 0 })
+    const rows = await services.db!.query<{ progress: number; fingerprint: string }>(
+      sql`SELECT progress, fingerprint FROM progress_events
+          WHERE agent_id = 'demo-agent' AND idempotency_key = ${u.idempotencyKey}`,
+    )
+    expect(rows.map((r) => [r.progress, r.fingerprint]).sort()).toEqual(
+      [
+        [u.progress, u.fingerprint],
+        [99, other.fingerprint],
+      ].sort(),
+    )
+    expect(await services.progress.buffer!.batch(u.batchId)).toMatchObject({ deadLetters: 0 })
+    expect((await services.progress.buffer!.batch(u.batchId))?.committedAt).not.toBeNull()
   })
 
   test('an outage while isolating: what is left goes back to the buffer, nothing is lost', async () => {

@@ -65,73 +65,113 @@ const oddString = (maxPieces: number, hostile = true): fc.Arbitrary<string> => {
     : joined.filter((text) => !unstorable(text) && text.length <= 120)
 }
 
-const KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'a', 'a', '']
+const KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  'a',
+  'a',
+  '',
+  // Integer-like keys: a JavaScript object lists them first, in numeric order.
+  '1',
+  '2',
+  '10',
+]
 
-/** JSON text, written by hand so numbers keep odd spellings and keys may repeat. */
-type Json = { text: string; depth: number }
+/**
+ * JSON written by hand, as a tree the oracle reads (so duplicate keys, number spellings and
+ * whitespace are known to it without a parser): numbers keep their spelling, keys may repeat,
+ * and whitespace is put wherever JSON allows it.
+ */
+type Tree =
+  | { t: 'str'; v: string }
+  | { t: 'num' | 'lit'; v: string }
+  | { t: 'arr'; items: { v: Tree; ws: string }[] }
+  | { t: 'obj'; entries: { k: string; v: Tree; ws: [string, string, string] }[] }
+
+function render(node: Tree): string {
+  switch (node.t) {
+    case 'str':
+      return JSON.stringify(node.v)
+    case 'num':
+    case 'lit':
+      return node.v
+    case 'arr':
+      return `[${node.items.map((i) => `${i.ws}${render(i.v)}`).join(',')}]`
+    case 'obj':
+      return `{${node.entries.map((e) => `${e.ws[0]}${JSON.stringify(e.k)}${e.ws[1]}:${e.ws[2]}${render(e.v)}`).join(',')}}`
+  }
+}
+function treeDepth(node: Tree): number {
+  if (node.t === 'arr') return 1 + Math.max(0, ...node.items.map((i) => treeDepth(i.v)))
+  if (node.t === 'obj') return 1 + Math.max(0, ...node.entries.map((e) => treeDepth(e.v)))
+  return 0
+}
 const FINITE_TOKENS = [
   '0',
   '-0',
+  '1.0',
+  '1e2',
+  '0.10',
   '1.5',
   '1E+2',
   '1e-400',
   '9007199254740993',
+  '12345678901234567890',
   '123456789012345678901234567890',
   '5e-324',
   '1.7976931348623157e308',
   '-12.5e-3',
 ]
+const space = fc.constantFrom('', '', '', ' ', '\n', '\t', '\r\n  ')
 const jsonValue = (hostile: boolean) => {
-  const leaf: fc.Arbitrary<Json> = fc.oneof(
-    oddString(4, hostile).map((text) => ({ text: JSON.stringify(text), depth: 0 })),
+  const leaf: fc.Arbitrary<Tree> = fc.oneof(
+    oddString(4, hostile).map((v): Tree => ({ t: 'str', v })),
     fc
       .constantFrom(...FINITE_TOKENS, ...(hostile ? ['1e400', '-1e400'] : []))
-      .map((t) => ({ text: t, depth: 0 })),
+      .map((v): Tree => ({ t: 'num', v })),
     fc
       .double({ noNaN: true, noDefaultInfinity: true })
-      .map((n) => ({ text: JSON.stringify(n), depth: 0 })),
-    fc.constantFrom('true', 'false', 'null').map((t) => ({ text: t, depth: 0 })),
+      .map((n): Tree => ({ t: 'num', v: JSON.stringify(n) })),
+    fc.constantFrom('true', 'false', 'null').map((v): Tree => ({ t: 'lit', v })),
   )
   const key = fc.oneof(
     { weight: 2, arbitrary: fc.constantFrom(...KEYS) },
     { weight: 3, arbitrary: oddString(3, hostile) },
   )
-  const { node } = fc.letrec<{ node: Json }>((tie) => ({
+  const entry = (value: fc.Arbitrary<Tree>) =>
+    fc.record({ k: key, v: value, ws: fc.tuple(space, space, space) })
+  const { node } = fc.letrec<{ node: Tree }>((tie) => ({
     node: fc.oneof(
       { depthSize: 'small', withCrossShrink: true },
       leaf,
-      fc.array(tie('node'), { maxLength: 3 }).map((items) => ({
-        text: `[${items.map((i) => i.text).join(',')}]`,
-        depth: 1 + Math.max(0, ...items.map((i) => i.depth)),
-      })),
-      fc.array(fc.tuple(key, tie('node')), { maxLength: 4 }).map(object),
+      fc
+        .array(fc.record({ v: tie('node'), ws: space }), { maxLength: 3 })
+        .map((items): Tree => ({ t: 'arr', items })),
+      fc
+        .array(entry(tie('node')), { maxLength: 4 })
+        .map((entries): Tree => ({ t: 'obj', entries })),
     ),
   }))
-  return fc.array(fc.tuple(key, node), { maxLength: 5 }).map((e) => object(e).text)
+  return fc.array(entry(node), { maxLength: 5 }).map((entries): Tree => ({ t: 'obj', entries }))
 }
-function object(entries: [string, Json][]): Json {
-  return {
-    text: `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${v.text}`).join(',')}}`,
-    depth: 1 + Math.max(0, ...entries.map(([, v]) => v.depth)),
-  }
-}
+const chain = (v: Tree, k = 'd'): Tree => ({ t: 'obj', entries: [{ k, v, ws: ['', '', ''] }] })
 /** A chain of objects and arrays around the 32-level bound. */
 const deep = fc.tuple(fc.integer({ min: 28, max: 36 }), fc.boolean()).map(([levels, arrays]) => {
-  let text = '"bottom"'
-  for (let i = 1; i < levels; i++) text = arrays && i % 2 ? `[${text}]` : `{"d":${text}}`
-  return `{"top":${text}}`
+  let node: Tree = { t: 'str', v: 'bottom' }
+  for (let i = 1; i < levels; i++) {
+    node = arrays && i % 2 ? { t: 'arr', items: [{ v: node, ws: '' }] } : chain(node)
+  }
+  return chain(node, 'top')
 })
-const big = fc.integer({ min: 3500, max: 4300 }).map((n) => `{"pad":"${'y'.repeat(n)}"}`)
+const big = fc
+  .integer({ min: 3500, max: 4300 })
+  .map((n) => chain({ t: 'str', v: 'y'.repeat(n) }, 'pad'))
 const cleanData = fc
   .oneof({ weight: 8, arbitrary: jsonValue(false) }, { weight: 1, arbitrary: deep })
-  .filter((text) => {
-    const value = JSON.parse(text) as unknown
-    return JSON.stringify(value).length < 3500 && containerDepth(value) <= 32
-  })
-function containerDepth(value: unknown): number {
-  if (value === null || typeof value !== 'object') return 0
-  return 1 + Math.max(0, ...Object.values(value).map(containerDepth))
-}
+  .filter((tree) => render(tree).length < 3500 && treeDepth(tree) <= 32)
 const hostileData = fc.oneof(
   { weight: 6, arbitrary: jsonValue(true) },
   { weight: 1, arbitrary: deep },
@@ -222,7 +262,7 @@ interface Update {
   progress: number
   at: Stamp
   key?: string
-  data?: string
+  data?: Tree
 }
 const STATUSES = ['not_started', 'in_progress', 'completed', 'failed', 'skipped']
 const FIELDS = ['task', 'key', 'data', 'at'] as const
@@ -274,20 +314,29 @@ function unstorable(text: string): boolean {
 }
 const badId = (text: string, max = 128) => text.length < 1 || text.length > max || unstorable(text)
 
-/** Paths (below `data`) a store would refuse, one per branch, as the contract lists them. */
-function dataIssues(value: unknown, path: string[], depth: number, out: string[]): void {
-  if (typeof value === 'string') {
-    if (unstorable(value)) out.push(path.join('.'))
-  } else if (typeof value === 'number') {
-    if (!Number.isFinite(value)) out.push(path.join('.'))
-  } else if (value !== null && typeof value === 'object') {
+/**
+ * Paths (below `data`) a store would refuse, one per branch, as the contract lists them: every
+ * member counts, a duplicate key's shadowed value too (the text is stored whole).
+ */
+function dataIssues(node: Tree, path: string[], depth: number, out: string[]): void {
+  if (node.t === 'str') {
+    if (unstorable(node.v)) out.push(path.join('.'))
+  } else if (node.t === 'num') {
+    if (!Number.isFinite(Number(node.v))) out.push(path.join('.'))
+  } else if (node.t === 'arr' || node.t === 'obj') {
     if (depth > 32) {
       out.push(path.join('.'))
       return
     }
-    for (const [k, v] of Object.entries(value)) {
-      if (unstorable(k)) out.push([...path, k].join('.'))
-      else dataIssues(v, [...path, k], depth + 1, out)
+    if (node.t === 'arr') {
+      node.items.forEach((i, n) => {
+        dataIssues(i.v, [...path, String(n)], depth + 1, out)
+      })
+      return
+    }
+    for (const e of node.entries) {
+      if (unstorable(e.k)) out.push([...path, e.k].join('.'))
+      else dataIssues(e.v, [...path, e.k], depth + 1, out)
     }
   }
 }
@@ -303,12 +352,11 @@ function expectedPaths(
   if (u.key !== undefined && badId(u.key)) schema.push(`${prefix}idempotency_key`)
   if (!(u.at.ms >= 0)) schema.push(`${prefix}occurred_at`)
   if (u.data !== undefined) {
-    const parsed = JSON.parse(u.data) as unknown
     const issues: string[] = []
-    dataIssues(parsed, ['data'], 1, issues)
+    dataIssues(u.data, ['data'], 1, issues)
     schema.push(...issues.map((p) => `${prefix}${p}`))
-    if (new TextEncoder().encode(JSON.stringify(parsed)).byteLength > 4096)
-      schema.push(`${prefix}data`)
+    // The bound is on the bytes as sent.
+    if (new TextEncoder().encode(render(u.data)).byteLength > 4096) schema.push(`${prefix}data`)
   }
   const future = u.at.ms > now + 5 * 60_000 ? [`${prefix}occurred_at`] : []
   return { schema, future }
@@ -316,7 +364,7 @@ function expectedPaths(
 
 function bodyOf(list: Update[], batch: boolean): string {
   const one = (u: Update) =>
-    `{"user_id":${JSON.stringify(u.user)},"task_id":${JSON.stringify(u.task)},"status":"${u.status}","progress":${u.progress},"occurred_at":${JSON.stringify(u.at.text)}${u.key === undefined ? '' : `,"idempotency_key":${JSON.stringify(u.key)}`}${u.data === undefined ? '' : `,"data":${u.data}`}}`
+    `{"user_id":${JSON.stringify(u.user)},"task_id":${JSON.stringify(u.task)},"status":"${u.status}","progress":${u.progress},"occurred_at":${JSON.stringify(u.at.text)}${u.key === undefined ? '' : `,"idempotency_key":${JSON.stringify(u.key)}`}${u.data === undefined ? '' : `,"data" : ${render(u.data)}\n`}}`
   return batch ? `{"updates":[${list.map(one).join(',')}]}` : one(list[0]!)
 }
 
@@ -395,7 +443,8 @@ async function roundTrip(
   expect(new Set(tasks.map((t) => JSON.stringify([t.task_id, t.status, t.progress])))).toEqual(
     new Set(unique.map((u) => JSON.stringify([u.task, u.status, u.progress]))),
   )
-  // The event log: data byte for byte as the API serialised the accepted value; the instant.
+  // The event log and current state: data byte for byte as sent (big integers, 1.0, -0, 1e2,
+  // duplicate keys, integer-like keys in their order, whitespace); the instant.
   const rows = await s.db().query<{ task_id: string; key: string; data: string | null; at: Date }>(
     sql`SELECT task_id, idempotency_key AS key, data::text AS data, occurred_at AS at
         FROM progress_events WHERE user_id = ${user}`,
@@ -404,9 +453,18 @@ async function roundTrip(
   for (const u of unique) {
     const row = rows.find((r) => r.task_id === u.task)
     expect(row, JSON.stringify(u.task)).toBeDefined()
-    expect(row!.data).toBe(u.data === undefined ? null : JSON.stringify(JSON.parse(u.data)))
+    expect(row!.data).toBe(u.data === undefined ? null : render(u.data))
     expect(new Date(row!.at).getTime()).toBe(u.at.ms)
     if (u.key !== undefined) expect(row!.key).toBe(u.key)
+  }
+  const state = await s
+    .db()
+    .query<{ task_id: string; data: string | null }>(
+      sql`SELECT task_id, data::text AS data FROM progress_state WHERE user_id = ${user}`,
+    )
+  for (const u of unique) {
+    const row = state.find((r) => r.task_id === u.task)
+    expect(row?.data, JSON.stringify(u.task)).toBe(u.data === undefined ? null : render(u.data))
   }
   outcomes.stored++
   if (unique.some((u) => u.data !== undefined)) outcomes.storedWithData++
@@ -434,6 +492,52 @@ describe('storable input through the real stores', () => {
     },
     240_000,
   )
+
+  test('what JSON.stringify would change is stored as sent, in either store', async () => {
+    const cases = [
+      '{"n":12345678901234567890,"m":9007199254740993}',
+      '{"a":1,"a":2}',
+      '{"b":1,"2":2,"1":3}',
+      '{"x":1.0,"y":-0,"z":1e2,"w":0.10,"v":1E+2}',
+      '{"__proto__":{"x":1},"a":1,"constructor":{"y":2}}',
+      '{"s":"\\u00e9\\/\\ud83d\\ude00","t":"a\u2028b"}',
+      '{ "spaced" :\n\t[ 1 , { } ] }',
+      '{"":1}',
+    ]
+    for (const s of [buffered, direct]) {
+      const auth = bearer((await getToken(s)).access_token)
+      const tasks: string[] = []
+      for (const data of cases) {
+        const task = `as-sent-${crypto.randomUUID()}`
+        tasks.push(task)
+        const res = await s.fetch('/api/v1/agent/progress', {
+          method: 'POST',
+          headers: { ...auth, 'Content-Type': 'application/json' },
+          body: `{"user_id":"demo-user-1","task_id":"${task}","status":"in_progress","progress":1,"occurred_at":"${new Date(Date.now() - 1000).toISOString()}","data":${data}}`,
+        })
+        expect(res.status, data).toBe(202)
+      }
+      await s.settle()
+      if (s.hasRedis) {
+        await s.fetch('/api/v1/internal/flush', {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${s.env.CRON_SECRET}` },
+        })
+      }
+      for (const [i, task] of tasks.entries()) {
+        for (const table of ['progress_events', 'progress_state']) {
+          const rows = await s.db().query<{ data: string }>({
+            text: `SELECT data::text AS data FROM ${table} WHERE task_id = $1`,
+            params: [task],
+          })
+          expect(
+            rows.map((r) => r.data),
+            `${table}: ${cases[i]}`,
+          ).toEqual([cases[i]])
+        }
+      }
+    }
+  })
 
   test('the same request twice: the second is all duplicates, in either store', async () => {
     for (const s of [buffered, direct]) {

@@ -57,6 +57,23 @@ describe(`conventions (${s.runtime})`, () => {
     })
   })
 
+  test('a 404 or 405 repeats nothing of the request (its path, query or method)', async () => {
+    const marker = `m4rk3r${crypto.randomUUID().slice(0, 8)}`
+    const answers = [
+      await s.fetch(`/${marker}/x?${marker}=1`),
+      await s.fetch(`/api/v1/${encodeURIComponent(`<${marker}>`)}`, { method: 'POST' }),
+      // workerd takes only the standard methods: one the path does not serve stands in.
+      await s.fetch('/health', { method: 'PATCH' }),
+    ]
+    expect(answers.map((r) => r.status)).toEqual([404, 404, 405])
+    for (const res of answers) {
+      const text = await res.text()
+      expect(text.toLowerCase()).not.toContain(marker.toLowerCase())
+      expect(text).not.toContain('PATCH')
+      expect(JSON.parse(text).detail).toBeTruthy()
+    }
+  })
+
   test('a body over 64 KiB is a 413 problem', async () => {
     const big = JSON.stringify({ pad: 'x'.repeat(64 * 1024) })
     const res = await s.fetch('/health', {

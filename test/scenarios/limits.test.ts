@@ -222,6 +222,34 @@ describe.each(MODES)(`the per-agent request limit under bursts (${s.runtime}, %s
     }
   })
 
+  test('RateLimit-Remaining after a burst counts every request, within the lease bound', async () => {
+    const iso = isolate(mode) // 600 a window, leases of 10
+    const auth = bearer((await getToken(iso)).access_token)
+    const remaining = (r: Response) => Number(r.headers.get('ratelimit-remaining'))
+    const { burst, after } = await inMode(mode, async () => {
+      const burst = await Promise.all(
+        Array.from({ length: 150 }, () => iso.fetch(context, { headers: auth })),
+      )
+      const after: Response[] = []
+      for (let i = 0; i < 25; i++) after.push(await iso.fetch(context, { headers: auth }))
+      return { burst, after }
+    })
+    expect(tally([...burst, ...after])).toEqual({ 200: 175 })
+    // One isolate holds at most lease − 1 = 9 units it has not spent: what it says is within 9
+    // of the truth (600 minus the requests made), and never above it.
+    const off = after.map((r, i) => 600 - (150 + i + 1) - remaining(r))
+    report('Remaining after 150 at once, then 25 one by one (lease 10)', mode, {
+      first: remaining(after[0]!),
+      last: remaining(after.at(-1)!),
+      worst: Math.max(...off.map(Math.abs)),
+    })
+    for (const d of off) {
+      expect(d).toBeGreaterThanOrEqual(0)
+      expect(d).toBeLessThanOrEqual(9)
+    }
+    for (const r of burst) expect(remaining(r)).toBeLessThanOrEqual(599)
+  })
+
   test('150 at once against a limit of 100: exactly 100 allowed', async () => {
     const iso = isolate(mode, { RATE_LIMIT_REQUESTS_PER_AGENT: '100' }) // lease of 1
     const auth = bearer((await getToken(iso)).access_token)

@@ -368,11 +368,18 @@ describe(`progress when stores fail (${s.runtime})`, () => {
   })
 
   test('neither store reachable: 503 with Retry-After, nothing accepted', async () => {
+    // A token checked moments ago (REVOCATION_CHECK_TTL_MS), so the request reaches the
+    // progress stores: a token nothing can check is refused earlier (503 auth_unavailable).
+    const iso = s.withEnv({ REVOCATION_CHECK_TTL_MS: '60000', ISOLATE: 'neither' })
+    const isoAuth = bearer((await getToken(iso)).access_token)
+    expect((await iso.fetch(PROGRESS, jsonPost(update(), isoAuth))).status).toBe(202)
+    await iso.settle()
     await s.neon.setFaults({ refuse: true })
     if (s.hasRedis) await s.redis.setFaults({ refuse: true })
     const u = update()
     try {
-      const { res, body } = await post(u)
+      const res = await iso.fetch(PROGRESS, jsonPost(u, isoAuth))
+      const body = await res.json()
       expect(res.status).toBe(503)
       expect(res.headers.get('retry-after')).toMatch(/^\d+$/)
       // Node's fetch says a connection was refused; workerd reports every lost connection
@@ -387,17 +394,33 @@ describe(`progress when stores fail (${s.runtime})`, () => {
     expect(await events(u.task_id)).toBe(0)
   })
 
-  test.runIf(s.hasRedis)('a full buffer answers 503 rather than growing', async () => {
-    const tight = s.withEnv({
-      PROGRESS_BUFFER_MAX_DEPTH: '100',
-      REDIS_KEY_PREFIX: `t:full-${Math.random()}:`.replace('.', ''),
-    })
-    const tightAuth = bearer((await getToken(tight)).access_token)
-    const batch = { updates: Array.from({ length: 100 }, () => update()) }
-    expect((await tight.fetch(PROGRESS, jsonPost(batch, tightAuth))).status).toBe(202)
-    const over = await tight.fetch(PROGRESS, jsonPost(update(), tightAuth))
-    expect(over.status).toBe(503)
-    expect((await over.json()).code).toBe('buffer_full')
-    await tight.settle()
-  })
+  test.runIf(s.hasRedis)(
+    'a full buffer never grows: what finds no room is committed directly, or refused if Postgres cannot take it',
+    async () => {
+      const tight = s.withEnv({
+        PROGRESS_BUFFER_MAX_DEPTH: '100',
+        PROGRESS_BUFFER_AGENT_SHARE_PERCENT: '100',
+        REDIS_KEY_PREFIX: `t:full-${Math.random()}:`.replace('.', ''),
+      })
+      const tightAuth = bearer((await getToken(tight)).access_token)
+      const batch = { updates: Array.from({ length: 100 }, () => update()) }
+      const filled = await tight.fetch(PROGRESS, jsonPost(batch, tightAuth))
+      expect(await filled.json()).toMatchObject({ accepted: 100, status: 'queued' })
+      const over = await tight.fetch(PROGRESS, jsonPost(update(), tightAuth))
+      expect(await over.json()).toMatchObject({ accepted: 1, status: 'committed' })
+      await s.neon.setFaults({ refuse: true })
+      try {
+        const refused = await tight.fetch(PROGRESS, jsonPost(update(), tightAuth))
+        expect(refused.status).toBe(503)
+        expect(refused.headers.get('retry-after')).toMatch(/^\d+$/)
+        // Workers cannot tell a refused connection from one dropped after sending.
+        expect((await refused.json()).code).toBe(
+          s.runtime === 'edge' ? 'progress_unavailable' : 'outcome_unknown',
+        )
+      } finally {
+        await s.neon.clearFaults()
+      }
+      await tight.settle()
+    },
+  )
 })

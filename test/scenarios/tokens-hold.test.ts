@@ -32,6 +32,13 @@ function isolate(extra: Record<string, string | undefined> = {}): Scenario {
     ...extra,
   })
 }
+// Breakers that an outage of a few requests does not open (a test clears its own faults).
+const PATIENT = {
+  BREAKER_CONSECUTIVE_FAILURES: '1000',
+  BREAKER_FAILURE_RATE_PERCENT: '100',
+  BREAKER_MINIMUM_CALLS: '100',
+  BREAKER_WINDOW_SIZE: '100',
+}
 const withoutRedis = (extra: Record<string, string> = {}) =>
   isolate({ UPSTASH_REDIS_REST_URL: undefined, UPSTASH_REDIS_REST_TOKEN: undefined, ...extra })
 
@@ -265,35 +272,60 @@ describe(`revocations hold without Redis (${s.runtime})`, () => {
   })
 
   test('an agent whose share is full has every token it holds revoked, never fewer', async () => {
-    const iso = withoutRedis({ REVOCATION_MAX_PER_AGENT: '5' })
+    const iso = withoutRedis({ REVOCATION_MAX_PER_AGENT: '5', ...PATIENT })
     const held = await getToken(iso)
+    const auth = bearer((await getToken(iso)).access_token)
     expect((await iso.fetch(CONTEXT, { headers: bearer(held.access_token) })).status).toBe(200)
-    for (let i = 0; i < 6; i++) {
-      const res = await iso.fetch(REVOKE, formPost({ token: `jti-${i}` }, client(iso)))
-      expect(res.status).toBe(200)
+    // Postgres down too: the revocations are this isolate's alone (Postgres would hold them,
+    // and nothing would need revoking wholesale: src/auth/revocation.ts).
+    await s.neon.setFaults({ refuse: true })
+    try {
+      for (let i = 0; i < 6; i++) {
+        const res = await iso.fetch(REVOKE, formPost({ token: `jti-${i}` }, auth))
+        expect(res.status).toBe(200)
+      }
+      expect((await iso.fetch(CONTEXT, { headers: bearer(held.access_token) })).status).toBe(401)
+    } finally {
+      await s.neon.clearFaults()
     }
-    expect((await iso.fetch(CONTEXT, { headers: bearer(held.access_token) })).status).toBe(401)
     // Tokens issued in a later second are not affected (the SDK re-authenticates on a 401).
     await new Promise((r) => setTimeout(r, 1100))
     const fresh = await getToken(iso)
     expect((await iso.fetch(CONTEXT, { headers: bearer(fresh.access_token) })).status).toBe(200)
   })
 
-  test('a store holding as many agents as it may refuses a revocation (503), it forgets none', async () => {
-    const iso = withoutRedis({ REVOCATION_MAX_AGENTS: '1' })
+  test('a store holding as many agents as it may: Postgres keeps a revocation; if it cannot either, 503 (it forgets none)', async () => {
+    const iso = withoutRedis({ REVOCATION_MAX_AGENTS: '1', ...PATIENT })
     const first = await getToken(iso)
     expect(
       (await iso.fetch(REVOKE, jsonPost({ token: first.access_token }, client(iso)))).status,
     ).toBe(200)
     const second = await getToken(iso, DEMO_AGENT_2)
-    const refused = await iso.fetch(
+    const third = await getToken(iso, DEMO_AGENT_2)
+    const kept = await iso.fetch(
       REVOKE,
       jsonPost({ token: second.access_token }, client(iso, DEMO_AGENT_2)),
     )
-    expect(refused.status).toBe(503)
-    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/)
-    expect((await refused.json()).code).toBe('revocation_unavailable')
-    expect((await iso.fetch(CONTEXT, { headers: bearer(first.access_token) })).status).toBe(401)
+    expect(kept.status).toBe(200)
+    // Held by Postgres: refused by this isolate and by any other.
+    for (const where of [iso, withoutRedis()]) {
+      expect((await where.fetch(CONTEXT, { headers: bearer(second.access_token) })).status).toBe(
+        401,
+      )
+    }
+    const auth = bearer(third.access_token)
+    // demo-agent-2 holds no grant for demo-user-1: the 404 says its token works.
+    expect((await iso.fetch(CONTEXT, { headers: auth })).status).toBe(404)
+    await s.neon.setFaults({ refuse: true })
+    try {
+      const refused = await iso.fetch(REVOKE, formPost({ token: 'one-more-jti' }, auth))
+      expect(refused.status).toBe(503)
+      expect(refused.headers.get('retry-after')).toMatch(/^\d+$/)
+      expect((await refused.json()).code).toBe('revocation_unavailable')
+      expect((await iso.fetch(CONTEXT, { headers: bearer(first.access_token) })).status).toBe(401)
+    } finally {
+      await s.neon.clearFaults()
+    }
   })
 })
 

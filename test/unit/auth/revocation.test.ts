@@ -109,3 +109,162 @@ describe('RevocationList without Redis', () => {
     expect(await list.revokeToken('a', 'jti-2', 999, 1_000_000, LIFE)).toBe('expired')
   })
 })
+
+/** A Redis shared by the lists given it (a Map), that can fail like Upstash does. */
+function sharedRedis() {
+  const keys = new Map<string, number>()
+  const state = { failure: undefined as Error | undefined }
+  const client = {
+    set: async (key: string, _value: string, options: { pxat: number }) => {
+      keys.set(key, options.pxat)
+      return 'OK'
+    },
+    exists: async (...names: string[]) => names.filter((n) => keys.has(n)).length,
+  }
+  const store = {
+    client: client as never,
+    key: (...parts: string[]) => parts.join(':'),
+    async run<T>(_op: string, work: (c: never) => Promise<T>): Promise<T> {
+      if (state.failure) throw state.failure
+      return work(client as never)
+    },
+  }
+  return { store, keys, state }
+}
+
+/**
+ * A Postgres holding `token_revocations` in a Map, answering the two statements the list sends
+ * (the real table and statements run in test/scenarios/tokens-hold.test.ts).
+ */
+function sharedPostgres() {
+  const rows = new Map<string, number>()
+  const state = { down: false }
+  const db = {
+    async query(statement: { text: string; params: readonly unknown[] }) {
+      if (state.down) throw Object.assign(new Error('refused'), { name: 'TypeError' })
+      const p = statement.params
+      if (statement.text.includes('INSERT INTO token_revocations')) {
+        const key = `${p[1]}|${p[2]}|${p[3]}`
+        rows.set(key, Math.max(rows.get(key) ?? 0, Date.parse(String(p[4]))))
+        return []
+      }
+      const [agent, now, jti, sid] = [p[0], Date.parse(String(p[1])), p[2], p[3]]
+      const live = (kind: string, id: unknown) => (rows.get(`${agent}|${kind}|${id}`) ?? 0) > now
+      return [{ revoked: live('token', jti) || (sid !== null && live('family', sid)) }]
+    },
+    transaction: async () => [],
+  }
+  return { db, rows, state }
+}
+
+const upstashError = (text: string) =>
+  Object.assign(new Error(`${text}, command was: ["exists"]`), { name: 'UpstashError' })
+
+function list(redis?: ReturnType<typeof sharedRedis>, pg?: ReturnType<typeof sharedPostgres>) {
+  const l = new RevocationList({
+    redis: redis?.store as never,
+    checkTtlMs: 2000,
+    cacheMaxEntries: 100,
+    maxPerAgent: 3,
+    maxAgents: 10,
+  })
+  if (pg) l.attachDatabase(pg.db as never, { timeoutMs: 1000 })
+  return l
+}
+
+describe('RevocationList with Redis and Postgres (attack F2)', () => {
+  const now = 10_000_000
+  const exp = (now + LIFE) / 1000
+
+  test('a revocation Redis took is kept here too: refused while both stores fail', async () => {
+    const redis = sharedRedis()
+    const pg = sharedPostgres()
+    const here = list(redis, pg)
+    expect(await here.revokeToken('a', 'j1', exp, now, LIFE)).toBe('global')
+    redis.state.failure = upstashError('ERR max daily request limit exceeded')
+    pg.state.down = true
+    // Long after any cached answer: this isolate's own revocation still holds.
+    expect(await here.isRevoked(subject('a', 'j1', 1), now + 60_000)).toBe(true)
+  })
+
+  test('while Redis fails, other isolates ask Postgres: the revocation holds everywhere', async () => {
+    const redis = sharedRedis()
+    const pg = sharedPostgres()
+    expect(await list(redis, pg).revokeToken('a', 'j1', exp, now, LIFE)).toBe('global')
+    expect(await list(redis, pg).revokeFamily('a', 'fam', now, LIFE)).toBe('global')
+    redis.state.failure = Object.assign(new Error('timed out'), { name: 'TimeoutError' })
+    const other = list(redis, pg)
+    expect(await other.isRevoked(subject('a', 'j1', 1), now + 1)).toBe(true)
+    expect(await other.isRevoked(subject('a', 'x', 1, 'fam'), now + 1)).toBe(true)
+    expect(await other.isRevoked(subject('a', 'j2', 1), now + 1)).toBe(false)
+    expect(await other.isRevoked(subject('b', 'j1', 1), now + 1)).toBe(false)
+  })
+
+  test('an ERR about the command is not an outage, nor "not revoked": Postgres decides', async () => {
+    const redis = sharedRedis()
+    const pg = sharedPostgres()
+    await list(redis, pg).revokeToken('a', 'j1', exp, now, LIFE)
+    redis.state.failure = upstashError('ERR wrong number of arguments for command')
+    expect(await list(redis, pg).isRevoked(subject('a', 'j1', 1), now + 1)).toBe(true)
+  })
+
+  test('both stores failing: a token checked recently keeps its answer; any other is a 503', async () => {
+    const redis = sharedRedis()
+    const pg = sharedPostgres()
+    const other = list(redis, pg)
+    expect(await other.isRevoked(subject('a', 'checked', 1), now)).toBe(false)
+    redis.state.failure = upstashError('ERR service unavailable')
+    pg.state.down = true
+    expect(await other.isRevoked(subject('a', 'checked', 1), now + 1999)).toBe(false)
+    for (const [jti, at] of [
+      ['checked', now + 2000],
+      ['never-checked', now + 1],
+    ] as const) {
+      const err = await other.isRevoked(subject('a', jti, 1), at).catch((e: unknown) => e)
+      expect(err).toMatchObject({
+        problem: { status: 503, code: 'auth_unavailable', headers: { 'Retry-After': '5' } },
+      })
+    }
+  })
+
+  test('a store that failed the write makes the answer partial; it holds here whatever', async () => {
+    for (const failing of ['redis', 'postgres'] as const) {
+      const redis = sharedRedis()
+      const pg = sharedPostgres()
+      if (failing === 'redis') redis.state.failure = upstashError('ERR service unavailable')
+      else pg.state.down = true
+      const here = list(redis, pg)
+      expect(await here.revokeToken('a', 'j1', exp, now, LIFE)).toBe('isolate')
+      redis.state.failure = upstashError('ERR service unavailable')
+      pg.state.down = true
+      expect(await here.isRevoked(subject('a', 'j1', 1), now + 60_000)).toBe(true)
+    }
+  })
+
+  test('revocations the stores hold never revoke wholesale here; unheld ones do', async () => {
+    const redis = sharedRedis()
+    const pg = sharedPostgres()
+    const here = list(redis, pg) // 3 per agent
+    for (let i = 0; i < 5; i++) await here.revokeToken('a', `j${i}`, exp, now, LIFE)
+    expect(await here.isRevoked(subject('a', 'unrelated', 1), now + 1)).toBe(false)
+    pg.state.down = true
+    for (let i = 5; i < 8; i++) await here.revokeToken('a', `j${i}`, exp, now, LIFE)
+    redis.state.failure = upstashError('ERR service unavailable')
+    // The fourth held here only (the share was full): every token of the agent so far.
+    expect(await here.isRevoked(subject('a', 'unrelated', 1), now + 1)).toBe(true)
+    for (let i = 5; i < 8; i++)
+      expect(await here.isRevoked(subject('a', `j${i}`, 1), now + 1)).toBe(true)
+  })
+
+  test('without Redis, Postgres makes a revocation global; failing, this isolate decides', async () => {
+    const pg = sharedPostgres()
+    expect(await list(undefined, pg).revokeToken('a', 'j1', exp, now, LIFE)).toBe('global')
+    expect(await list(undefined, pg).isRevoked(subject('a', 'j1', 1), now + 1)).toBe(true)
+    pg.state.down = true
+    const here = list(undefined, pg)
+    expect(await here.revokeToken('a', 'j2', exp, now, LIFE)).toBe('isolate')
+    expect(await here.isRevoked(subject('a', 'j2', 1), now + 1)).toBe(true)
+    // The documented per-isolate mode: no 503 for what Postgres cannot say.
+    expect(await here.isRevoked(subject('a', 'j1', 1), now + 1)).toBe(false)
+  })
+})
