@@ -111,7 +111,8 @@ export const NUMERIC_TUNABLES = {
   },
   progressDedupeTtlMs: {
     variable: 'PROGRESS_DEDUPE_TTL_MS',
-    description: 'How long Redis remembers an idempotency key (Postgres remembers it forever)',
+    description:
+      'How long an idempotency key is remembered (both stores): a reuse with other content within it is a 422, after it a new update',
     default: DAY_S * SECOND,
     min: MINUTE,
     max: 30 * DAY_S * SECOND,
@@ -294,7 +295,7 @@ export const NUMERIC_TUNABLES = {
   revocationMaxPerAgent: {
     variable: 'REVOCATION_MAX_PER_AGENT',
     description:
-      'Revocations one agent may hold per isolate (without Redis); past it, all its tokens issued so far are revoked there',
+      "Revocations one agent may hold in an isolate's own list; past it, all its tokens issued so far are revoked there",
     default: 1000,
     min: 1,
     max: 1_000_000,
@@ -302,7 +303,7 @@ export const NUMERIC_TUNABLES = {
   revocationMaxAgents: {
     variable: 'REVOCATION_MAX_AGENTS',
     description:
-      'Agents whose revocations an isolate holds (without Redis); past it, revocations are refused with 503',
+      'Agents whose revocations an isolate holds itself; past it, a revocation no durable store took is refused with 503',
     default: 10_000,
     min: 1,
     max: 1_000_000,

@@ -145,7 +145,11 @@ export function tokenManagerCheck(
           rotation_in_progress: ring.verifying.size > 1,
           access_token_ttl_seconds: config.tunables.accessTokenTtlSeconds,
           verified_tokens_cached: auth.verified.size,
-          revocations: services.redis ? 'global (redis)' : 'per isolate',
+          revocations: services.redis
+            ? 'global (redis, postgres when redis cannot answer)'
+            : services.db
+              ? 'global (postgres)'
+              : 'per isolate',
           // Agents whose revocations this isolate holds itself (no Redis, or Redis failing).
           revocation_agents_held: auth.revocations.isolateAgents,
           revocation_agents_max: config.tunables.revocationMaxAgents,

@@ -181,7 +181,7 @@ export const revokeToken = {
   path: REVOKE_PATH,
   operationId: 'revokeToken',
   summary: 'Revoke a token (RFC 7009)',
-  description: `Revokes a refresh token (with its whole family and every access token the family issued), an access token or an access token’s \`jti\`. \`token_type_hint\` is only a hint: every type is searched (RFC 7009 §2.1). Authenticated with the agent’s credentials (body or Basic) or a valid access token of the same agent, and counted against the agent’s request limit. \`200\` for a well-formed request, also for a token that is unknown or another agent’s: it means the token no longer works anywhere. When the shared revocation store fails, \`503 revocation_partial\` says the revocation holds on the answering instance only. ${LIMITS}`,
+  description: `Revokes a refresh token (with its whole family and every access token the family issued), an access token or an access token’s \`jti\`. \`token_type_hint\` is only a hint: every type is searched (RFC 7009 §2.1). Authenticated with the agent’s credentials (body or Basic) or a valid access token of the same agent, and counted against the agent’s request limit. \`200\` for a well-formed request, also for a token that is unknown or another agent’s: it means the token no longer works anywhere. When Redis or Postgres fails to take it, \`503 revocation_partial\` says it holds on the answering instance and in whichever store took it. ${LIMITS}`,
   tag: 'tokens',
   security: [{ clientBasic: [] }, { bearerAuth: [] }, {}],
   request: {
@@ -223,8 +223,9 @@ export const revokeToken = {
         'revocation_unavailable',
         'revocation_partial',
         'outcome_unknown',
+        'auth_unavailable',
       ],
-      'Unavailable; retry after `Retry-After` seconds. `…_unavailable`: nothing was revoked. `revocation_partial`: revoked on the answering instance only (and a refresh token in Postgres). `outcome_unknown`: the token store timed out, the revocation may have landed.',
+      'Unavailable; retry after `Retry-After` seconds. `…_unavailable`: nothing was revoked (`auth_unavailable`: a bearer token could not be checked against revocations because neither Redis nor Postgres answered). `revocation_partial`: Redis or Postgres failed to take it; it holds on the answering instance and in whichever store took it. `outcome_unknown`: the token store timed out, the revocation may have landed.',
     ),
   },
 } as const satisfies Operation
