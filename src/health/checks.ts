@@ -129,7 +129,7 @@ export function circuitBreakersCheck(services: Pick<CheckDeps, 'breakers'>): Che
 
 /** The signing keys load, a token round-trips through sign and verify, and what it cached. */
 export function tokenManagerCheck(
-  services: Pick<CheckDeps, 'auth' | 'config' | 'redis'>,
+  services: Pick<CheckDeps, 'auth' | 'config' | 'redis' | 'db'>,
 ): Promise<CheckResult> {
   return timed('token_manager', async () => {
     const { auth, config } = services
