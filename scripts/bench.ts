@@ -7,7 +7,7 @@
 // work is not counted as the app's. HTTP load figures serve the bundled worker from workerd.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -19,12 +19,21 @@ import { issueAccessToken, verifyAccessToken } from '../src/auth/access-token.ts
 import { createKeyRing } from '../src/auth/keys.ts'
 import { Secret } from '../src/kernel/secret.ts'
 import { ServiceCache } from '../src/services.ts'
+import {
+  bundleBreakdown,
+  printBreakdown,
+  printFrames,
+  profileTop,
+  readableBundle,
+} from './bench/explain.ts'
 import { httpLoad } from './bench/load.ts'
 import { cpuPerRequest, machine, median } from './bench/measure.ts'
 import { type Figure, fmt, markdown, svg } from './bench/report.ts'
 
 const root = new URL('..', import.meta.url).pathname
 const json = process.argv.includes('--json')
+// `-- --explain`: after each section, where its cost goes (bytes per package, CPU profiles).
+const explain = process.argv.includes('--explain') && !json
 // `-- --only cpu` (size, cpu, verify, trips, progress, direct, load) runs one section and writes
 // no files. The app signs with an ES256 key, as deployments do by default (`BENCH_JWT_ALG=HS256`
 // measures a secret-only deployment instead).
@@ -49,6 +58,18 @@ function add(figure: Figure) {
   console.log(
     `  ${figure.label.padEnd(58)} ${fmt(figure.value).padStart(9)} ${figure.unit}${base}${goal}`,
   )
+}
+
+/** With `--explain`, the top frames of `work` run `iterations` times under the profiler. */
+async function explainPath(title: string, work: () => unknown, iterations = 2000) {
+  if (!explain) return
+  const frames = await profileTop(async () => {
+    for (let i = 0; i < iterations; i++) {
+      const res = await work()
+      if (res instanceof Response) await res.arrayBuffer()
+    }
+  })
+  printFrames(title, frames)
 }
 
 function section(name: string) {
@@ -91,10 +112,14 @@ async function sizeFigures(work: string) {
     goal: { text: '< 1024 KiB (Vercel Hobby edge limit; Workers free: 3 MiB)', met: gz < 1024 },
   })
   const startup = async (file: string) => {
+    // As `.mjs`: a `.js` file outside a package makes Node parse it once more to detect its
+    // format (a third of the time measured before), which no edge runtime does.
+    const module = file.replace(/\.js$/, '.mjs')
+    await copyFile(file, module)
     const samples: number[] = []
     for (let i = 0; i < 30; i++) {
       const start = performance.now()
-      await import(`${file}?run=${i}`)
+      await import(`${module}?run=${i}`)
       samples.push(performance.now() - start)
     }
     return median(samples)
@@ -107,6 +132,19 @@ async function sizeFigures(work: string) {
     unit: 'ms',
     baseline: { label: 'bare Hono worker', value: await startup(bareOut) },
   })
+  if (explain) {
+    printBreakdown('worker bundle by package', await bundleBreakdown(join(work, 'explain.js')))
+    const readable = join(work, 'readable.mjs')
+    const locate = await readableBundle(readable)
+    let i = 0
+    const load = async () => {
+      for (const end = i + 20; i < end; i++) await import(`${readable}?explain=${i}`)
+    }
+    // Node's own compile and format detection included: the bundle's evaluation is the rest.
+    const title = 'module start-up (the bundle unminified, imported 20 times)'
+    printFrames(title, await profileTop(load, { locate }))
+    printFrames(`${title}, by package`, await profileTop(load, { locate, byPackage: true }))
+  }
 }
 
 // --- the local stack in a child process --------------------------------------------------------
@@ -258,6 +296,9 @@ async function cpuFigures(stack: StackHandle) {
     chart: 'cpu',
     note: 'jose jwtVerify on every request measured ~13× here',
   })
+  await explainPath('authenticated request (context cache hit)', () =>
+    call(context, { headers: auth }),
+  )
 
   if (stack.redis) {
     // The same read with Redis configured: every tenth request takes a rate-limit lease and
@@ -309,6 +350,16 @@ async function cpuFigures(stack: StackHandle) {
     baseline: { label: 'bare Hono route', value: progress.baseline },
     chart: 'cpu',
   })
+  await explainPath(
+    'POST /api/v1/agent/progress',
+    () =>
+      progressCall('/api/v1/agent/progress', {
+        method: 'POST',
+        headers: { ...progressAuth, 'content-type': 'application/json' },
+        body: JSON.stringify(update(n++)),
+      }),
+    300,
+  )
 
   // Metrics: the same cache-hit read with the collector on and off, alternating rounds.
   const off = inProcess(env, false)

@@ -1,0 +1,162 @@
+// `npm run bench -- --explain`: where each figure's cost goes. Bytes per package from esbuild's
+// metafile, and CPU profiles (V8's sampling profiler through node:inspector) of start-up and of
+// the hot paths, folded to their top frames. Figures here explain; the bench's own figures
+// (measured without the profiler) are the ones compared with goals.
+import { readFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
+import { gzipSync } from 'node:zlib'
+import * as esbuild from 'esbuild'
+import { workerBuildOptions } from '../../local/worker-build.ts'
+
+const root = new URL('../..', import.meta.url).pathname
+
+/** `node_modules/@scope/name/…` → `@scope/name`; `src/auth/x.ts` → `src/auth`; else the path. */
+export function packageOf(path: string): string {
+  const rel = path.startsWith(root) ? path.slice(root.length) : path
+  const nm = rel.lastIndexOf('node_modules/')
+  if (nm >= 0) {
+    const parts = rel.slice(nm + 'node_modules/'.length).split('/')
+    return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!
+  }
+  const parts = rel.split('/')
+  return parts[0] === 'src' && parts.length > 2 ? `src/${parts[1]}` : rel
+}
+
+export interface PackageBytes {
+  name: string
+  /** Minified bytes in the bundle (esbuild's bytesInOutput). */
+  bytes: number
+  /** The package's share of the gzipped bundle, in proportion to its minified bytes. */
+  gzipShare: number
+}
+
+/**
+ * Bytes per package of the worker bundle as wrangler builds it (same entry and conditions,
+ * minified). `external`: module specifiers left out, to size what a lazily loaded part adds.
+ */
+export async function bundleBreakdown(
+  outfile: string,
+  external: string[] = [],
+): Promise<{ total: number; gzip: number; packages: PackageBytes[] }> {
+  const result = await esbuild.build({
+    ...workerBuildOptions(outfile),
+    minify: true,
+    metafile: true,
+    sourcemap: false,
+    external,
+  })
+  const out = Object.values(result.metafile.outputs)[0]!
+  const bytes = new Map<string, number>()
+  for (const [path, input] of Object.entries(out.inputs)) {
+    const name = packageOf(path)
+    bytes.set(name, (bytes.get(name) ?? 0) + input.bytesInOutput)
+  }
+  const code = await readFile(outfile)
+  const gzip = gzipSync(code, { level: 9 }).byteLength
+  const total = code.byteLength
+  const packages = [...bytes]
+    .map(([name, b]) => ({ name, bytes: b, gzipShare: (b / total) * gzip }))
+    .sort((a, b) => b.bytes - a.bytes)
+  return { total, gzip, packages }
+}
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  hitCount?: number
+  children?: number[]
+}
+
+export interface Frame {
+  frame: string
+  /** Share of the profile's samples spent in this frame itself (self time). */
+  share: number
+}
+
+/**
+ * Runs `work` under V8's sampling profiler (100 µs interval) and folds the samples by
+ * function and package (or by package alone): the top `limit` by self time. `locate` maps a script URL and
+ * line to a module when the code runs from a bundle.
+ */
+export async function profileTop(
+  work: () => Promise<unknown>,
+  options: {
+    limit?: number
+    locate?: (url: string, line: number) => string | undefined
+    /** Fold by package only (where start-up time goes), not by function. */
+    byPackage?: boolean
+  } = {},
+): Promise<Frame[]> {
+  const session = new Session()
+  session.connect()
+  try {
+    await session.post('Profiler.enable')
+    await session.post('Profiler.setSamplingInterval', { interval: 100 })
+    await session.post('Profiler.start')
+    await work()
+    const { profile } = (await session.post('Profiler.stop')) as {
+      profile: { nodes: ProfileNode[] }
+    }
+    const self = new Map<string, number>()
+    let total = 0
+    for (const node of profile.nodes) {
+      const hits = node.hitCount ?? 0
+      if (!hits) continue
+      total += hits
+      const { functionName, url, lineNumber } = node.callFrame
+      const where =
+        options.locate?.(url, lineNumber) ??
+        (url ? packageOf(url.replace(/^file:\/\//, '').replace(/\?.*$/, '')) : 'native')
+      const key = options.byPackage ? where : `${functionName || '(anonymous)'} — ${where}`
+      self.set(key, (self.get(key) ?? 0) + hits)
+    }
+    return [...self]
+      .map(([frame, hits]) => ({ frame, share: hits / total }))
+      .sort((a, b) => b.share - a.share)
+      .slice(0, options.limit ?? 12)
+  } finally {
+    await session.post('Profiler.disable').catch(() => {})
+    session.disconnect()
+  }
+}
+
+/**
+ * The worker bundled unminified, and a map from its lines to the module each came from
+ * (esbuild marks each module with a `// path` comment): start-up profiles name packages.
+ */
+export async function readableBundle(
+  outfile: string,
+): Promise<(url: string, line: number) => string | undefined> {
+  await esbuild.build({ ...workerBuildOptions(outfile), minify: false, sourcemap: false })
+  const lines = (await readFile(outfile, 'utf8')).split('\n')
+  const starts: { line: number; module: string }[] = []
+  lines.forEach((text, i) => {
+    const m = /^\/\/ ((?:node_modules|src)\/\S+)$/.exec(text)
+    if (m) starts.push({ line: i, module: packageOf(m[1]!) })
+  })
+  return (url, line) => {
+    if (!url.includes(outfile)) return undefined
+    let found: string | undefined
+    for (const s of starts) {
+      if (s.line > line) break
+      found = s.module
+    }
+    return found ?? 'bundle'
+  }
+}
+
+export function printBreakdown(title: string, b: Awaited<ReturnType<typeof bundleBreakdown>>) {
+  console.log(
+    `\n  ${title}: ${(b.total / 1024).toFixed(1)} KiB minified, ${(b.gzip / 1024).toFixed(1)} KiB gzip`,
+  )
+  for (const p of b.packages.slice(0, 25)) {
+    console.log(
+      `    ${p.name.padEnd(40)} ${(p.bytes / 1024).toFixed(1).padStart(7)} KiB  ≈ ${(p.gzipShare / 1024).toFixed(1).padStart(5)} KiB gzip`,
+    )
+  }
+}
+
+export function printFrames(title: string, frames: Frame[]) {
+  console.log(`\n  ${title} — top frames by self time`)
+  for (const f of frames) console.log(`    ${(f.share * 100).toFixed(1).padStart(5)} %  ${f.frame}`)
+}
