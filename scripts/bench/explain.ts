@@ -31,19 +31,38 @@ export interface PackageBytes {
 }
 
 /**
+ * What only MCP and documentation requests load, by dynamic import. The Neon driver is loaded
+ * lazily too but serves REST traffic, so it stays in.
+ */
+export const NOT_REST = /\/(mcp|openapi|pages)\//
+
+/** Leaves the `import()` targets matching NOT_REST out: what remains serves REST requests. */
+const excludeLazy: esbuild.Plugin = {
+  name: 'exclude-lazy',
+  setup(build) {
+    build.onResolve({ filter: /.*/ }, (args) =>
+      args.kind === 'dynamic-import' && NOT_REST.test(args.path)
+        ? { path: args.path, external: true }
+        : undefined,
+    )
+  },
+}
+
+/**
  * Bytes per package of the worker bundle as wrangler builds it (same entry and conditions,
- * minified). `external`: module specifiers left out, to size what a lazily loaded part adds.
+ * minified). `lazy: 'excluded'` leaves out the MCP and documentation code that only a
+ * dynamic import loads (the REST worker).
  */
 export async function bundleBreakdown(
   outfile: string,
-  external: string[] = [],
+  options: { lazy?: 'included' | 'excluded' } = {},
 ): Promise<{ total: number; gzip: number; packages: PackageBytes[] }> {
   const result = await esbuild.build({
     ...workerBuildOptions(outfile),
     minify: true,
     metafile: true,
     sourcemap: false,
-    external,
+    plugins: options.lazy === 'excluded' ? [excludeLazy] : [],
   })
   const out = Object.values(result.metafile.outputs)[0]!
   const bytes = new Map<string, number>()
