@@ -63,13 +63,14 @@ function add(figure: Figure) {
 /** With `--explain`, the top frames of `work` run `iterations` times under the profiler. */
 async function explainPath(title: string, work: () => unknown, iterations = 2000) {
   if (!explain) return
-  const frames = await profileTop(async () => {
+  const loop = async () => {
     for (let i = 0; i < iterations; i++) {
       const res = await work()
       if (res instanceof Response) await res.arrayBuffer()
     }
-  })
-  printFrames(title, frames)
+  }
+  printFrames(title, await profileTop(loop))
+  printFrames(`${title}, by package`, await profileTop(loop, { byPackage: true }))
 }
 
 function section(name: string) {

@@ -120,7 +120,8 @@ export async function profileTop(
     let total = 0
     for (const node of profile.nodes) {
       const hits = node.hitCount ?? 0
-      if (!hits) continue
+      // Waiting is not cost: the shares are of the time the CPU worked.
+      if (!hits || node.callFrame.functionName === '(idle)') continue
       total += hits
       const { functionName, url, lineNumber } = node.callFrame
       const where =
