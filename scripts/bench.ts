@@ -19,13 +19,8 @@ import { issueAccessToken, verifyAccessToken } from '../src/auth/access-token.ts
 import { createKeyRing } from '../src/auth/keys.ts'
 import { Secret } from '../src/kernel/secret.ts'
 import { ServiceCache } from '../src/services.ts'
-import {
-  bundleBreakdown,
-  printBreakdown,
-  printFrames,
-  profileTop,
-  readableBundle,
-} from './bench/explain.ts'
+import { bundleBreakdown } from './artifacts/bundle-breakdown.ts'
+import { printBreakdown, printFrames, profileTop, readableBundle } from './bench/explain.ts'
 import { httpLoad } from './bench/load.ts'
 import { cpuPerRequest, machine, median } from './bench/measure.ts'
 import { type Figure, fmt, markdown, svg } from './bench/report.ts'

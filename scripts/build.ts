@@ -31,6 +31,8 @@ import {
   VERCEL_OUTPUT_DIR,
 } from '../local/artifact-layout.ts'
 import { compatibilityDate } from '../local/worker-build.ts'
+import { REST_WORKER_BUDGET, UPLOAD_BUDGET } from './artifacts/budget.ts'
+import { bundleBreakdown } from './artifacts/bundle-breakdown.ts'
 import { bundleEdgeFunction } from './artifacts/edge-bundle.ts'
 import {
   CLOUDFLARE_WORKER_FREE,
@@ -113,6 +115,22 @@ function checkSize(what: string, contents: Buffer[], limit: SizeLimit): Size {
   return { bytes, gzipBytes, limitGzipBytes: limit.gzipBytes, limit: limit.name }
 }
 
+/** The REST worker (no MCP/docs code), built as the bench builds it, against its budget. */
+async function restWorkerSize(): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'agent-api-rest-'))
+  try {
+    const { gzip } = await bundleBreakdown(join(dir, 'rest.js'), { lazy: 'excluded' })
+    if (gzip > REST_WORKER_BUDGET.gzipBytes) {
+      throw new Error(
+        `the REST worker is ${formatBytes(gzip)} gzipped, over ${formatBytes(REST_WORKER_BUDGET.gzipBytes)}: ${REST_WORKER_BUDGET.name} (${REST_WORKER_BUDGET.source})`,
+      )
+    }
+    return gzip
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
 async function wranglerMain(): Promise<string> {
   const toml = await readFile(at('wrangler.toml'), 'utf8')
   const match = /^main\s*=\s*"([^"]+)"/m.exec(toml)
@@ -138,6 +156,7 @@ async function buildCloudflare(): Promise<ArtifactManifest['cloudflare']> {
   const contents = await Promise.all(modules.map((module) => readFile(at(module))))
   // wrangler measures the same way: gzip of the modules' contents, concatenated.
   const size = checkSize('the Worker', contents, CLOUDFLARE_WORKER_FREE)
+  checkSize('the Worker', contents, UPLOAD_BUDGET)
   if (size.bytes > CLOUDFLARE_WORKER_UNCOMPRESSED_BYTES) {
     throw new Error(`the Worker is ${formatBytes(size.bytes)} uncompressed, over wrangler's cap`)
   }
@@ -306,6 +325,7 @@ async function main() {
   // stale or half-built artifact.
   await rm(at(MANIFEST), { force: true })
   const cloudflare = await buildCloudflare()
+  const rest = await restWorkerSize()
   const vercel = await buildVercel()
   const manifest: ArtifactManifest = { builtAt: new Date().toISOString(), cloudflare, vercel }
   await writeFile(at(MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`)
@@ -315,6 +335,7 @@ async function main() {
   console.log(`Cloudflare Worker (wrangler --env ${cloudflare.env})
   ${cloudflare.modules.join(', ')}
   ${sizeLine(cloudflare.size, CLOUDFLARE_WORKER_PAID)}
+  within the project's budgets: upload ${formatBytes(cloudflare.size.gzipBytes)} of ${formatBytes(UPLOAD_BUDGET.gzipBytes)}, REST worker ${formatBytes(rest)} of ${formatBytes(REST_WORKER_BUDGET.gzipBytes)} gzipped (scripts/artifacts/budget.ts)
 Vercel Build Output (vercel build --prod)
   ${vercel.outputDir}: function ${vercel.function.dir} (runtime ${vercel.function.runtime}, ${fnFiles} files, entrypoint ${vercel.function.entrypoint}); ${vercel.staticFiles} static files
   ${vercel.bundle.path} (the function bundled, as deployed)

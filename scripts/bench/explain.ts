@@ -4,80 +4,9 @@
 // (measured without the profiler) are the ones compared with goals.
 import { readFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
-import { gzipSync } from 'node:zlib'
 import * as esbuild from 'esbuild'
 import { workerBuildOptions } from '../../local/worker-build.ts'
-
-const root = new URL('../..', import.meta.url).pathname
-
-/** `node_modules/@scope/name/…` → `@scope/name`; `src/auth/x.ts` → `src/auth`; else the path. */
-export function packageOf(path: string): string {
-  const rel = path.startsWith(root) ? path.slice(root.length) : path
-  const nm = rel.lastIndexOf('node_modules/')
-  if (nm >= 0) {
-    const parts = rel.slice(nm + 'node_modules/'.length).split('/')
-    return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!
-  }
-  const parts = rel.split('/')
-  return parts[0] === 'src' && parts.length > 2 ? `src/${parts[1]}` : rel
-}
-
-export interface PackageBytes {
-  name: string
-  /** Minified bytes in the bundle (esbuild's bytesInOutput). */
-  bytes: number
-  /** The package's share of the gzipped bundle, in proportion to its minified bytes. */
-  gzipShare: number
-}
-
-/**
- * What only MCP and documentation requests load, by dynamic import. The Neon driver is loaded
- * lazily too but serves REST traffic, so it stays in.
- */
-export const NOT_REST = /\/(mcp|openapi|pages)\//
-
-/** Leaves the `import()` targets matching NOT_REST out: what remains serves REST requests. */
-const excludeLazy: esbuild.Plugin = {
-  name: 'exclude-lazy',
-  setup(build) {
-    build.onResolve({ filter: /.*/ }, (args) =>
-      args.kind === 'dynamic-import' && NOT_REST.test(args.path)
-        ? { path: args.path, external: true }
-        : undefined,
-    )
-  },
-}
-
-/**
- * Bytes per package of the worker bundle as wrangler builds it (same entry and conditions,
- * minified). `lazy: 'excluded'` leaves out the MCP and documentation code that only a
- * dynamic import loads (the REST worker).
- */
-export async function bundleBreakdown(
-  outfile: string,
-  options: { lazy?: 'included' | 'excluded' } = {},
-): Promise<{ total: number; gzip: number; packages: PackageBytes[] }> {
-  const result = await esbuild.build({
-    ...workerBuildOptions(outfile),
-    minify: true,
-    metafile: true,
-    sourcemap: false,
-    plugins: options.lazy === 'excluded' ? [excludeLazy] : [],
-  })
-  const out = Object.values(result.metafile.outputs)[0]!
-  const bytes = new Map<string, number>()
-  for (const [path, input] of Object.entries(out.inputs)) {
-    const name = packageOf(path)
-    bytes.set(name, (bytes.get(name) ?? 0) + input.bytesInOutput)
-  }
-  const code = await readFile(outfile)
-  const gzip = gzipSync(code, { level: 9 }).byteLength
-  const total = code.byteLength
-  const packages = [...bytes]
-    .map(([name, b]) => ({ name, bytes: b, gzipShare: (b / total) * gzip }))
-    .sort((a, b) => b.bytes - a.bytes)
-  return { total, gzip, packages }
-}
+import { type bundleBreakdown, packageOf } from '../artifacts/bundle-breakdown.ts'
 
 interface ProfileNode {
   id: number
