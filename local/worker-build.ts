@@ -34,8 +34,27 @@ const app = new Hono()
 app.get('/bare', (c) => c.json({ ok: true }))
 export default app`
 
-export async function buildBareWorker(entry: string, outfile: string): Promise<void> {
-  await writeFile(entry, BARE_WORKER)
+/**
+ * The baseline of a cold authenticated request: a bare Hono worker whose one route verifies
+ * the bearer token with jose (the public JWK in `env.JWK`), as a minimal resource server does.
+ */
+export const BARE_JOSE_WORKER = `import { Hono } from 'hono'
+import { importJWK, jwtVerify } from 'jose'
+const app = new Hono()
+app.get('*', async (c) => {
+  const key = await importJWK(JSON.parse(c.env.JWK), 'ES256')
+  const token = (c.req.header('authorization') ?? '').slice(7)
+  const { payload } = await jwtVerify(token, key)
+  return c.json({ sub: payload.sub })
+})
+export default app`
+
+export async function buildBareWorker(
+  entry: string,
+  outfile: string,
+  source: string = BARE_WORKER,
+): Promise<void> {
+  await writeFile(entry, source)
   await esbuild.build({
     entryPoints: [entry],
     outfile,

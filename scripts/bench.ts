@@ -12,15 +12,24 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { gzipSync } from 'node:zlib'
+import * as esbuild from 'esbuild'
 import { Hono } from 'hono'
-import { buildBareWorker } from '../local/worker-build.ts'
+import { importJWK, SignJWT } from 'jose'
+import { BARE_JOSE_WORKER, buildBareWorker, workerBuildOptions } from '../local/worker-build.ts'
 import { createApp } from '../src/app.ts'
 import { issueAccessToken, verifyAccessToken } from '../src/auth/access-token.ts'
 import { createKeyRing } from '../src/auth/keys.ts'
 import { Secret } from '../src/kernel/secret.ts'
 import { ServiceCache } from '../src/services.ts'
 import { bundleBreakdown } from './artifacts/bundle-breakdown.ts'
-import { printBreakdown, printFrames, profileTop, readableBundle } from './bench/explain.ts'
+import {
+  foldProfile,
+  type ProfileNode,
+  printBreakdown,
+  printFrames,
+  profileTop,
+  readableBundle,
+} from './bench/explain.ts'
 import { httpLoad } from './bench/load.ts'
 import { cpuPerRequest, machine, median } from './bench/measure.ts'
 import { type Figure, fmt, markdown, svg } from './bench/report.ts'
@@ -29,7 +38,7 @@ const root = new URL('..', import.meta.url).pathname
 const json = process.argv.includes('--json')
 // `-- --explain`: after each section, where its cost goes (bytes per package, CPU profiles).
 const explain = process.argv.includes('--explain') && !json
-// `-- --only cpu` (size, cpu, verify, trips, progress, direct, load) runs one section and writes
+// `-- --only cpu` (size, cold, cpu, verify, trips, progress, direct, load) runs one section and writes
 // no files. The app signs with an ES256 key, as deployments do by default (`BENCH_JWT_ALG=HS256`
 // measures a secret-only deployment instead).
 const only = process.argv.includes('--only')
@@ -390,6 +399,85 @@ async function cpuFigures(stack: StackHandle) {
   })
 }
 
+// --- the first request after start-up ---------------------------------------------------------
+
+/** Median of `runs` fresh processes, each measuring the CPU of one cold request. */
+function coldRequest(input: object, runs = 7): number {
+  const samples: number[] = []
+  for (let i = 0; i < runs; i++) {
+    const child = spawnSync(
+      process.execPath,
+      [join(root, 'scripts/bench/cold.ts'), JSON.stringify(input)],
+      { encoding: 'utf8' },
+    )
+    if (child.status !== 0) throw new Error(`cold request failed:\n${child.stderr}`)
+    const out = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as {
+      status: number
+      cpuUs: number
+    }
+    if (out.status !== 200) throw new Error(`cold request answered ${out.status}`)
+    samples.push(out.cpuUs)
+  }
+  return median(samples)
+}
+
+/**
+ * The first authenticated context read of a fresh isolate (start-up not counted): the key
+ * imported, the token verified, the grant and the context fetched (through Node's fetch to the
+ * stand-ins), beside a bare Hono worker whose first request does one jose verification.
+ */
+async function coldFigures(stack: StackHandle, work: string) {
+  section('The first request after start-up')
+  const group = 'Bundle size and start-up'
+  const env = appEnv(stack, { UPSTASH_REDIS_REST_URL: '', UPSTASH_REDIS_REST_TOKEN: '' })
+  const token = await tokenFor(inProcess(env), env)
+  const context = '/api/v1/agent/users/demo-user-1/context'
+  const app = join(work, 'cold-worker.mjs')
+  await esbuild.build({ ...workerBuildOptions(app), minify: true, sourcemap: false })
+  const bare = join(work, 'cold-bare.mjs')
+  await buildBareWorker(join(work, 'cold-bare.ts'), bare, BARE_JOSE_WORKER)
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const bareToken = await new SignJWT({ sub: 'demo-agent' })
+    .setProtectedHeader({ alg: 'ES256' })
+    .setExpirationTime('5m')
+    .sign(await importJWK(privateKey.export({ format: 'jwk' }), 'ES256'))
+  add({
+    id: 'cpu.cold-auth',
+    group,
+    label: 'first request: authenticated context read, cold isolate',
+    value: coldRequest({ module: app, path: context, env, token }),
+    unit: 'µs',
+    baseline: {
+      label: 'bare Hono worker, one jose verification',
+      value: coldRequest({
+        module: bare,
+        path: '/',
+        env: { JWK: JSON.stringify(publicKey.export({ format: 'jwk' })) },
+        token: bareToken,
+      }),
+    },
+    note: 'CPU of the process, upstream round trips through Node fetch included',
+  })
+  if (explain) {
+    const readable = join(work, 'cold-readable.mjs')
+    const locate = await readableBundle(readable)
+    const child = spawnSync(
+      process.execPath,
+      [
+        join(root, 'scripts/bench/cold.ts'),
+        JSON.stringify({ module: readable, path: context, env, token, profile: true }),
+      ],
+      { encoding: 'utf8', maxBuffer: 256 * 2 ** 20 },
+    )
+    const { profile } = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as {
+      profile: { nodes: ProfileNode[] }
+    }
+    const title = 'first request, cold isolate (the bundle unminified)'
+    printFrames(title, foldProfile(profile, { locate }))
+    printFrames(`${title}, by package`, foldProfile(profile, { locate, byPackage: true }))
+  }
+}
+
 // --- token verification -------------------------------------------------------------------------
 
 /**
@@ -687,6 +775,7 @@ async function main() {
     if (run('progress')) await progressFigures(stack)
     if (run('direct')) await directFigures(stack)
     if (run('size')) await sizeFigures(work)
+    if (run('cold')) await coldFigures(stack, work)
     if (run('load')) await loadFigures(stack, work)
   } finally {
     stack.child.stdin?.end()

@@ -8,11 +8,18 @@ import * as esbuild from 'esbuild'
 import { workerBuildOptions } from '../../local/worker-build.ts'
 import { type bundleBreakdown, packageOf } from '../artifacts/bundle-breakdown.ts'
 
-interface ProfileNode {
+export interface ProfileNode {
   id: number
   callFrame: { functionName: string; url: string; lineNumber: number }
   hitCount?: number
   children?: number[]
+}
+
+export interface FoldOptions {
+  limit?: number
+  locate?: (url: string, line: number) => string | undefined
+  /** Fold by package only (where start-up time goes), not by function. */
+  byPackage?: boolean
 }
 
 export interface Frame {
@@ -28,12 +35,7 @@ export interface Frame {
  */
 export async function profileTop(
   work: () => Promise<unknown>,
-  options: {
-    limit?: number
-    locate?: (url: string, line: number) => string | undefined
-    /** Fold by package only (where start-up time goes), not by function. */
-    byPackage?: boolean
-  } = {},
+  options: FoldOptions = {},
 ): Promise<Frame[]> {
   const session = new Session()
   session.connect()
@@ -45,28 +47,33 @@ export async function profileTop(
     const { profile } = (await session.post('Profiler.stop')) as {
       profile: { nodes: ProfileNode[] }
     }
-    const self = new Map<string, number>()
-    let total = 0
-    for (const node of profile.nodes) {
-      const hits = node.hitCount ?? 0
-      // Waiting is not cost: the shares are of the time the CPU worked.
-      if (!hits || node.callFrame.functionName === '(idle)') continue
-      total += hits
-      const { functionName, url, lineNumber } = node.callFrame
-      const where =
-        options.locate?.(url, lineNumber) ??
-        (url ? packageOf(url.replace(/^file:\/\//, '').replace(/\?.*$/, '')) : 'native')
-      const key = options.byPackage ? where : `${functionName || '(anonymous)'} — ${where}`
-      self.set(key, (self.get(key) ?? 0) + hits)
-    }
-    return [...self]
-      .map(([frame, hits]) => ({ frame, share: hits / total }))
-      .sort((a, b) => b.share - a.share)
-      .slice(0, options.limit ?? 12)
+    return foldProfile(profile, options)
   } finally {
     await session.post('Profiler.disable').catch(() => {})
     session.disconnect()
   }
+}
+
+/** A V8 CPU profile folded to its top frames by self time (see profileTop). */
+export function foldProfile(profile: { nodes: ProfileNode[] }, options: FoldOptions = {}): Frame[] {
+  const self = new Map<string, number>()
+  let total = 0
+  for (const node of profile.nodes) {
+    const hits = node.hitCount ?? 0
+    // Waiting is not cost: the shares are of the time the CPU worked.
+    if (!hits || node.callFrame.functionName === '(idle)') continue
+    total += hits
+    const { functionName, url, lineNumber } = node.callFrame
+    const where =
+      options.locate?.(url, lineNumber) ??
+      (url ? packageOf(url.replace(/^file:\/\//, '').replace(/\?.*$/, '')) : 'native')
+    const key = options.byPackage ? where : `${functionName || '(anonymous)'} — ${where}`
+    self.set(key, (self.get(key) ?? 0) + hits)
+  }
+  return [...self]
+    .map(([frame, hits]) => ({ frame, share: hits / total }))
+    .sort((a, b) => b.share - a.share)
+    .slice(0, options.limit ?? 12)
 }
 
 /**
