@@ -32,7 +32,7 @@ import {
 } from './bench/explain.ts'
 import { httpLoad } from './bench/load.ts'
 import { cpuPerRequest, machine, median } from './bench/measure.ts'
-import { type Figure, fmt, markdown, svg } from './bench/report.ts'
+import { type Composition, type Figure, fmt, markdown, svg } from './bench/report.ts'
 
 const root = new URL('..', import.meta.url).pathname
 const json = process.argv.includes('--json')
@@ -47,6 +47,7 @@ const only = process.argv.includes('--only')
 const run = (section: string) => only === undefined || only === section
 const figures: Figure[] = []
 const notes: string[] = []
+let composition: Composition | undefined
 
 function add(figure: Figure) {
   if (figure.baseline && figure.ratio === undefined)
@@ -139,6 +140,7 @@ async function sizeFigures(work: string) {
   })
   // The REST worker: the same build without the MCP and docs code only a dynamic import loads.
   const rest = await bundleBreakdown(join(work, 'rest.js'), { lazy: 'excluded' })
+  composition = { rest: rest.packages, restGzip: rest.gzip }
   add({
     id: 'bundle.gzip.rest',
     group,
@@ -781,7 +783,7 @@ async function main() {
     stack.child.stdin?.end()
     await rm(work, { recursive: true, force: true })
   }
-  const meta = { machine: machine(), date: new Date().toISOString(), notes }
+  const meta = { machine: machine(), date: new Date().toISOString(), notes, composition }
   if (only !== undefined) {
     if (json) console.log(JSON.stringify({ ...meta, figures }, null, 2))
     return

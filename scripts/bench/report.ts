@@ -29,9 +29,54 @@ export function fmt(n: number): string {
         : n.toFixed(4)
 }
 
+/** Why each library stays in the REST worker (the issue's "measured account"), by package. */
+const WHY: Record<string, string> = {
+  '@neondatabase/serverless':
+    "Neon's own driver (the card's). Only its HTTP `neon()` query function is used, but the package ships as one pre-bundled file with the WebSocket Pool/Client, so nothing can be shaken out; the ORM adapters that speak Neon's HTTP protocol all wrap this package. Loaded by dynamic import on the first database call, so module start-up does not evaluate it.",
+  '@upstash/redis':
+    "Upstash's REST client (the card's): one class carrying every Redis command, so bundlers cannot drop the unused ones. No other well-kept client speaks Upstash's REST protocol.",
+  zod: 'Already `zod/mini`, the tree-shakable build: the contract schemas every route validates with. JSON Schema generation is loaded only with the docs.',
+  '@upstash/ratelimit':
+    "The card's limiter (Lua scripts run in Redis); our leases and per-isolate fallback wrap it.",
+  '@upstash/core-analytics':
+    'Pulled in by @upstash/ratelimit’s import graph although analytics are off.',
+  hono: 'The framework.',
+  jose: 'JWS signing and verification, JWK import; tree-shaken to what is used.',
+}
+
+export interface Composition {
+  /** The REST worker's bytes per package (minified, and its share of the gzipped bundle). */
+  rest: { name: string; bytes: number; gzipShare: number }[]
+  restGzip: number
+}
+
+function compositionLines(c: Composition): string[] {
+  const kib = (n: number) => (n / 1024).toFixed(1)
+  const libraries = c.rest.filter((p) => !p.name.startsWith('src'))
+  const own = c.rest.filter((p) => p.name.startsWith('src'))
+  const sum = (ps: Composition['rest']) => ps.reduce((t, p) => t + p.gzipShare, 0)
+  return [
+    '## What the REST worker is made of',
+    '',
+    `The REST worker (without the MCP and docs code only a dynamic import loads) is ${kib(c.restGzip)} KiB gzipped: libraries ≈ ${kib(sum(libraries))} KiB, the app's own code ≈ ${kib(sum(own))} KiB (gzip shares in proportion to minified bytes, from esbuild's metafile; \`npm run bench -- --explain\` prints the whole list).`,
+    '',
+    '| package | minified | ≈ gzip | why it stays |',
+    '| --- | --- | --- | --- |',
+    ...libraries.map(
+      (p) =>
+        `| ${p.name} | ${kib(p.bytes)} KiB | ${kib(p.gzipShare)} KiB | ${WHY[p.name] ?? '—'} |`,
+    ),
+    `| the app's own code (src/) | ${kib(own.reduce((t, p) => t + p.bytes, 0))} KiB | ${kib(sum(own))} KiB | largest: ${own
+      .slice(0, 4)
+      .map((p) => `${p.name} ${kib(p.gzipShare)}`)
+      .join(', ')} KiB |`,
+    '',
+  ]
+}
+
 export function markdown(
   figures: Figure[],
-  meta: { machine: string; date: string; notes: string[] },
+  meta: { machine: string; date: string; notes: string[]; composition?: Composition },
 ): string {
   const lines = [
     '# Benchmarks',
@@ -67,6 +112,7 @@ export function markdown(
     }
     lines.push('')
   }
+  if (meta.composition) lines.push(...compositionLines(meta.composition))
   if (meta.notes.length) {
     lines.push('## Notes', '')
     for (const note of meta.notes) lines.push(`- ${note}`)
