@@ -407,7 +407,7 @@ export function parseTunables(
     })
   }
 
-  crossCheck(numbers, findings)
+  crossCheck(numbers, findings, environment)
   return {
     tunables: {
       ...numbers,
@@ -418,28 +418,40 @@ export function parseTunables(
   }
 }
 
-function crossCheck(n: Record<NumericTunableName, number>, findings: ConfigFinding[]): void {
-  const rule = (ok: boolean, variable: string, message: string) => {
-    if (!ok) findings.push({ variable, severity: 'fatal', message })
+/**
+ * Rules between tunables. A broken rule is a fatal finding, and the tunables it names go back
+ * to their defaults, as a value out of range does: the services are still built (a breaker
+ * refuses an impossible configuration by throwing), so every route can answer its 503
+ * `configuration_error` instead of failing itself.
+ */
+function crossCheck(
+  n: Record<NumericTunableName, number>,
+  findings: ConfigFinding[],
+  environment: Environment,
+): void {
+  const rule = (ok: boolean, names: NumericTunableName[], message: string) => {
+    if (ok) return
+    findings.push({ variable: NUMERIC_TUNABLES[names[0]!].variable, severity: 'fatal', message })
+    for (const name of names) n[name] = defaultFor(NUMERIC_TUNABLES[name], environment)
   }
   rule(
     n.breakerOpenMaxMs >= n.breakerOpenMs,
-    'BREAKER_OPEN_MAX_MS',
+    ['breakerOpenMaxMs', 'breakerOpenMs'],
     'BREAKER_OPEN_MAX_MS must not be below BREAKER_OPEN_MS',
   )
   rule(
     n.breakerMinimumCalls <= n.breakerWindowSize,
-    'BREAKER_MINIMUM_CALLS',
+    ['breakerMinimumCalls', 'breakerWindowSize'],
     'BREAKER_MINIMUM_CALLS must not exceed BREAKER_WINDOW_SIZE',
   )
   rule(
     n.refreshTokenTtlSeconds >= n.accessTokenTtlSeconds,
-    'REFRESH_TOKEN_TTL_SECONDS',
+    ['refreshTokenTtlSeconds', 'accessTokenTtlSeconds'],
     'REFRESH_TOKEN_TTL_SECONDS must not be below ACCESS_TOKEN_TTL_SECONDS',
   )
   rule(
     n.progressClaimTimeoutMs > n.databaseTimeoutMs,
-    'PROGRESS_CLAIM_TIMEOUT_MS',
+    ['progressClaimTimeoutMs', 'databaseTimeoutMs'],
     'PROGRESS_CLAIM_TIMEOUT_MS must exceed DATABASE_TIMEOUT_MS, or a slow flush is re-delivered while it runs',
   )
 }

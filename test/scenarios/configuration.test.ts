@@ -35,6 +35,23 @@ describe(`configuration fails closed (${s.runtime})`, () => {
     }
   })
 
+  test('tunables that break a rule between them: 503 configuration_error, liveness still 200, never a 500', async () => {
+    for (const extra of [
+      { BREAKER_OPEN_MS: '60000', BREAKER_OPEN_MAX_MS: '1000' },
+      { BREAKER_MINIMUM_CALLS: '100', BREAKER_WINDOW_SIZE: '10' },
+    ]) {
+      const prod = production(extra)
+      const token = await prod.fetch(
+        '/api/v1/agent/token',
+        jsonPost({ agent_id: DEMO_AGENT, agent_secret: randomSecret() }),
+      )
+      expect(token.status).toBe(503)
+      expect((await token.json()).code).toBe('configuration_error')
+      expect((await prod.fetch('/health')).status).toBe(200)
+      expect((await prod.fetch('/health/ready')).status).toBe(503)
+    }
+  })
+
   test('production with a CRON_SECRET it refuses: the flush route is closed, not merely reported', async () => {
     const prod = production({ CRON_SECRET: 'tiny' })
     for (const auth of ['Bearer tiny', 'bearer tiny', 'Bearer wrong']) {

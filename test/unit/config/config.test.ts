@@ -257,6 +257,20 @@ describe('tunables', () => {
     )
   })
 
+  test('a broken cross-field rule leaves tunables the services can be built with (the defaults)', () => {
+    const defaults = loadConfig({}).tunables
+    for (const env of [
+      { BREAKER_OPEN_MS: '5000', BREAKER_OPEN_MAX_MS: '1000' },
+      { BREAKER_MINIMUM_CALLS: '30', BREAKER_WINDOW_SIZE: '20' },
+      { REFRESH_TOKEN_TTL_SECONDS: '600', ACCESS_TOKEN_TTL_SECONDS: '3600' },
+      { PROGRESS_CLAIM_TIMEOUT_MS: '1000', DATABASE_TIMEOUT_MS: '5000' },
+    ]) {
+      const { tunables, failClosed } = loadConfig(env)
+      expect(failClosed).toBe(true)
+      expect(tunables).toEqual(defaults)
+    }
+  })
+
   test('mock fallback is allowed in development only', () => {
     expect(loadConfig({ CONTEXT_FALLBACK_MOCK: 'true' }).tunables.contextFallbackMock).toBe(true)
     const staging = loadConfig({ APP_ENV: 'staging', CONTEXT_FALLBACK_MOCK: 'true' })
