@@ -3,9 +3,8 @@
 // http://{host}:{port}/sql, redirects it to a local stand-in). `npm run agents -- help` lists
 // the commands. Exit codes: 0 done, 1 refused (no such agent, …), 2 usage or setup error.
 
-import { createDatabase } from '../src/db/client.ts'
-import { Secret } from '../src/kernel/secret.ts'
 import { AGENT_COMMANDS, asUsageError, type Command, explain, UsageError } from './cli/agents.ts'
+import { describeFailure, openDatabase } from './cli/database.ts'
 import { runDeadLetters } from './cli/dead-letters.ts'
 
 const COMMANDS: Record<string, Command> = AGENT_COMMANDS
@@ -37,23 +36,21 @@ async function main(argv: string[]): Promise<number> {
     console.error(`unknown command: ${name}\n\n${help()}`)
     return 2
   }
-  const url = process.env.DATABASE_URL
-  if (!url) {
-    console.error('DATABASE_URL is not set')
+  const opened = openDatabase(process.env, 30_000)
+  if ('error' in opened) {
+    console.error(`${name}: ${opened.error}`)
     return 2
   }
-  const db = createDatabase({
-    url: new Secret(url),
-    fetchEndpoint: process.env.NEON_FETCH_ENDPOINT,
-    timeoutMs: 30_000,
-  })
   try {
-    await command.run(db, args)
+    await command.run(opened.db, args)
     return 0
   } catch (caught) {
     const err = asUsageError(caught)
     const message = explain(err)
-    if (message === undefined) throw err
+    if (message === undefined) {
+      console.error(`${name}: ${describeFailure(err)}`)
+      return 2
+    }
     console.error(`${name}: ${message}`)
     if (err instanceof UsageError) console.error(`usage: npm run agents -- ${command.usage}`)
     return err instanceof UsageError ? 2 : 1

@@ -2,26 +2,25 @@
 // (NEON_FETCH_ENDPOINT, a template like http://{host}:{port}/sql, redirects it). `--seed` adds the demo data.
 
 import { loadMigrations } from '../local/migrations.ts'
-import { createDatabase } from '../src/db/client.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { seedDemoData } from '../src/db/seed.ts'
-import { Secret } from '../src/kernel/secret.ts'
+import { describeFailure, openDatabase } from './cli/database.ts'
 
-const url = process.env.DATABASE_URL
-if (!url) {
-  console.error('DATABASE_URL is not set')
+const opened = openDatabase(process.env, 60_000)
+if ('error' in opened) {
+  console.error(`db:migrate: ${opened.error}`)
   process.exit(2)
 }
-const db = createDatabase({
-  url: new Secret(url),
-  fetchEndpoint: process.env.NEON_FETCH_ENDPOINT,
-  timeoutMs: 60_000,
-})
-const result = await migrate(db, await loadMigrations())
-console.log(
-  `applied: ${result.applied.join(', ') || 'none'}; already applied: ${result.skipped.join(', ') || 'none'}`,
-)
-if (process.argv.includes('--seed')) {
-  await seedDemoData(db)
-  console.log('demo data seeded')
+try {
+  const result = await migrate(opened.db, await loadMigrations())
+  console.log(
+    `applied: ${result.applied.join(', ') || 'none'}; already applied: ${result.skipped.join(', ') || 'none'}`,
+  )
+  if (process.argv.includes('--seed')) {
+    await seedDemoData(opened.db)
+    console.log('demo data seeded')
+  }
+} catch (err) {
+  console.error(`db:migrate: ${describeFailure(err)}`)
+  process.exit(2)
 }

@@ -107,16 +107,25 @@ function readDatabaseUrl(
     })
     return undefined
   }
-  const url = parseUrl(raw)
-  if (!url || !/^postgres(ql)?:$/.test(url.protocol) || !url.hostname) {
+  const url = parseDatabaseUrl(raw)
+  if (!url) {
     findings.push({
       variable: 'DATABASE_URL',
       severity: 'fatal',
       message: 'DATABASE_URL must be a postgres:// connection string',
     })
-    return undefined
   }
-  return new Secret(raw)
+  return url
+}
+
+/**
+ * `raw` as a database URL when it is a postgres:// (or postgresql://) URL with a host and a
+ * valid port; undefined otherwise. Never echoes `raw`: it holds the password.
+ */
+export function parseDatabaseUrl(raw: string): Secret | undefined {
+  const url = parseUrl(raw.trim())
+  if (!url || !/^postgres(ql)?:$/.test(url.protocol) || !url.hostname) return undefined
+  return new Secret(raw.trim())
 }
 
 /** Plain http is allowed to loopback only (local stand-ins); anything else must be https. */

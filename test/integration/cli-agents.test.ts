@@ -13,6 +13,10 @@ const SCRIPT = fileURLToPath(new URL('../../scripts/agents.ts', import.meta.url)
 const stack = useNodeStack()
 
 async function agents(...args: string[]) {
+  return agentsWith({}, ...args)
+}
+
+async function agentsWith(env: Record<string, string>, ...args: string[]) {
   const { resources } = stack()
   try {
     const { stdout, stderr } = await run(process.execPath, [SCRIPT, ...args], {
@@ -20,6 +24,7 @@ async function agents(...args: string[]) {
         PATH: process.env.PATH,
         DATABASE_URL: resources.databaseUrl,
         NEON_FETCH_ENDPOINT: resources.neonFetchEndpoint,
+        ...env,
       },
     })
     return { code: 0, stdout, stderr }
@@ -139,5 +144,21 @@ describe('npm run agents', () => {
     expect(unknownOption.code).toBe(2)
     expect((await agents('frobnicate')).code).toBe(2)
     for (const r of [missing, twice, usage]) expect(r.stderr).not.toMatch(/\n\s+at /)
+  })
+
+  test('a malformed or unreachable database is a one-line setup error that never shows the URL', async () => {
+    for (const env of [
+      { DATABASE_URL: 'postgres://admin:S3cr3t-PW@[db.example.com/neondb' },
+      { DATABASE_URL: 'postgres://admin:S3cr3t-PW@db.example.com:99999/neondb' },
+      {
+        DATABASE_URL: 'postgres://admin:S3cr3t-PW@127.0.0.1:9/neondb',
+        NEON_FETCH_ENDPOINT: 'http://127.0.0.1:9/sql',
+      },
+    ]) {
+      const r = await agentsWith(env, 'list')
+      expect(r.code).toBe(2)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(r.stderr + r.stdout).not.toContain('S3cr3t-PW')
+    }
   })
 })
