@@ -12,7 +12,7 @@ import type { Clock } from '../kernel/clock.ts'
 import type { EventBus } from '../kernel/events.ts'
 import type { Logger } from '../kernel/log.ts'
 import type { CallScope } from '../kernel/scope.ts'
-import { fallbackLadder, mockRung, type Rung } from '../resilience/fallback.ts'
+import { failureReason, fallbackLadder, mockRung, type Rung } from '../resilience/fallback.ts'
 import { CircuitOpenError } from '../resilience/policy.ts'
 import { basicMembers, type CachedContext, loadUserContext, mockMembers } from './context.ts'
 import type { ContextInvalidations } from './invalidation.ts'
@@ -51,7 +51,7 @@ export async function contextFor(
   const { agentId, userId } = request
   // Pick up other isolates' invalidations (in the background, at most once per interval).
   services.progress.invalidations.poll(scope)
-  const grant = await grantFor(services, agentId, userId, scope, log)
+  const { grant, unconfirmed } = await grantFor(services, agentId, userId, scope, log)
   // A grant nobody can confirm (the database down, nothing cached) is no grant: the same 404,
   // never a degraded 200 that would confirm a user to an agent that may hold no grant for it.
   // (Development's mock data, when asked for, is no one's real data.)
@@ -64,6 +64,12 @@ export async function contextFor(
   const served = await serve(services, userId, grant, request.bypass, scope, log)
   // Unknown user and missing grant are the same 404: nothing tells them apart.
   if (served === 'not_found') throw problems.notFound('No such user')
+  // Authorized by a grant the database could not confirm (past GRANT_CACHE_TTL_MS): however
+  // fresh the context, the answer rests on a possibly revoked grant, and says so.
+  if (unconfirmed && served.degraded === undefined) {
+    services.events.emit({ type: 'context.degraded', source: served.source, reason: unconfirmed })
+    return { ...served, maxAge: 0, degraded: unconfirmed }
+  }
   if (served.cacheStatus === 'HIT' || served.cacheStatus === 'STALE') scope.trace?.add('cache', 0)
   return served
 }
@@ -82,24 +88,31 @@ export interface ServedContext {
   degraded?: string
 }
 
-/** The grant, from the isolate's cache or the database; `unknown` when neither can say. */
+/**
+ * The grant, from the isolate's cache or the database; `unknown` when neither can say.
+ * `unconfirmed` (a degraded reason) when only an expired cached answer could say.
+ */
 async function grantFor(
   services: ContextDeps,
   agentId: string,
   userId: string,
   scope: CallScope,
   log: Logger,
-): Promise<Grant> {
+): Promise<{ grant: Grant; unconfirmed?: string }> {
   const now = services.clock.now()
   const { grants } = services.auth
-  if (!services.db) return grants.cached(agentId, userId, now)?.granted ? 'granted' : 'unknown'
+  if (!services.db) {
+    return { grant: grants.cached(agentId, userId, now)?.granted ? 'granted' : 'unknown' }
+  }
   try {
     const granted = await grants.check(services.db, agentId, userId, now, scope)
-    return granted ? 'granted' : 'denied'
+    return { grant: granted ? 'granted' : 'denied' }
   } catch (err) {
     if (!isDatabaseOutage(err)) log.error('grant check failed (not an outage)', { error: err })
     const stale = grants.cached(agentId, userId, now)
-    return stale ? (stale.granted ? 'granted' : 'denied') : 'unknown'
+    if (!stale) return { grant: 'unknown' }
+    if (!stale.granted) return { grant: 'denied' }
+    return { grant: 'granted', unconfirmed: stale.stale ? failureReason(err) : undefined }
   }
 }
 

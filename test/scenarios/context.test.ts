@@ -128,6 +128,33 @@ describe(`degraded answers (${s.runtime})`, () => {
     expect(s.logs().some((line) => line.includes('context read failed (not an outage)'))).toBe(true)
   })
 
+  test('a fresh context authorized by an expired grant the database cannot confirm is degraded', async () => {
+    // An ungrant made meanwhile cannot be seen while the database is down: whatever answers
+    // then rests on a grant older than GRANT_CACHE_TTL_MS, and must say so.
+    const iso = s.withEnv({
+      GRANT_CACHE_TTL_MS: '50',
+      CONTEXT_CACHE_TTL_MS: '60000',
+      BREAKER_CONSECUTIVE_FAILURES: '1000',
+      BREAKER_FAILURE_RATE_PERCENT: '100',
+    })
+    const auth = bearer((await getToken(iso)).access_token)
+    const first = await iso.fetch(path('demo-user-1'), { headers: auth })
+    expect(first.status).toBe(200)
+    await s.neon.setFaults({ errorRate: 1 })
+    try {
+      await new Promise((r) => setTimeout(r, 80))
+      const res = await iso.fetch(path('demo-user-1'), { headers: auth })
+      expect(res.status).toBe(200)
+      expect(res.headers.get('x-degraded')).toMatch(/^database_(error|timeout)$/)
+      expect(res.headers.get('cache-control')).toBe('private, no-store')
+      expect(await res.json()).toMatchObject({ source: 'cache', degraded: true })
+    } finally {
+      await s.neon.clearFaults()
+    }
+    const healed = await iso.fetch(path('demo-user-1'), { headers: auth })
+    expect((await healed.json()).degraded).toBe(false)
+  })
+
   test.each([
     ['refused', { refuse: true }],
     ['hanging', { hang: true }],
