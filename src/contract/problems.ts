@@ -128,7 +128,7 @@ export const PROBLEM_TYPES = [
     code: 'database_unavailable',
     status: 503,
     description:
-      'Token endpoints: the token store (Postgres) is unavailable; also OAuth `temporarily_unavailable`.',
+      'Token endpoints: the token store (Postgres) is unavailable; also OAuth `temporarily_unavailable`. `GET /api/v1/agent/users`: the grants cannot be read.',
   },
   {
     code: 'revocation_unavailable',

@@ -107,6 +107,8 @@ export interface Operation {
   request?: {
     /** Validated: a 400 names each parameter that fails. */
     params?: z.ZodMiniType
+    /** Validated query parameters (strings as sent; a 400 names each that fails). */
+    query?: z.ZodMiniType
     /** Documented request headers; the operation's service reads them. */
     headers?: Described
     /** A validated JSON body. */

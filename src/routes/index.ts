@@ -10,12 +10,14 @@ import { healthOperations, healthRoutes } from './health.ts'
 import { internalOperations, internalRoutes } from './internal.ts'
 import { progressOperations, progressRoutes } from './progress.ts'
 import { tokenOperations, tokenRoutes } from './token.ts'
+import { usersOperations, usersRoutes } from './users.ts'
 
 export const OPERATIONS: readonly Operation[] = [
   ...healthOperations,
   ...tokenOperations,
   ...discoveryOperations,
   ...contextOperations,
+  ...usersOperations,
   ...progressOperations,
   ...internalOperations,
   ...agentHealthOperations,
@@ -29,6 +31,7 @@ export function routeGroups(): Hono<AppEnv>[] {
     tokenRoutes,
     discoveryRoutes,
     contextRoutes,
+    usersRoutes,
     progressRoutes,
     internalRoutes,
     agentHealthRoutes,
