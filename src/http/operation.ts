@@ -84,7 +84,15 @@ export interface ResponseDoc {
   problemMediaType?: 'application/json'
 }
 
-export type Tag = 'tokens' | 'discovery' | 'context' | 'progress' | 'health' | 'internal' | 'docs'
+export type Tag =
+  | 'tokens'
+  | 'discovery'
+  | 'context'
+  | 'progress'
+  | 'mcp'
+  | 'health'
+  | 'internal'
+  | 'docs'
 
 /** Security requirements other than a bearer access token (OpenAPI's, by scheme name). */
 export type Requirement = Partial<Record<'clientBasic' | 'bearerAuth' | 'cronSecret', []>>

@@ -2,6 +2,7 @@
 import type { Hono } from 'hono'
 import type { AppEnv } from '../http/context.ts'
 import type { Operation } from '../http/operation.ts'
+import { mcpOperations, mcpRoutes } from '../mcp/route.ts'
 import { agentHealthOperations, agentHealthRoutes } from './agent-health.ts'
 import { contextOperations, contextRoutes } from './context.ts'
 import { discoveryOperations, discoveryRoutes } from './discovery.ts'
@@ -19,6 +20,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...contextOperations,
   ...usersOperations,
   ...progressOperations,
+  ...mcpOperations,
   ...internalOperations,
   ...agentHealthOperations,
   ...docsOperations,
@@ -33,6 +35,7 @@ export function routeGroups(): Hono<AppEnv>[] {
     contextRoutes,
     usersRoutes,
     progressRoutes,
+    mcpRoutes,
     internalRoutes,
     agentHealthRoutes,
     createDocsRoutes(OPERATIONS),

@@ -1,7 +1,7 @@
 // GET /api/v1/agent/users — scope context:read: the users the agent holds grants for, a page
 // at a time. The rules are src/users/list.ts's; the MCP tool `list_users` makes the same call.
-import { Hono } from 'hono'
-import { usersPage, usersQuery } from '../contract/users.ts'
+import { type Context, Hono } from 'hono'
+import { type UsersPage, usersPage, usersQuery } from '../contract/users.ts'
 import type { AppEnv } from '../http/context.ts'
 import { type Operation, problem, RATE_LIMIT, unavailable } from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
@@ -45,17 +45,20 @@ export const listUsers = {
 
 export const usersOperations: readonly Operation[] = [listUsers]
 
+/** The operation's one service call; the MCP tool `list_users` makes the same. */
+export function readUsers(
+  c: Context<AppEnv>,
+  page: { cursor?: string; limit?: number },
+): Promise<UsersPage> {
+  return list(c.get('services'), { agentId: c.get('agentId')!, ...page }, requestScope(c))
+}
+
 export const usersRoutes = new Hono<AppEnv>().get(
   listUsers.path,
   authorize(listUsers),
   validate(listUsers),
   async (c) => {
     const { cursor, limit } = c.req.valid('query')
-    const page = await list(
-      c.get('services'),
-      { agentId: c.get('agentId')!, cursor, limit },
-      requestScope(c),
-    )
-    return c.json(page)
+    return c.json(await readUsers(c, { cursor, limit }))
   },
 )
