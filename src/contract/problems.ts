@@ -161,6 +161,12 @@ export const PROBLEM_TYPES = [
       'A store timed out and the write may have landed (progress: the updates; revocation: the revocation). Retry the same request (progress: with the same idempotency keys); nothing is applied twice.',
   },
   {
+    code: 'origin_not_allowed',
+    status: 403,
+    description:
+      '`/mcp`: the request carries an `Origin` other than the deployment’s own (`PUBLIC_URL`): refused before anything else, against DNS rebinding (MCP Streamable HTTP).',
+  },
+  {
     code: 'method_not_allowed',
     status: 405,
     description: 'The path exists, but not with this method; `Allow` lists the methods it takes.',

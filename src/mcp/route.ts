@@ -9,9 +9,9 @@
 // with Allow, by the app's method-not-allowed answer.
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { MCP_PATH } from '../auth/resources.ts'
-import { problems } from '../contract/problem.ts'
+import { ProblemError, problems } from '../contract/problem.ts'
 import type { Scope } from '../contract/token.ts'
-import { requireAuth } from '../http/auth.ts'
+import { issuerFor, requireAuth } from '../http/auth.ts'
 import { isJsonMediaType, mediaType } from '../http/body.ts'
 import type { AppEnv } from '../http/context.ts'
 import { type JsonSchema, type Operation, unavailable } from '../http/operation.ts'
@@ -102,9 +102,10 @@ export const mcp = {
       'A JSON-RPC error: not JSON (-32700), not a JSON-RPC message or a batch (-32600), an unsupported `MCP-Protocol-Version`',
     ),
     '403': {
-      description: 'The token lacks the scope the called tool needs: the challenge names it',
-      problems: ['insufficient_scope'],
-      headers: ['WWW-Authenticate'],
+      description:
+        'The token lacks the scope the called tool needs (`insufficient_scope`: the challenge names it), or the request came from another `Origin` (`origin_not_allowed`)',
+      problems: ['insufficient_scope', 'origin_not_allowed'],
+      optionalHeaders: ['WWW-Authenticate'],
     },
     '406': jsonRpcError('`Accept` does not list both `application/json` and `text/event-stream`'),
     '503': unavailable(['configuration_error', 'auth_unavailable']),
@@ -171,6 +172,16 @@ async function serve(c: Context<AppEnv>, message: unknown): Promise<Response> {
 }
 
 export const mcpRoutes = new Hono<AppEnv>().post(MCP_PATH, async (c) => {
+  // MCP Streamable HTTP: servers MUST validate Origin (DNS rebinding). Browsers send it; a
+  // page of another origin never reaches the tools, whatever it holds.
+  const origin = c.req.header('origin')
+  if (origin !== undefined && origin !== issuerFor(c).issuer) {
+    throw new ProblemError({
+      status: 403,
+      code: 'origin_not_allowed',
+      detail: 'Requests from other origins are not accepted here',
+    })
+  }
   const text = await c.req.text()
   let message: unknown = NOT_JSON
   try {

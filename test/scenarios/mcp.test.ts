@@ -464,6 +464,11 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
         await rpc(token, '{"jsonrpc":"2.0","id":"\\ud800","method":"tools/list"}'),
       ],
       [
+        'another Origin',
+        await rpc(token, call('list_users', {}), { Origin: 'https://evil.example' }),
+      ],
+      ['its own Origin', await rpc(token, call('list_users', {}), { Origin: BASE_URL })],
+      [
         'GET',
         await s.fetch('/mcp', { headers: { ...bearer(token), Accept: 'text/event-stream' } }),
       ],
@@ -487,6 +492,8 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
       'no Accept': 406,
       'text/plain': 415,
       'unpaired surrogate id': 200,
+      'another Origin': 403,
+      'its own Origin': 200,
       GET: 405,
       DELETE: 405,
     })
