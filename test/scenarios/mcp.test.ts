@@ -227,7 +227,10 @@ describe(`MCP through the SDK client (${s.runtime})`, () => {
     expect((await rpc(token, call('list_users', {}))).status).toBe(200)
 
     // The SDK client holding only that token gets the 403 …
-    const fixed = new Client({ name: 'fixed', version: '1' })
+    const fixed = new Client(
+      { name: 'fixed', version: '1' },
+      { jsonSchemaValidator: new CfWorkerJsonSchemaValidator() },
+    )
     await fixed.connect(
       new StreamableHTTPClientTransport(new URL(MCP), {
         fetch: into(s),
