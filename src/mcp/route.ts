@@ -148,8 +148,6 @@ export function prefersStream(accept: string | undefined): boolean {
 const jsonRpcErrorBody = (code: number, message: string) =>
   JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null })
 
-let server: Promise<typeof import('./server.ts')> | undefined
-
 async function serve(c: Context<AppEnv>, message: unknown): Promise<Response> {
   if (!isJsonMediaType(mediaType(c.req.header('content-type')))) {
     throw problems.unsupportedMediaType(['application/json'])
@@ -159,12 +157,10 @@ async function serve(c: Context<AppEnv>, message: unknown): Promise<Response> {
   // Our own answers to what cannot be a message (the SDK's would quote the parser's error).
   if (message === NOT_JSON) return error(-32700, 'Parse error: the body is not JSON')
   if (Array.isArray(message)) return error(-32600, 'Invalid Request: batches are not supported')
-  // A failed import is not cached: the next call tries again.
-  server ??= import('./server.ts').catch((err) => {
-    server = undefined
-    throw err
-  })
-  const answer = await (await server).handleMcp(c, message, prefersStream(c.req.header('accept')))
+  // Each request its own import: the module is evaluated once per isolate, and no request
+  // awaits a promise another request made.
+  const { handleMcp } = await import('./server.ts')
+  const answer = await handleMcp(c, message, prefersStream(c.req.header('accept')))
   // Through c.body, so the headers requireAuth prepared (RateLimit-*) are kept.
   const headers = Object.fromEntries(answer.headers)
   const status = answer.status as 200
