@@ -179,7 +179,7 @@ async function sizeFigures(work: string) {
       {
         name: 'without-mcp-server',
         setup(build) {
-          build.onResolve({ filter: /^\.\/server\.ts$/ }, (args) =>
+          build.onResolve({ filter: /^\.\.\/mcp\/server\.ts$/ }, (args) =>
             args.importer.endsWith('src/mcp/route.ts')
               ? { path: 'mcp-server', namespace: 'without-mcp' }
               : undefined,

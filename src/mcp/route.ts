@@ -158,8 +158,9 @@ async function serve(c: Context<AppEnv>, message: unknown): Promise<Response> {
   if (message === NOT_JSON) return error(-32700, 'Parse error: the body is not JSON')
   if (Array.isArray(message)) return error(-32600, 'Invalid Request: batches are not supported')
   // Each request its own import: the module is evaluated once per isolate, and no request
-  // awaits a promise another request made.
-  const { handleMcp } = await import('./server.ts')
+  // awaits a promise another request made. (Spelled through ../mcp/ so the size budget's REST
+  // worker, scripts/artifacts/bundle-breakdown.ts, recognises it as lazily loaded MCP code.)
+  const { handleMcp } = await import('../mcp/server.ts')
   const answer = await handleMcp(c, message, prefersStream(c.req.header('accept')))
   // Through c.body, so the headers requireAuth prepared (RateLimit-*) are kept.
   const headers = Object.fromEntries(answer.headers)
