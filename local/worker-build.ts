@@ -23,6 +23,11 @@ export function workerBuildOptions(outfile: string): BuildOptions {
     target: 'es2022',
     conditions: ['workerd', 'worker', 'browser'],
     mainFields: ['browser', 'module', 'main'],
+    // As wrangler.toml's [alias]: ajv stays out of the worker (src/mcp/no-ajv.ts).
+    alias: {
+      ajv: new URL('src/mcp/no-ajv.ts', root).pathname,
+      'ajv-formats': new URL('src/mcp/no-ajv.ts', root).pathname,
+    },
     sourcemap: true,
     logLevel: 'warning',
   }

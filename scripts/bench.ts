@@ -165,6 +165,67 @@ async function sizeFigures(work: string) {
     printFrames(title, await profileTop(load, { locate }))
     printFrames(`${title}, by package`, await profileTop(load, { locate, byPackage: true }))
   }
+
+  // What /mcp adds: the same worker bundled with esbuild (wrangler's settings, minified) with
+  // and without the lazily imported MCP server (its module resolved to an empty one).
+  const withMcp = join(work, 'with-mcp.js')
+  const withoutMcp = join(work, 'without-mcp.js')
+  await esbuild.build({ ...workerBuildOptions(withMcp), minify: true, sourcemap: false })
+  await esbuild.build({
+    ...workerBuildOptions(withoutMcp),
+    minify: true,
+    sourcemap: false,
+    plugins: [
+      {
+        name: 'without-mcp-server',
+        setup(build) {
+          build.onResolve({ filter: /^\.\.\/mcp\/server\.ts$/ }, (args) =>
+            args.importer.endsWith('src/mcp/route.ts')
+              ? { path: 'mcp-server', namespace: 'without-mcp' }
+              : undefined,
+          )
+          build.onLoad({ filter: /.*/, namespace: 'without-mcp' }, () => ({
+            contents: 'export const handleMcp = undefined',
+            loader: 'js',
+          }))
+        },
+      },
+    ],
+  })
+  const [a, b] = await Promise.all([readFile(withMcp), readFile(withoutMcp)])
+  const gzA = gzipSync(a, { level: 9 }).byteLength / 1024
+  const gzB = gzipSync(b, { level: 9 }).byteLength / 1024
+  add({
+    id: 'bundle.mcp',
+    group,
+    label: 'worker bundle with /mcp, minified + gzip',
+    value: gzA,
+    unit: 'KiB',
+    baseline: { label: 'the same without the MCP server', value: gzB },
+    note: `/mcp adds ${fmt(gzA - gzB)} KiB gzipped (${fmt((a.byteLength - b.byteLength) / 1024)} KiB minified)`,
+  })
+  // Interleaved, so a busy machine weighs on both alike.
+  const samplesA: number[] = []
+  const samplesB: number[] = []
+  for (let i = 0; i < 30; i++) {
+    for (const [file, samples] of [
+      [withMcp, samplesA],
+      [withoutMcp, samplesB],
+    ] as const) {
+      const start = performance.now()
+      await import(`${file}?run=${i}`)
+      samples.push(performance.now() - start)
+    }
+  }
+  const [startA, startB] = [median(samplesA), median(samplesB)]
+  add({
+    id: 'startup.mcp',
+    group,
+    label: 'module start-up with /mcp (the SDK parsed, not evaluated)',
+    value: startA,
+    unit: 'ms',
+    baseline: { label: 'the same without the MCP server', value: startB },
+  })
 }
 
 // --- the local stack in a child process --------------------------------------------------------
@@ -253,11 +314,16 @@ function inProcess(env: Record<string, string>, metrics = true) {
 async function tokenFor(
   call: ReturnType<typeof inProcess>,
   env: Record<string, string>,
+  resource?: string,
 ): Promise<string> {
   const res = await call('/api/v1/agent/token', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ agent_id: 'demo-agent', agent_secret: env.DEV_AGENT_SECRET }),
+    body: JSON.stringify({
+      agent_id: 'demo-agent',
+      agent_secret: env.DEV_AGENT_SECRET,
+      ...(resource ? { resource } : {}),
+    }),
   })
   if (res.status !== 200) throw new Error(`token: ${res.status} ${await res.text()}`)
   return ((await res.json()) as { access_token: string }).access_token
@@ -380,6 +446,45 @@ async function cpuFigures(stack: StackHandle) {
       }),
     300,
   )
+
+  // MCP: the same cache-hit read as a tools/call (a token for the MCP resource; the SDK server
+  // loaded by the first call), against the REST read measured in the same rounds.
+  const mcpToken = await tokenFor(call, env, 'http://bench.local/mcp')
+  const mcpCall = () =>
+    call('/mcp', {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${mcpToken}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2025-11-25',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'get_user_context', arguments: { user_id: 'demo-user-1' } },
+      }),
+    })
+  const first = await mcpCall()
+  if (first.status !== 200 || !(await first.text()).includes('"structuredContent"')) {
+    throw new Error(`mcp: ${first.status}`)
+  }
+  const mcp = await cpuPerRequest({
+    subject: mcpCall,
+    baseline: () => call(context, { headers: auth }),
+    rounds: 15,
+  })
+  add({
+    id: 'cpu.mcp-context',
+    group,
+    label: 'MCP tools/call get_user_context (cache hit)',
+    value: mcp.subject,
+    unit: 'µs',
+    baseline: { label: 'REST context hit', value: mcp.baseline },
+    goal: { text: '≤ 1.5× REST', met: mcp.subject / mcp.baseline <= 1.5 },
+    note: 'a stateless server and transport built per request (the SDK)',
+  })
 
   // Metrics: the same cache-hit read with the collector on and off, alternating rounds.
   const off = inProcess(env, false)

@@ -13,9 +13,14 @@ export const REST_WORKER_BUDGET: SizeLimit = {
   source: 'scripts/artifacts/budget.ts',
 }
 
-/** What wrangler uploads (every module, gzipped as wrangler measures). */
+/**
+ * What wrangler uploads (every module, gzipped as wrangler measures). Raised from 185 for
+ * /mcp (issue 14): the MCP SDK's server and transport with its classic-zod protocol schemas,
+ * and the cfworker JSON Schema validator (ajv aliased out) — 231 KiB measured. REST requests
+ * never evaluate that code (a dynamic import); the REST worker budget above is unchanged.
+ */
 export const UPLOAD_BUDGET: SizeLimit = {
-  name: 'the upload budget: 185 KiB gzipped measured, + 5 %',
-  gzipBytes: Math.round(185 * KiB * 1.05),
+  name: 'the upload budget: 231 KiB gzipped measured (with /mcp), + 5 %',
+  gzipBytes: Math.round(231 * KiB * 1.05),
   source: 'scripts/artifacts/budget.ts',
 }

@@ -128,7 +128,7 @@ export const PROBLEM_TYPES = [
     code: 'database_unavailable',
     status: 503,
     description:
-      'Token endpoints: the token store (Postgres) is unavailable; also OAuth `temporarily_unavailable`.',
+      'Token endpoints: the token store (Postgres) is unavailable; also OAuth `temporarily_unavailable`. `GET /api/v1/agent/users`: the grants cannot be read.',
   },
   {
     code: 'revocation_unavailable',
@@ -159,6 +159,12 @@ export const PROBLEM_TYPES = [
     status: 503,
     description:
       'A store timed out and the write may have landed (progress: the updates; revocation: the revocation). Retry the same request (progress: with the same idempotency keys); nothing is applied twice.',
+  },
+  {
+    code: 'origin_not_allowed',
+    status: 403,
+    description:
+      '`/mcp`: the request carries an `Origin` other than the deployment’s own (`PUBLIC_URL`): refused before anything else, against DNS rebinding (MCP Streamable HTTP).',
   },
   {
     code: 'method_not_allowed',

@@ -18,9 +18,21 @@ export interface RouteMetrics {
   total: number
 }
 
+/** One MCP tool's calls: latency and `failed` calls in the windows, and every outcome's count. */
+export interface ToolMetrics {
+  tool: string
+  lastMinute: WindowStats
+  lastFiveMinutes: WindowStats
+  calls: number
+  toolErrors: number
+  invalid: number
+  failed: number
+}
+
 export interface MetricsSnapshot {
   requests: { lastMinute: WindowStats; lastFiveMinutes: WindowStats; total: number }
   routes: RouteMetrics[]
+  tools: ToolMetrics[]
   cache: Record<
     string,
     {
@@ -72,6 +84,10 @@ export class MetricsCollector {
   readonly #all = new SlidingWindow(SPAN, SLOT)
   readonly #routes = new Map<string, { window: SlidingWindow; total: number }>()
   #total = 0
+  readonly #tools = new Map<
+    string,
+    { window: SlidingWindow; calls: number; toolErrors: number; invalid: number; failed: number }
+  >()
   readonly #cache = new Map<string, CacheCounters>()
   readonly #tokens = {
     issued: 0,
@@ -120,6 +136,26 @@ export class MetricsCollector {
         const route = this.#route(event.route)
         route.window.record(now, event.durationMs, error)
         route.total++
+        return
+      }
+      case 'mcp.tool': {
+        // Tool names come from the server's own list, so the map stays as small as that list.
+        let t = this.#tools.get(event.tool)
+        if (!t) {
+          t = {
+            window: new SlidingWindow(SPAN, SLOT),
+            calls: 0,
+            toolErrors: 0,
+            invalid: 0,
+            failed: 0,
+          }
+          this.#tools.set(event.tool, t)
+        }
+        t.window.record(this.#now(), event.durationMs, event.outcome === 'failed')
+        t.calls++
+        if (event.outcome === 'tool_error') t.toolErrors++
+        else if (event.outcome === 'invalid') t.invalid++
+        else if (event.outcome === 'failed') t.failed++
         return
       }
       case 'cache.read': {
@@ -203,6 +239,15 @@ export class MetricsCollector {
         lastMinute: r.window.stats(now, MINUTE),
         lastFiveMinutes: r.window.stats(now, SPAN),
         total: r.total,
+      })),
+      tools: [...this.#tools].map(([tool, t]) => ({
+        tool,
+        lastMinute: t.window.stats(now, MINUTE),
+        lastFiveMinutes: t.window.stats(now, SPAN),
+        calls: t.calls,
+        toolErrors: t.toolErrors,
+        invalid: t.invalid,
+        failed: t.failed,
       })),
       cache,
       tokens: { ...this.#tokens },

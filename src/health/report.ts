@@ -136,6 +136,7 @@ export async function healthReport(
         },
         requests: snapshot.requests,
         routes: snapshot.routes,
+        mcp_tools: snapshot.tools,
         cache: snapshot.cache,
         tokens: snapshot.tokens,
         progress: {

@@ -29,12 +29,13 @@ export function hasBody(req: Request): boolean {
   return req.body !== null
 }
 
-type Target = 'json' | 'param'
+type Target = 'json' | 'param' | 'query'
 
 /** What the shared hook says about each target's failures. */
 const DETAIL: Record<Target, string | undefined> = {
   json: undefined, // problems.validation's own: "The request body is not valid"
   param: 'A path parameter is not valid',
+  query: 'A query parameter is not valid',
 }
 
 /** The one hook every validator shares: a failure is a 400 listing every field error. */
@@ -113,4 +114,11 @@ export function parseJson(text: string): unknown {
   } catch {
     throw problems.invalidJson()
   }
+}
+
+/** Query parameters, checked by `schema` (a 400 naming each parameter that fails). */
+export function queryParams<S extends z.ZodMiniType>(
+  schema: S,
+): MiddlewareHandler<AppEnv, string, { in: { query: z.input<S> }; out: { query: z.output<S> } }> {
+  return zValidator('query', schema, hook('query')) as never
 }

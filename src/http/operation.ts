@@ -84,7 +84,15 @@ export interface ResponseDoc {
   problemMediaType?: 'application/json'
 }
 
-export type Tag = 'tokens' | 'discovery' | 'context' | 'progress' | 'health' | 'internal' | 'docs'
+export type Tag =
+  | 'tokens'
+  | 'discovery'
+  | 'context'
+  | 'progress'
+  | 'mcp'
+  | 'health'
+  | 'internal'
+  | 'docs'
 
 /** Security requirements other than a bearer access token (OpenAPI's, by scheme name). */
 export type Requirement = Partial<Record<'clientBasic' | 'bearerAuth' | 'cronSecret', []>>
@@ -107,6 +115,8 @@ export interface Operation {
   request?: {
     /** Validated: a 400 names each parameter that fails. */
     params?: z.ZodMiniType
+    /** Validated query parameters (strings as sent; a 400 names each that fails). */
+    query?: z.ZodMiniType
     /** Documented request headers; the operation's service reads them. */
     headers?: Described
     /** A validated JSON body. */

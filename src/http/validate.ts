@@ -3,13 +3,16 @@
 import type { MiddlewareHandler } from 'hono'
 import type * as z from 'zod/mini'
 import { requireAuth } from './auth.ts'
-import { jsonBody, pathParams } from './body.ts'
+import { jsonBody, pathParams, queryParams } from './body.ts'
 import type { AppEnv } from './context.ts'
 import type { Operation } from './operation.ts'
 
 type Input<O extends Operation> = NonNullable<O['request']>
 type ParamOut<O extends Operation> = Input<O>['params'] extends z.ZodMiniType
   ? { param: z.output<Input<O>['params']> }
+  : Record<never, never>
+type QueryOut<O extends Operation> = Input<O>['query'] extends z.ZodMiniType
+  ? { query: z.output<Input<O>['query']> }
   : Record<never, never>
 type JsonOut<O extends Operation> = Input<O>['json'] extends z.ZodMiniType
   ? {
@@ -20,10 +23,11 @@ type JsonOut<O extends Operation> = Input<O>['json'] extends z.ZodMiniType
   : Record<never, never>
 
 /** The validated input of `op`, as `c.req.valid(…)` returns it. */
-export type Validated<O extends Operation> = ParamOut<O> & JsonOut<O>
+export type Validated<O extends Operation> = ParamOut<O> & QueryOut<O> & JsonOut<O>
 
 /**
- * The validators of `op`'s request, in one middleware: path parameters, then the JSON body.
+ * The validators of `op`'s request, in one middleware: path parameters, the query, then the
+ * JSON body.
  * Each is built from the very schema the document shows.
  */
 export function validate<const O extends Operation>(
@@ -32,6 +36,7 @@ export function validate<const O extends Operation>(
   const steps: MiddlewareHandler<AppEnv>[] = []
   const request = op.request
   if (request?.params) steps.push(pathParams(request.params) as MiddlewareHandler<AppEnv>)
+  if (request?.query) steps.push(queryParams(request.query) as MiddlewareHandler<AppEnv>)
   if (request?.json) {
     const options = {
       optional: request.optional,

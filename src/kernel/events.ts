@@ -34,6 +34,17 @@ export type AppEvent =
       accepted: number
       duplicates: number
     }
+  | {
+      type: 'mcp.tool'
+      /** A tool this server has (unknown names are never recorded). */
+      tool: string
+      /**
+       * `ok`; `tool_error`: a domain answer (`isError`, e.g. an unknown user); `invalid`: the
+       * arguments were refused (a protocol error); `failed`: an outage or a defect (a 5xx's kin).
+       */
+      outcome: 'ok' | 'tool_error' | 'invalid' | 'failed'
+      durationMs: number
+    }
   | { type: 'batch.flush'; items: number; changedUsers: number; ok: boolean; durationMs: number }
   | {
       type: 'breaker.transition'

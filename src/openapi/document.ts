@@ -140,6 +140,7 @@ export function documentFrame(version: string) {
       },
       { name: 'context', description: 'What an agent may know about a user' },
       { name: 'progress', description: 'Users’ progress on tasks' },
+      { name: 'mcp', description: 'The same services as MCP tools (Model Context Protocol)' },
       { name: 'health', description: 'Liveness, readiness and the health report' },
       { name: 'internal', description: 'Scheduled jobs' },
       { name: 'docs', description: 'This document' },

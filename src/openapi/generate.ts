@@ -293,7 +293,7 @@ class Components {
   /** The parameters an object schema makes (a registered one with one member: a component). */
   parameters(
     schema: z.ZodMiniType,
-    place: 'path' | 'header',
+    place: 'path' | 'query' | 'header',
     components: Record<string, Parameter>,
   ): (Parameter | Reference)[] {
     const converted = this.convert(schema, 'input') as Schema
@@ -352,6 +352,9 @@ export function buildDocument(operations: readonly Operation[], version: string)
     const operation = operationObject(op, components.convert)
     if (op.request?.params) {
       operation.parameters.push(...components.parameters(op.request.params, 'path', parameters))
+    }
+    if (op.request?.query) {
+      operation.parameters.push(...components.parameters(op.request.query, 'query', parameters))
     }
     if (op.request?.headers) {
       operation.parameters.push(

@@ -1,7 +1,7 @@
 // GET /api/v1/agent/users/{userId}/context — scope context:read. The rules (grant, cache,
 // fallback ladder) are src/users/service.ts's; this route writes the answer: its caching
 // headers, `X-Degraded`, a 304 for a matching If-None-Match, the body around the cached JSON.
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import { contextHeaders, userContextResponse, userIdParam } from '../contract/context.ts'
 import type { AppEnv } from '../http/context.ts'
 import {
@@ -14,7 +14,7 @@ import {
 } from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
 import { authorize, validate } from '../http/validate.ts'
-import { contextFor } from '../users/service.ts'
+import { contextFor, type ServedContext } from '../users/service.ts'
 
 const CONTEXT_EXAMPLE = {
   user: {
@@ -85,22 +85,38 @@ export const getUserContext = {
 
 export const contextOperations: readonly Operation[] = [getUserContext]
 
+/**
+ * The operation's one service call, for the request's authenticated principal. The MCP tool
+ * `get_user_context` makes this same call, so both surfaces share every rule.
+ */
+export function readUserContext(
+  c: Context<AppEnv>,
+  userId: string,
+  bypass: boolean,
+): Promise<ServedContext> {
+  return contextFor(
+    c.get('services'),
+    { agentId: c.get('agentId')!, userId, bypass },
+    requestScope(c),
+    c.get('log'),
+  )
+}
+
+/** The 200 body of a served context, as text (the cached members are embedded as they are). */
+export function contextBody(served: ServedContext): string {
+  const cachedAt =
+    served.cachedAt === null ? 'null' : `"${new Date(served.cachedAt).toISOString()}"`
+  return `{${served.members},"source":"${served.source}","cached_at":${cachedAt},"degraded":${served.degraded !== undefined}}`
+}
+
 export const contextRoutes = new Hono<AppEnv>().get(
   getUserContext.path,
   authorize(getUserContext),
   validate(getUserContext),
   async (c) => {
     const { userId } = c.req.valid('param')
-    const served = await contextFor(
-      c.get('services'),
-      {
-        agentId: c.get('agentId')!,
-        userId,
-        bypass: /\bno-cache\b/i.test(c.req.header('cache-control') ?? ''),
-      },
-      requestScope(c),
-      c.get('log'),
-    )
+    const bypass = /\bno-cache\b/i.test(c.req.header('cache-control') ?? '')
+    const served = await readUserContext(c, userId, bypass)
     const degraded = served.degraded !== undefined
     const headers: Record<string, string> = {
       'Content-Type': 'application/json',
@@ -114,10 +130,7 @@ export const contextRoutes = new Hono<AppEnv>().get(
     if (served.etag && !degraded && ifNoneMatch && matches(ifNoneMatch, served.etag)) {
       return c.body(null, 304, headers)
     }
-    const cachedAt =
-      served.cachedAt === null ? 'null' : `"${new Date(served.cachedAt).toISOString()}"`
-    const body = `{${served.members},"source":"${served.source}","cached_at":${cachedAt},"degraded":${degraded}}`
-    return c.body(body, 200, headers)
+    return c.body(contextBody(served), 200, headers)
   },
 )
 

@@ -2,6 +2,7 @@
 import type { Hono } from 'hono'
 import type { AppEnv } from '../http/context.ts'
 import type { Operation } from '../http/operation.ts'
+import { mcpOperations, mcpRoutes } from '../mcp/route.ts'
 import { agentHealthOperations, agentHealthRoutes } from './agent-health.ts'
 import { contextOperations, contextRoutes } from './context.ts'
 import { discoveryOperations, discoveryRoutes } from './discovery.ts'
@@ -10,13 +11,16 @@ import { healthOperations, healthRoutes } from './health.ts'
 import { internalOperations, internalRoutes } from './internal.ts'
 import { progressOperations, progressRoutes } from './progress.ts'
 import { tokenOperations, tokenRoutes } from './token.ts'
+import { usersOperations, usersRoutes } from './users.ts'
 
 export const OPERATIONS: readonly Operation[] = [
   ...healthOperations,
   ...tokenOperations,
   ...discoveryOperations,
   ...contextOperations,
+  ...usersOperations,
   ...progressOperations,
+  ...mcpOperations,
   ...internalOperations,
   ...agentHealthOperations,
   ...docsOperations,
@@ -29,7 +33,9 @@ export function routeGroups(): Hono<AppEnv>[] {
     tokenRoutes,
     discoveryRoutes,
     contextRoutes,
+    usersRoutes,
     progressRoutes,
+    mcpRoutes,
     internalRoutes,
     agentHealthRoutes,
     createDocsRoutes(OPERATIONS),

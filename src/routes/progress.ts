@@ -3,10 +3,12 @@
 //
 // Each route reads its validated input, makes one service call (src/progress/report.ts,
 // src/progress/status.ts) and writes the answer.
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
 import {
+  type BatchStatus,
   batchIdParam,
   batchStatus as batchStatusSchema,
+  type ProgressAccepted,
   progressAccepted,
   progressBodySchema,
   progressHeaders,
@@ -132,20 +134,30 @@ export const getProgressBatch = {
 
 export const progressOperations: readonly Operation[] = [reportProgress, getProgressBatch]
 
+/**
+ * The operations' one service call each, for the request's authenticated principal. The MCP
+ * tools `report_progress` and `get_progress_batch` make these same calls.
+ */
+export function acceptProgress(
+  c: Context<AppEnv>,
+  report: Omit<progress.ProgressReport, 'agentId'>,
+): Promise<ProgressAccepted> {
+  const agentId = c.get('agentId')!
+  return progress.accept(c.get('services'), { ...report, agentId }, requestScope(c), c.get('log'))
+}
+
+export function readBatchStatus(c: Context<AppEnv>, batchId: string): Promise<BatchStatus> {
+  return batchStatus(c.get('services'), c.get('agentId')!, batchId, requestScope(c))
+}
+
 export const progressRoutes = new Hono<AppEnv>()
   .post(reportProgress.path, authorize(reportProgress), validate(reportProgress), async (c) => {
     const request = c.req.valid('json')
-    const body = await progress.accept(
-      c.get('services'),
-      {
-        agentId: c.get('agentId')!,
-        updates: 'updates' in request ? request.updates : [request],
-        batch: 'updates' in request,
-        idempotencyKey: c.req.header('idempotency-key'),
-      },
-      requestScope(c),
-      c.get('log'),
-    )
+    const body = await acceptProgress(c, {
+      updates: 'updates' in request ? request.updates : [request],
+      batch: 'updates' in request,
+      idempotencyKey: c.req.header('idempotency-key'),
+    })
     return c.json(body, 202, { Location: `/api/v1/agent/progress/batches/${body.batch_id}` })
   })
   .get(
@@ -154,7 +166,7 @@ export const progressRoutes = new Hono<AppEnv>()
     validate(getProgressBatch),
     async (c) => {
       const { batchId } = c.req.valid('param')
-      const body = await batchStatus(c.get('services'), c.get('agentId')!, batchId, requestScope(c))
+      const body = await readBatchStatus(c, batchId)
       return c.json(body)
     },
   )

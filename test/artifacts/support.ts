@@ -97,6 +97,54 @@ export function smokeTests(send: () => Send, stack: () => ArtifactContext) {
     expect(context.status, await context.clone().text()).toBe(200)
   })
 
+  it('serves /mcp from the bundle: the lazily imported MCP server answers initialize and a tool call', async () => {
+    const token = await send()('/api/v1/agent/token', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        agent_id: 'demo-agent',
+        agent_secret: stack().env.DEV_AGENT_SECRET,
+        resource: 'https://agent-api.test/mcp',
+      }),
+    })
+    const { access_token } = (await token.json()) as { access_token: string }
+    const rpc = (body: unknown) =>
+      send()('/mcp', {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/json',
+          Accept: 'application/json, text/event-stream',
+          Authorization: `Bearer ${access_token}`,
+        },
+        body: JSON.stringify(body),
+      })
+    const init = await rpc({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'artifact-test', version: '1' },
+      },
+    })
+    expect(init.status, await init.clone().text()).toBe(200)
+    const initialized = (await init.json()) as { result: { capabilities: { tools?: object } } }
+    expect(initialized.result.capabilities.tools).toBeDefined()
+    const call = await rpc({
+      jsonrpc: '2.0',
+      id: 2,
+      method: 'tools/call',
+      params: { name: 'get_user_context', arguments: { user_id: 'demo-user-1' } },
+    })
+    expect(call.status).toBe(200)
+    const result = (await call.json()) as {
+      result: { isError?: boolean; structuredContent: { user: { id: string } } }
+    }
+    expect(result.result.isError).toBeFalsy()
+    expect(result.result.structuredContent.user.id).toBe('demo-user-1')
+  })
+
   it('refuses a wrong agent secret', async () => {
     const res = await send()('/api/v1/agent/token', {
       method: 'POST',

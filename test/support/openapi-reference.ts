@@ -31,6 +31,7 @@ export async function referenceDocument(
   for (const op of operations) {
     const parameters: MiddlewareHandler[] = [
       ...(op.request?.params ? [validator('param', op.request.params as z.ZodMiniObject)] : []),
+      ...(op.request?.query ? [validator('query', op.request.query as z.ZodMiniObject)] : []),
       ...(op.request?.headers
         ? [validator('header', zodSchema(op.request.headers) as z.ZodMiniObject)]
         : []),

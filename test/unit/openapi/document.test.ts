@@ -110,7 +110,7 @@ describe('the OpenAPI document', () => {
       operations(doc).map(({ path, method }) => `${method.toUpperCase()} ${path}`),
     )
     expect([...documented].sort()).toEqual([...served].sort())
-    expect(served.size).toBe(18)
+    expect(served.size).toBe(20)
   })
 
   test('every operation documents its errors and every path parameter', () => {

@@ -1,0 +1,153 @@
+// The MCP server behind POST /mcp: the SDK's Server over its web-standard Streamable HTTP
+// transport, stateless (no session: requests land in different isolates, so each builds its
+// own server and transport and nothing outlives the request). Loaded by dynamic import when
+// /mcp is first called, so REST-only isolates never evaluate the SDK (its protocol schemas are
+// classic zod, built when the module loads).
+//
+// Validation: the SDK's default JSON Schema validator is ajv, which compiles schemas with
+// `new Function` — workerd and Vercel's edge VM both refuse code generation from strings —
+// so the server takes @cfworker/json-schema's (an interpreter) instead.
+import { Server } from '@modelcontextprotocol/sdk/server/index.js'
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ErrorCode,
+  ListToolsRequestSchema,
+  McpError,
+  type Tool as McpTool,
+} from '@modelcontextprotocol/sdk/types.js'
+import { CfWorkerJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/cfworker'
+import type { Context } from 'hono'
+import { ProblemError, problemBody } from '../contract/problem.ts'
+import type { AppEnv } from '../http/context.ts'
+import { toolJsonSchema } from './schema.ts'
+import { InvalidArguments, TOOLS, toolNamed } from './tools.ts'
+
+/** The OAuth client credentials extension (SEP-1046): how agents get tokens here. */
+export const CLIENT_CREDENTIALS_EXTENSION = 'io.modelcontextprotocol/oauth-client-credentials'
+
+const SERVER_INFO = { name: 'agent-api', title: 'Agent API', version: '1' }
+
+const INSTRUCTIONS =
+  'User context and durable, idempotent progress writes for the users this agent holds grants for. `list_users` names them; `get_user_context` reads one; `report_progress` records progress (give each update an idempotency_key) and `get_progress_batch` says whether it reached the database.'
+
+const validator = new CfWorkerJsonSchemaValidator()
+
+let listed: McpTool[] | undefined
+
+/** tools/list's answer, built once per isolate from the tools' zod schemas. */
+export function toolList(): McpTool[] {
+  listed ??= TOOLS.map((tool) => ({
+    name: tool.name,
+    title: tool.title,
+    description: tool.description,
+    inputSchema: toolJsonSchema(tool.input(), 'input'),
+    outputSchema: toolJsonSchema(tool.output(), 'output'),
+    annotations: {
+      title: tool.title,
+      readOnlyHint: tool.readOnly,
+      // A write with the same idempotency keys is recorded once.
+      idempotentHint: true,
+      destructiveHint: false,
+      openWorldHint: false,
+    },
+  }))
+  return listed
+}
+
+/**
+ * Answers one authenticated MCP message (`message`: parsed JSON, not an array) as the SDK's
+ * transport does: a JSON body, or an SSE stream when `stream`; 202 for a notification.
+ */
+export async function handleMcp(
+  c: Context<AppEnv>,
+  message: unknown,
+  stream: boolean,
+): Promise<Response> {
+  const server = new Server(SERVER_INFO, {
+    capabilities: {
+      tools: { listChanged: false },
+      extensions: { [CLIENT_CREDENTIALS_EXTENSION]: {} },
+    },
+    instructions: INSTRUCTIONS,
+    jsonSchemaValidator: validator,
+  })
+  server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: toolList() }))
+  server.setRequestHandler(CallToolRequestSchema, (request) =>
+    callTool(c, request.params.name, request.params.arguments),
+  )
+  // The SDK reports transport errors with their text, which may quote the request: dropped.
+  server.onerror = () => {}
+  const transport = new WebStandardStreamableHTTPServerTransport({
+    sessionIdGenerator: undefined,
+    enableJsonResponse: !stream,
+    // No timers: a stateless stream ends with its last response.
+    keepAliveMs: 0,
+  })
+  await server.connect(transport)
+  return transport.handleRequest(c.req.raw, { parsedBody: message })
+}
+
+/**
+ * One tools/call: the tool's service call, its REST body as `structuredContent` and in the
+ * text; a domain answer (a ProblemError: unknown user, no grant, 503) as an `isError` result
+ * carrying the REST problem; arguments that do not match as a protocol error (-32602).
+ * Emits `mcp.tool` and writes one log line (the tool's name and outcome, no request data).
+ */
+async function callTool(c: Context<AppEnv>, name: string, args: unknown): Promise<CallToolResult> {
+  const tool = toolNamed(name)
+  // The name is request data: not repeated.
+  if (!tool) throw new McpError(ErrorCode.InvalidParams, 'No such tool; see tools/list')
+  const { events } = c.get('services')
+  const log = c.get('log')
+  const start = performance.now()
+  let outcome: 'ok' | 'tool_error' | 'invalid' | 'failed' = 'failed'
+  try {
+    const answer = await tool.call(c, args)
+    outcome = 'ok'
+    const json = answer.json ?? JSON.stringify(answer.structured)
+    return {
+      content: [{ type: 'text', text: `${answer.summary}\n${json}` }],
+      structuredContent: answer.structured,
+    }
+  } catch (err) {
+    if (err instanceof InvalidArguments) {
+      outcome = 'invalid'
+      throw new McpError(ErrorCode.InvalidParams, 'The arguments do not match the input schema', {
+        errors: err.errors,
+      })
+    }
+    if (err instanceof ProblemError) {
+      // What the REST route would answer, no more: the same problem body (and, for a 503,
+      // when to retry and whether anything was accepted: its `code`).
+      outcome = err.problem.status >= 500 ? 'failed' : 'tool_error'
+      const retryAfter = err.problem.headers?.['Retry-After']
+      const body = {
+        ...problemBody(err.problem, c.get('requestId')),
+        ...(retryAfter ? { retry_after: Number(retryAfter) } : {}),
+      }
+      return {
+        isError: true,
+        content: [
+          {
+            type: 'text',
+            text: `${body.detail ?? body.title} (${body.code})\n${JSON.stringify(body)}`,
+          },
+        ],
+      }
+    }
+    log.error('tool call failed', { tool: tool.name, error: err })
+    throw new McpError(ErrorCode.InternalError, 'Internal error')
+  } finally {
+    const durationMs = performance.now() - start
+    events.emit({ type: 'mcp.tool', tool: tool.name, outcome, durationMs })
+    if (log.enabled('info')) {
+      log.info('mcp tool call', {
+        tool: tool.name,
+        outcome,
+        duration_ms: Math.round(durationMs * 10) / 10,
+      })
+    }
+  }
+}
