@@ -147,14 +147,15 @@ describe('npm run agents', () => {
   })
 
   test('a malformed or unreachable database is a one-line setup error that never shows the URL', async () => {
-    for (const env of [
+    const envs: Record<string, string>[] = [
       { DATABASE_URL: 'postgres://admin:S3cr3t-PW@[db.example.com/neondb' },
       { DATABASE_URL: 'postgres://admin:S3cr3t-PW@db.example.com:99999/neondb' },
       {
         DATABASE_URL: 'postgres://admin:S3cr3t-PW@127.0.0.1:9/neondb',
         NEON_FETCH_ENDPOINT: 'http://127.0.0.1:9/sql',
       },
-    ]) {
+    ]
+    for (const env of envs) {
       const r = await agentsWith(env, 'list')
       expect(r.code).toBe(2)
       expect(r.stderr.trim().split('\n')).toHaveLength(1)
