@@ -8,6 +8,7 @@ import { discoveryOperations, discoveryRoutes } from './discovery.ts'
 import { createDocsRoutes, docsOperations } from './docs.ts'
 import { healthOperations, healthRoutes } from './health.ts'
 import { internalOperations, internalRoutes } from './internal.ts'
+import { pageOperations, pageRoutes } from './pages.ts'
 import { progressOperations, progressRoutes } from './progress.ts'
 import { tokenOperations, tokenRoutes } from './token.ts'
 
@@ -20,6 +21,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...internalOperations,
   ...agentHealthOperations,
   ...docsOperations,
+  ...pageOperations,
 ]
 
 /** The route groups serving every operation in OPERATIONS, to mount at `/`. */
@@ -33,5 +35,6 @@ export function routeGroups(): Hono<AppEnv>[] {
     internalRoutes,
     agentHealthRoutes,
     createDocsRoutes(OPERATIONS),
+    pageRoutes,
   ]
 }
