@@ -38,7 +38,9 @@ export async function startWorkerServer(options: {
       compatibilityDate: date,
       bindings: options.bindings,
       // public/, as Cloudflare serves it in front of the worker (wrangler.toml [assets]).
-      ...(options.assets ? { assets: { directory: options.assets } } : {}),
+      ...(options.assets
+        ? { assets: { directory: options.assets, routerConfig: { has_user_worker: true } } }
+        : {}),
     })
 
   let mf: Miniflare | undefined
