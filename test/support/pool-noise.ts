@@ -5,6 +5,8 @@
 // the run. Loaded by vitest.config.ts (the main process, where the pool writes workerd's
 // structured logs to stdout/stderr).
 
+import { stripVTControlCharacters } from 'node:util'
+
 const NOISE: readonly { pattern: RegExp; cause: string }[] = [
   {
     // e.g. "uncaught exception; source = Uncaught (in promise); stack = Error: Network
@@ -42,7 +44,7 @@ function filter(stream: NodeJS.WriteStream): void {
     // Vitest's own reporter lines never match; a workerd message arrives as whole lines.
     const kept = text
       .split('\n')
-      .filter((line) => !isNoise(line.replace(/\x1b\[[0-9;]*m/g, '')))
+      .filter((line) => !isNoise(stripVTControlCharacters(line)))
       .join('\n')
     if (kept === text) return write(chunk, ...rest)
     if (kept.trim() === '') {
