@@ -116,9 +116,11 @@ async function startWranglerDev(
   port: number,
 ): Promise<Pick<WorkerServer, 'url' | 'scheduled' | 'close'>> {
   const settings = Object.entries(bindings).filter(([name, value]) => vars[name] !== value)
+  // wrangler's entry under this Node (the toolchain's 22), whatever `node` PATH finds first.
   const child = spawn(
-    at('node_modules/.bin/wrangler'),
+    process.execPath,
     [
+      at('node_modules/wrangler/bin/wrangler.js'),
       'dev',
       '--env',
       'development',
@@ -145,8 +147,8 @@ async function startWranglerDev(
     )
     if (up) break
     const code = await Promise.race([exited, new Promise((r) => setTimeout(r, 250, undefined))])
-    if (code !== undefined) throw new Error(`wrangler dev exited with code ${code}`)
-    if (waited > 120_000) throw new Error('wrangler dev did not answer within 2 minutes')
+    if (code !== undefined) throw new DevSetupError(`wrangler dev exited with code ${code}`)
+    if (waited > 120_000) throw new DevSetupError('wrangler dev did not answer within 2 minutes')
   }
   return {
     url,
