@@ -279,7 +279,11 @@ describe('the OpenAPI document', () => {
 describe('GET /openapi.json and GET /docs', () => {
   const app = createApp()
   const get = async (path: string) => {
-    const res = await app.request(path, { headers: { 'X-Request-Id': 'docs-test' } })
+    const res = await app.request(
+      path,
+      { headers: { 'X-Request-Id': 'docs-test' } },
+      { APP_ENV: 'development', LOG_LEVEL: 'error' }, // no log line per request
+    )
     await checkResponse('GET', `https://agent-api.test${path}`, res.clone())
     return res
   }

@@ -15,10 +15,14 @@ import { prefersHtml } from '../../../src/routes/pages.ts'
 import { checkResponse } from '../../support/contract.ts'
 
 const app = createApp()
+/** Development on its defaults, without a log line per request. */
+const QUIET = { APP_ENV: 'development', LOG_LEVEL: 'error' }
 const get = async (path: string, accept?: string) => {
-  const res = await app.request(path, {
-    headers: { 'X-Request-Id': 'pages-test', ...(accept ? { Accept: accept } : {}) },
-  })
+  const res = await app.request(
+    path,
+    { headers: { 'X-Request-Id': 'pages-test', ...(accept ? { Accept: accept } : {}) } },
+    QUIET,
+  )
   await checkResponse('GET', `https://agent-api.test${path}`, res.clone())
   return res
 }
