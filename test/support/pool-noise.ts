@@ -1,4 +1,4 @@
-// The workers pool's known noise, dropped from `npm test`'s output so that what remains can be
+// The test pool's known noise, dropped from `npm test`'s output so that what remains can be
 // read: every line here has a cause outside src/, named beside its pattern. Anything else —
 // an unhandled rejection in the code under test above all — still prints: vitest reports
 // unhandled rejections in Node, the edge VM and workerd's runner isolate as errors and fails
@@ -27,6 +27,12 @@ const NOISE: readonly { pattern: RegExp; cause: string }[] = [
     pattern: /^A header value for "[^"]+" contains non-ASCII characters: /,
     cause:
       'test/scenarios/hostile.test.ts builds requests with non-ASCII header values on purpose; workerd warns about its UTF-8 quirk',
+  },
+  {
+    pattern:
+      /^Sourcemap for "[^"]*\/node_modules\/@modelcontextprotocol\/sdk\/[^"]+" points to missing source files$/,
+    cause:
+      "vite, loading the MCP SDK for the OAuth peer tests: the package's source maps name src/ files it does not publish",
   },
 ]
 
