@@ -34,6 +34,11 @@ const NOISE: readonly { pattern: RegExp; cause: string }[] = [
     cause:
       "vite, loading the MCP SDK for the OAuth peer tests: the package's source maps name src/ files it does not publish",
   },
+  {
+    pattern: /^Using secrets defined in \.dev\.vars$/,
+    cause:
+      'the workers pool reads wrangler.toml as wrangler dev does, and with it the .dev.vars `npm run dev` (or the e2e dev test) wrote; the scenarios dispatch with their own env (test/support/runtime-workers.ts), never those bindings',
+  },
 ]
 
 const isNoise = (line: string) => NOISE.some(({ pattern }) => pattern.test(line))
