@@ -1,5 +1,9 @@
 import { cloudflareTest } from '@cloudflare/vitest-plugin'
 import { defineConfig } from 'vitest/config'
+import { filterPoolNoise } from './test/support/pool-noise.ts'
+
+// workerd's logs of the fault tests' dropped connections, and the like: see the causes there.
+filterPoolNoise()
 
 // Tests by kind (docs/architecture.md "Tests"):
 //   unit         pure logic in Node, no store (and the checks over the repository itself)

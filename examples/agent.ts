@@ -2,7 +2,9 @@
 // checks the API's health — all through the SDK, over real HTTP.
 //
 //   npm run dev                       # in one terminal
-//   node examples/agent.ts            # in another (reads the secret from .dev.vars)
+//   npm run example                   # in another: the secret from .dev.vars (or AGENT_SECRET),
+//                                     # the server at BASE_URL, else http://127.0.0.1:$PORT (8787)
+// (`npm run` runs it with the toolchain's Node 22, which runs TypeScript as it is.)
 import { createAgentClient } from 'agent-api/client'
 
 export interface ExampleResult {
@@ -59,12 +61,26 @@ export async function runExampleAgent(options: {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { readFile } = await import('node:fs/promises')
+  const baseUrl = process.env.BASE_URL || `http://127.0.0.1:${process.env.PORT || 8787}`
   const vars = await readFile(new URL('../.dev.vars', import.meta.url), 'utf8').catch(() => '')
-  const secret = process.env.AGENT_SECRET ?? /^DEV_AGENT_SECRET=(.*)$/m.exec(vars)?.[1]
-  if (!secret) throw new Error('no agent secret: run `npm run dev` first, or set AGENT_SECRET')
-  const result = await runExampleAgent({
-    baseUrl: process.env.BASE_URL ?? 'http://127.0.0.1:8787',
-    agentSecret: secret,
-  })
-  console.log(result)
+  const secret = process.env.AGENT_SECRET || /^DEV_AGENT_SECRET=(.*)$/m.exec(vars)?.[1]
+  if (!secret) {
+    console.error('npm run example: no agent secret: run `npm run dev` once, or set AGENT_SECRET')
+    process.exit(1)
+  }
+  const answers = await fetch(`${baseUrl}/health`).then(
+    (res) => res.body?.cancel().then(() => true),
+    () => false,
+  )
+  if (!answers) {
+    console.error(
+      `npm run example: nothing answers at ${baseUrl}; start \`npm run dev\` first (or set BASE_URL, or PORT)`,
+    )
+    process.exit(1)
+  }
+  const result = await runExampleAgent({ baseUrl, agentSecret: secret })
+  console.log(`example agent against ${baseUrl}
+  context:  ${result.greeting}
+  progress: batch ${result.progressBatch}, ${result.progressStatus}
+  health:   ${result.health}`)
 }

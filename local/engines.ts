@@ -1,7 +1,10 @@
-// Which real engines this machine offers the tests. With CI=true a missing engine is an
-// error (the run must fail, not quietly skip); elsewhere PGlite stands in for PostgreSQL and
-// Redis-only tests skip with a visible reason.
+// Which real engines this machine offers the tests: only the ones named here, by
+// TEST_POSTGRES_URL and REDIS_URL (defaults below; README "Tests"). With CI=true an engine
+// that is missing or unusable (no such database, a refused login) fails the run, never a
+// quiet fallback; elsewhere PGlite stands in for PostgreSQL, and Redis-only tests skip, each
+// saying so in one line.
 import { Socket } from 'node:net'
+import { answers } from './postgres.ts'
 
 export const POSTGRES_URL =
   process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -30,10 +33,33 @@ export async function redisAvailable(): Promise<boolean> {
   return false
 }
 
-/** True when a PostgreSQL server answers; throws in CI when it does not. */
+/** host:port/database of a connection string: enough to find it, never its credentials. */
+function where(url: string): string {
+  const { hostname, port, pathname } = new URL(url)
+  return `${hostname}:${port || 5432}${pathname}`
+}
+
+let warned = false
+
+/**
+ * True when the PostgreSQL server at TEST_POSTGRES_URL accepts a login and a query; throws in
+ * CI when it does not; else says once that PGlite stands in, and returns false.
+ */
 export async function postgresAvailable(): Promise<boolean> {
-  if (await reachable(POSTGRES_URL)) return true
-  if (inCI)
-    throw new Error(`PostgreSQL is not reachable at ${POSTGRES_URL} and CI=true: start it first`)
+  if (await answers(POSTGRES_URL)) return true
+  const why = (await reachable(POSTGRES_URL))
+    ? 'answers on its port but refuses the login or has no such database'
+    : 'is not reachable'
+  if (inCI) {
+    throw new Error(
+      `PostgreSQL at ${where(POSTGRES_URL)} ${why}, and CI=true: create it (.ci/run does), or set TEST_POSTGRES_URL`,
+    )
+  }
+  if (!warned) {
+    warned = true
+    console.warn(
+      `[pglite] PostgreSQL at ${where(POSTGRES_URL)} ${why}: the tests use PGlite in memory (TEST_POSTGRES_URL names a server)`,
+    )
+  }
   return false
 }

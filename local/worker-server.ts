@@ -21,6 +21,8 @@ export async function startWorkerServer(options: {
   watch?: boolean
   logLevel?: LogLevel
   onReload?: () => void
+  /** A static-assets directory served in front of the worker (public/, prepared). */
+  assets?: string
 }): Promise<WorkerServer> {
   // Miniflare 5 takes a new option shape; it converts the classic (v4) one we write here,
   // reading the script as it does, so options are made again after every build.
@@ -35,6 +37,10 @@ export async function startWorkerServer(options: {
       scriptPath: options.outfile,
       compatibilityDate: date,
       bindings: options.bindings,
+      // public/, as Cloudflare serves it in front of the worker (wrangler.toml [assets]).
+      ...(options.assets
+        ? { assets: { directory: options.assets, routerConfig: { has_user_worker: true } } }
+        : {}),
     })
 
   let mf: Miniflare | undefined

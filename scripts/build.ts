@@ -30,6 +30,7 @@ import {
   VERCEL_DIST_DIR,
   VERCEL_OUTPUT_DIR,
 } from '../local/artifact-layout.ts'
+import { PREPARED_FILES, prepareStaticAssets } from '../local/static-assets.ts'
 import { compatibilityDate } from '../local/worker-build.ts'
 import { REST_WORKER_BUDGET, UPLOAD_BUDGET } from './artifacts/budget.ts'
 import { bundleBreakdown } from './artifacts/bundle-breakdown.ts'
@@ -71,7 +72,8 @@ const PROJECT_SETTINGS = {
     outputDirectory: null,
     rootDirectory: null,
     directoryListing: false,
-    nodeVersion: '22.x',
+    // The newest line package.json's engines allow: Vercel picks it, and says so when they differ.
+    nodeVersion: '24.x',
   },
 }
 
@@ -257,9 +259,9 @@ async function buildVercel(): Promise<ArtifactManifest['vercel']> {
     await withProjectSettings(async () =>
       // A throwaway global config: no credentials are read, no telemetry id is kept.
       // @vercel/node transpiles with the project's TypeScript 7 through a temporary tsconfig
-      // that extends ours and prints "TS2688: Cannot find type definition file for 'node'"
-      // (type roots resolve from the temporary directory); it type-checks nothing
-      // (noCheck) and the output is complete.
+      // extending the one nearest the entry: api/tsconfig.json (the worker's, no Node types;
+      // with ours it printed "TS2688: Cannot find type definition file for 'node'", as type
+      // roots resolve from its temporary directory). It type-checks nothing (noCheck).
       run('vercel', ['build', '--prod', '--global-config', globalConfig], {
         VERCEL_TELEMETRY_DISABLED: '1',
         NO_UPDATE_NOTIFIER: '1',
@@ -291,6 +293,11 @@ async function buildVercel(): Promise<ArtifactManifest['vercel']> {
     throw new Error(`${api.name}: entrypoint ${entrypoint} is missing`)
   }
   const staticFiles = await pruneLocalOnlyStatic(join(outputDir, 'static'))
+  for (const file of PREPARED_FILES) {
+    if (!existsSync(join(outputDir, 'static', file))) {
+      throw new Error(`the Vercel output has no static/${file}: /docs would have no Swagger UI`)
+    }
+  }
 
   await rm(at(VERCEL_DIST_DIR), { recursive: true, force: true })
   const bundle = `${VERCEL_DIST_DIR}/api.js`
@@ -324,6 +331,8 @@ async function main() {
   // No manifest until both artifacts are built and checked: the smoke tests never load a
   // stale or half-built artifact.
   await rm(at(MANIFEST), { force: true })
+  // Swagger UI's files for /docs, in public/ for both platforms to serve (not in git).
+  await prepareStaticAssets()
   const cloudflare = await buildCloudflare()
   const rest = await restWorkerSize()
   const vercel = await buildVercel()
@@ -341,11 +350,9 @@ Vercel Build Output (vercel build --prod)
   ${vercel.bundle.path} (the function bundled, as deployed)
   ${sizeLine(vercel.size, VERCEL_EDGE_PRO)}
 ${MANIFEST}`)
-  if (vercel.staticFiles > 0) {
-    console.log(
-      `\nnote: ${vercel.staticFiles} repository files (src/, test/, scripts/, …) are static assets of the Vercel deployment: zero-config serves every file outside api/ unless vercel.json names an outputDirectory that holds files (e.g. public/).`,
-    )
-  }
+  console.log(
+    `\nstatic files (public/: Cloudflare's [assets], Vercel's outputDirectory; served without the worker): ${vercel.staticFiles}`,
+  )
 }
 
 main().catch((err) => {

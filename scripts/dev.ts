@@ -16,15 +16,24 @@
 //    deployed cron trigger runs it;
 //  - tunables (README "Configuration") set in the shell override .dev.vars, e.g.
 //    `BREAKER_OPEN_MS=1000 npm run dev`.
-// Ctrl-C stops everything it started.
+//  - public/ (Swagger UI's files for /docs, robots.txt) served in front of the worker, as
+//    Cloudflare's [assets] serve it.
+// `npm run dev:wrangler` (`--wrangler`) runs wrangler's own dev server (`wrangler dev --env
+// development`) on the same local stack instead of our Miniflare set-up; it rebuilds itself,
+// and the scheduled flush is dispatched to its /__scheduled route.
+// A busy port is one line and exit 1, before anything is opened. Ctrl-C stops everything it
+// started.
+import { spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { parseEnv } from 'node:util'
 import { reachable } from '../local/engines.ts'
 import { answers, PostgresUnreachableError } from '../local/postgres.ts'
 import { startLocalStack } from '../local/stack.ts'
-import { startWorkerServer } from '../local/worker-server.ts'
+import { prepareStaticAssets } from '../local/static-assets.ts'
+import { startWorkerServer, type WorkerServer } from '../local/worker-server.ts'
 import { NUMERIC_TUNABLES } from '../src/config/tunables.ts'
 
 const root = new URL('..', import.meta.url)
@@ -76,8 +85,94 @@ function tunablesFromShell(): Record<string, string> {
   )
 }
 
+/** A configuration mistake the developer fixes: one line on stderr, exit 1, no stack trace. */
+class DevSetupError extends Error {}
+
+/** Resolves when `port` can be listened on at `host`; DevSetupError when it is taken. */
+function portFree(port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new DevSetupError(
+              `port ${port} on ${host} is in use (another npm run dev?); stop it, or choose another: PORT=${port + 1} npm run dev`,
+            )
+          : err,
+      ),
+    )
+    probe.listen(port, host, () => probe.close(() => resolve()))
+  })
+}
+
+/**
+ * `wrangler dev --env development` on `port`, given the local stack's settings as `--var`s
+ * (what .dev.vars holds, wrangler reads itself: no secret goes on a command line). Resolves
+ * once it answers /health; the scheduled flush goes to its --test-scheduled route.
+ */
+async function startWranglerDev(
+  bindings: Record<string, string>,
+  vars: Record<string, string>,
+  port: number,
+): Promise<Pick<WorkerServer, 'url' | 'scheduled' | 'close'>> {
+  const settings = Object.entries(bindings).filter(([name, value]) => vars[name] !== value)
+  // wrangler's entry under this Node (the toolchain's 22), whatever `node` PATH finds first.
+  const child = spawn(
+    process.execPath,
+    [
+      at('node_modules/wrangler/bin/wrangler.js'),
+      'dev',
+      '--env',
+      'development',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--test-scheduled',
+      '--show-interactive-dev-session=false',
+      ...settings.flatMap(([name, value]) => ['--var', `${name}:${value}`]),
+    ],
+    {
+      cwd: at('.'),
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+    },
+  )
+  const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? 1)))
+  const url = `http://127.0.0.1:${port}`
+  for (let waited = 0; ; waited += 250) {
+    const up = await fetch(`${url}/health`).then(
+      (res) => res.ok,
+      () => false,
+    )
+    if (up) break
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(r, 250, undefined))])
+    if (code !== undefined) throw new DevSetupError(`wrangler dev exited with code ${code}`)
+    if (waited > 120_000) throw new DevSetupError('wrangler dev did not answer within 2 minutes')
+  }
+  return {
+    url,
+    async scheduled(cron = '* * * * *') {
+      const res = await fetch(`${url}/__scheduled?cron=${encodeURIComponent(cron)}`)
+      await res.body?.cancel()
+      return { outcome: res.ok ? 'ok' : `HTTP ${res.status}` }
+    },
+    async close() {
+      if (child.exitCode === null) child.kill('SIGINT')
+      await exited
+    },
+  }
+}
+
 async function main() {
+  const viaWrangler = process.argv.includes('--wrangler')
   const port = Number(process.env.PORT ?? 8787)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new DevSetupError(`PORT=${process.env.PORT} is not a port number`)
+  }
+  // Before PGlite or anything else is opened: a second `npm run dev` must not touch .data/.
+  await portFree(port, '127.0.0.1')
+  const assets = await prepareStaticAssets()
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
   const postgresUrl = process.env.LOCAL_POSTGRES_URL || undefined
   const cronSetting = Number(process.env.DEV_CRON_INTERVAL_MS || 60_000)
@@ -122,12 +217,19 @@ async function main() {
     ...tunablesFromShell(),
   }
 
-  const server = await startWorkerServer({
-    bindings,
-    outfile: at('.wrangler/dev/worker.mjs'),
-    port,
-    watch: true,
-    onReload: () => console.log('rebuilt and reloaded'),
+  const server = await (viaWrangler
+    ? startWranglerDev(bindings, vars, port)
+    : startWorkerServer({
+        bindings,
+        outfile: at('.wrangler/dev/worker.mjs'),
+        port,
+        watch: true,
+        assets,
+        onReload: () => console.log('rebuilt and reloaded'),
+      })
+  ).catch(async (err: unknown) => {
+    await stack.close() // PGlite's files stay consistent
+    throw err
   })
 
   // The deployed cron trigger, here: the scheduled flush drains the buffer every minute.
@@ -145,12 +247,15 @@ async function main() {
 
   const base = server.url
   console.log(`
-Agent API (development) on ${base}
+Agent API (development) on ${base}${viaWrangler ? ' (wrangler dev)' : ''}
+  reference:  ${base}/docs   (the OpenAPI document: ${base}/openapi.json)
+  dashboard:  ${base}/health/dashboard
   demo agent: demo-agent   (granted demo-user-1, demo-user-2)
   get a token:
     curl -s -X POST ${base}/api/v1/agent/token -H 'Content-Type: application/json' \\
       -d '{"agent_id":"demo-agent","agent_secret":"'"$(grep ^DEV_AGENT_SECRET= .dev.vars | cut -d= -f2-)"'"}'
   health: curl -s ${base}/health
+  the example agent: npm run example   (in another terminal${port === 8787 ? '' : `, with PORT=${port}`})
   the scheduled flush runs every ${Math.round(cronEveryMs / 1000)} s
 `)
 
@@ -173,7 +278,9 @@ Agent API (development) on ${base}
 }
 
 main().catch((err) => {
-  if (err instanceof PostgresUnreachableError) {
+  if (err instanceof DevSetupError) {
+    console.error(`npm run dev: ${err.message}`)
+  } else if (err instanceof PostgresUnreachableError) {
     // One line that says what to do; no stack trace for a configuration mistake.
     console.error(
       `npm run dev: LOCAL_POSTGRES_URL: ${err.message}; start it, or unset LOCAL_POSTGRES_URL to use PGlite in .data/pglite`,

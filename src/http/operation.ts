@@ -28,6 +28,7 @@ export type HeaderName =
   | 'X-Degraded'
   | 'Pragma'
   | 'Allow'
+  | 'Vary'
 
 /** The draft-ietf-httpapi-ratelimit-headers trio. */
 export const RATE_LIMIT: readonly HeaderName[] = [

@@ -16,8 +16,6 @@ import {
 
 export { MAX_BODY_BYTES }
 
-export const DIALECT = 'https://json-schema.org/draft/2020-12/schema'
-
 /** A header whose value is a decimal integer (OpenAPI describes the value, not its text). */
 const integer = (minimum: number): JsonSchema => ({ type: 'integer', minimum })
 
@@ -68,6 +66,10 @@ export const HEADERS: Record<HeaderName, { description: string; schema: JsonSche
   Allow: {
     description: 'The methods the path takes (RFC 9110 §10.2.1).',
     schema: { type: 'string', pattern: '^[A-Z]+(, [A-Z]+)*$' },
+  },
+  Vary: {
+    description: 'The request headers the answer depends on (RFC 9110 §12.5.5).',
+    schema: { type: 'string' },
   },
 }
 
@@ -120,7 +122,9 @@ export function documentFrame(version: string) {
   )
   return {
     openapi: '3.1.0' as const,
-    jsonSchemaDialect: DIALECT,
+    // No jsonSchemaDialect: the default (the OAS 3.1 base dialect, JSON Schema 2020-12 plus
+    // OpenAPI's keywords) describes our schemas; Swagger UI supports only that one and put a
+    // warning over the page when the document named plain 2020-12.
     info: {
       title: 'Agent API',
       version,

@@ -1,20 +1,20 @@
-// GET /openapi.json — the OpenAPI 3.1 document — and GET /docs, an interactive page over it.
+// GET /openapi.json — the OpenAPI 3.1 document — and GET /docs, an interactive page over it,
+// whose script and styles the deployment serves itself (./docs-assets.ts): it works offline.
 //
 // The document is generated from the operations on the first request and memoised for the
 // isolate. Its generator is loaded with a dynamic import, so no other route evaluates it.
 import { Hono } from 'hono'
 import type { AppEnv } from '../http/context.ts'
 import type { Operation } from '../http/operation.ts'
+import { SWAGGER_UI_FILES, SWAGGER_UI_PATH } from './docs-assets.ts'
 
-/** Swagger UI, pinned; the hashes are of the files npm publishes (jsDelivr serves them as is). */
-const SWAGGER_UI = 'https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0'
 const SCRIPT = {
-  url: `${SWAGGER_UI}/swagger-ui-bundle.js`,
-  integrity: 'sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9',
+  url: `${SWAGGER_UI_PATH}/${SWAGGER_UI_FILES.script.file}`,
+  integrity: SWAGGER_UI_FILES.script.integrity,
 }
 const STYLE = {
-  url: `${SWAGGER_UI}/swagger-ui.css`,
-  integrity: 'sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I',
+  url: `${SWAGGER_UI_PATH}/${SWAGGER_UI_FILES.style.file}`,
+  integrity: SWAGGER_UI_FILES.style.integrity,
 }
 
 /** The page's one inline script; the CSP allows it by its hash. */
@@ -70,7 +70,8 @@ export const getDocsPage = {
   path: '/docs',
   operationId: 'getDocsPage',
   summary: 'Interactive reference',
-  description: 'An HTML page (Swagger UI, pinned, with subresource integrity) over this document.',
+  description:
+    'An HTML page over this document: Swagger UI, pinned, served by this deployment (no CDN) with subresource integrity.',
   tag: 'docs',
   responses: {
     '200': {
@@ -85,14 +86,17 @@ export const docsOperations: readonly Operation[] = [getOpenApiDocument, getDocs
 
 let policy: Promise<string> | undefined
 
-/** The page's own CSP: the pinned files, its inline script by hash, fetches to this origin. */
+/**
+ * The page's own CSP: scripts and styles from this origin only (the pinned files, each also
+ * checked by its integrity), its inline script by hash, fetches to this origin.
+ */
 function contentSecurityPolicy(): Promise<string> {
   policy ??= crypto.subtle.digest('SHA-256', new TextEncoder().encode(INIT)).then((digest) => {
     const hash = btoa(String.fromCharCode(...new Uint8Array(digest)))
     return [
       "default-src 'none'",
-      `script-src ${SCRIPT.url} 'sha256-${hash}'`,
-      `style-src ${STYLE.url}`,
+      `script-src 'self' 'sha256-${hash}'`,
+      "style-src 'self'",
       "img-src 'self' data:",
       "connect-src 'self'",
       "base-uri 'none'",

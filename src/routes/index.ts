@@ -9,6 +9,7 @@ import { discoveryOperations, discoveryRoutes } from './discovery.ts'
 import { createDocsRoutes, docsOperations } from './docs.ts'
 import { healthOperations, healthRoutes } from './health.ts'
 import { internalOperations, internalRoutes } from './internal.ts'
+import { pageOperations, pageRoutes } from './pages.ts'
 import { progressOperations, progressRoutes } from './progress.ts'
 import { tokenOperations, tokenRoutes } from './token.ts'
 import { usersOperations, usersRoutes } from './users.ts'
@@ -24,6 +25,7 @@ export const OPERATIONS: readonly Operation[] = [
   ...internalOperations,
   ...agentHealthOperations,
   ...docsOperations,
+  ...pageOperations,
 ]
 
 /** The route groups serving every operation in OPERATIONS, to mount at `/`. */
@@ -39,5 +41,6 @@ export function routeGroups(): Hono<AppEnv>[] {
     internalRoutes,
     agentHealthRoutes,
     createDocsRoutes(OPERATIONS),
+    pageRoutes,
   ]
 }

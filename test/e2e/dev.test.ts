@@ -84,6 +84,26 @@ describe('npm run dev', () => {
     expect(dev.errors()).not.toContain('hunter2')
   })
 
+  test('a busy port: one line naming PORT and a non-zero exit, before any database is opened', async () => {
+    const busy = createServer()
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+    const { port } = busy.address() as { port: number }
+    try {
+      // A LOCAL_POSTGRES_URL nothing answers: had the port check come later, its error would show.
+      const dev = start({
+        PORT: String(port),
+        LOCAL_POSTGRES_URL: `postgres://postgres@127.0.0.1:${await freePort()}/nowhere`,
+      })
+      expect(await dev.exited).toBe(1)
+      expect(dev.errors().trim().split('\n')).toEqual([
+        `npm run dev: port ${port} on 127.0.0.1 is in use (another npm run dev?); stop it, or choose another: PORT=${port + 1} npm run dev`,
+      ])
+      expect(dev.output()).toBe('')
+    } finally {
+      await new Promise((resolve) => busy.close(resolve))
+    }
+  })
+
   test.runIf(hasPostgres)(
     'says which stores run, commits without Redis, uses Redis once it appears, flushes on its cron',
     { timeout: 120_000 },

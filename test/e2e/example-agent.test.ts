@@ -1,5 +1,6 @@
 // The example agent against the dev stack over real HTTP: the worker bundled and served by
 // workerd, the Neon and Upstash stand-ins in front of the real engines.
+import { LogLevel } from 'miniflare'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { runExampleAgent } from '../../examples/agent.ts'
 import { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable } from '../../local/engines.ts'
@@ -21,6 +22,7 @@ beforeAll(async () => {
   const scenario = await stack.createScenario()
   server = await startWorkerServer({
     outfile: new URL('../../.wrangler/e2e/worker.mjs', import.meta.url).pathname,
+    logLevel: LogLevel.WARN, // no line per request
     bindings: {
       APP_ENV: 'development',
       DEV_AGENT_SECRET: secret,

@@ -279,6 +279,7 @@ describe.runIf(sc.hasRedis)(
             {
               REDIS_KEY_PREFIX: `t:${crypto.randomUUID().slice(0, 8)}:`,
               PROGRESS_CLAIM_TIMEOUT_MS: '1000',
+              DATABASE_TIMEOUT_MS: '500', // the claim timeout must exceed it (tunables.ts)
             },
             { clock: { now: () => now } },
           )

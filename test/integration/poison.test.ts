@@ -31,7 +31,12 @@ const guard = (on: boolean) =>
   })
 await guard(true)
 
-const fresh = () => sc.services({ REDIS_KEY_PREFIX: `t:${crypto.randomUUID().slice(0, 8)}:` })
+/** The services' log lines: dead-lettering logs an error, which the tests read, not print. */
+const logged: string[] = []
+const logSink = (line: string) => void logged.push(line)
+
+const fresh = () =>
+  sc.services({ REDIS_KEY_PREFIX: `t:${crypto.randomUUID().slice(0, 8)}:` }, { logSink })
 
 async function append(services: Services, updates: BufferedUpdate[]) {
   const byBatch = new Map<string, BufferedUpdate[]>()
@@ -76,6 +81,14 @@ describe.runIf(sc.hasRedis)('poison isolation', () => {
     const report = await flushProgress(services, {}, { drain: true })
     const neonRequests = (await sc.neon.stats()).requests
     expect(report).toMatchObject({ flushed: 57, buried: 3, remaining: 0, deadLetters: 3 })
+    const buried = logged.map((line) => JSON.parse(line) as Record<string, unknown>)
+    expect(buried).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        msg: 'progress updates moved to the dead letters',
+        buried: 3,
+      }),
+    )
     // 1 whole write, then the bisection (≤ 2 per level per refused item), then the batch records.
     expect(neonRequests).toBeLessThanOrEqual(1 + 2 * 3 * Math.ceil(Math.log2(60)) + 1)
     const poisoned = updates.filter((u) => u.taskId.startsWith('poison-'))
@@ -199,13 +212,16 @@ describe.runIf(sc.hasRedis)('poison isolation', () => {
   })
 
   test('an outage while isolating: what is left goes back to the buffer, nothing is lost', async () => {
-    const services = sc.services({
-      REDIS_KEY_PREFIX: `t:${crypto.randomUUID().slice(0, 8)}:`,
-      BREAKER_CONSECUTIVE_FAILURES: '1000',
-      BREAKER_MINIMUM_CALLS: '100',
-      BREAKER_WINDOW_SIZE: '100',
-      BREAKER_FAILURE_RATE_PERCENT: '100',
-    })
+    const services = sc.services(
+      {
+        REDIS_KEY_PREFIX: `t:${crypto.randomUUID().slice(0, 8)}:`,
+        BREAKER_CONSECUTIVE_FAILURES: '1000',
+        BREAKER_MINIMUM_CALLS: '100',
+        BREAKER_WINDOW_SIZE: '100',
+        BREAKER_FAILURE_RATE_PERCENT: '100',
+      },
+      { logSink },
+    )
     const updates = Array.from({ length: 8 }, (_, i) =>
       item({
         taskId: i === 3 ? `poison-outage-${crypto.randomUUID()}` : `ok-${crypto.randomUUID()}`,
@@ -267,7 +283,7 @@ describe.runIf(sc.hasRedis)('the dead-letters CLI', () => {
     timeout: 60_000,
   }, async () => {
     const prefix = `t:${crypto.randomUUID().slice(0, 8)}:`
-    const services = sc.services({ REDIS_KEY_PREFIX: prefix })
+    const services = sc.services({ REDIS_KEY_PREFIX: prefix }, { logSink })
     const batch = crypto.randomUUID()
     const a = item({ batchId: batch, taskId: `poison-cli-a-${crypto.randomUUID()}` })
     const b = item({ batchId: batch, taskId: `poison-cli-b\u0001${crypto.randomUUID()}` })

@@ -110,7 +110,7 @@ describe('the OpenAPI document', () => {
       operations(doc).map(({ path, method }) => `${method.toUpperCase()} ${path}`),
     )
     expect([...documented].sort()).toEqual([...served].sort())
-    expect(served.size).toBe(20)
+    expect(served.size).toBe(23)
   })
 
   test('every operation documents its errors and every path parameter', () => {
@@ -279,7 +279,11 @@ describe('the OpenAPI document', () => {
 describe('GET /openapi.json and GET /docs', () => {
   const app = createApp()
   const get = async (path: string) => {
-    const res = await app.request(path, { headers: { 'X-Request-Id': 'docs-test' } })
+    const res = await app.request(
+      path,
+      { headers: { 'X-Request-Id': 'docs-test' } },
+      { APP_ENV: 'development', LOG_LEVEL: 'error' }, // no log line per request
+    )
     await checkResponse('GET', `https://agent-api.test${path}`, res.clone())
     return res
   }
@@ -317,9 +321,14 @@ describe('GET /openapi.json and GET /docs', () => {
     const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(inline[0]))
     const hash = btoa(String.fromCharCode(...new Uint8Array(digest)))
     expect(csp).toContain(`'sha256-${hash}'`)
-    // External files are pinned to a version and carry subresource integrity.
-    for (const tag of html.match(/<(script|link) [^>]*(src|href)=[^>]*>/g) ?? []) {
-      expect(tag).toMatch(/@\d+\.\d+\.\d+\//)
+    // Scripts and styles come from this origin only (offline: no CDN)...
+    expect(csp).toMatch(/script-src 'self' 'sha256-[^']+'(;|$)/)
+    expect(csp).toMatch(/style-src 'self'(;|$)/)
+    // ...pinned to a version and carrying subresource integrity.
+    const tags = html.match(/<(script|link) [^>]*(src|href)=[^>]*>/g) ?? []
+    expect(tags).toHaveLength(2)
+    for (const tag of tags) {
+      expect(tag).toMatch(/(src|href)="\/assets\/swagger-ui-\d+\.\d+\.\d+\/swagger-ui[\w.-]+"/)
       expect(tag).toMatch(/integrity="sha384-[A-Za-z0-9+/=]{64}"/)
       expect(tag).toContain('crossorigin="anonymous"')
     }
