@@ -9,8 +9,8 @@
 // §5.1), so a client that knows nothing else can discover how to get a token.
 import type { Context, MiddlewareHandler } from 'hono'
 import { type AccessClaims, TokenError, verifyAccessToken } from '../auth/access-token.ts'
-import { statusRefusal } from '../auth/agent-status.ts'
 import type { KeyRing } from '../auth/keys.ts'
+import { tokenRefusal } from '../auth/principal.ts'
 import { type Issuer, protectedResourceMetadataUrl, type ResourceName } from '../auth/resources.ts'
 import { hasScope } from '../auth/scopes.ts'
 import { ProblemError, problems } from '../contract/problem.ts'
@@ -168,12 +168,7 @@ export async function authenticate(
     throw invalidToken(challenged, 'The access token is for another resource')
   }
 
-  const scope = requestScope(c)
-  const [revoked, status] = await Promise.all([
-    auth.revocations.isRevoked(claims, now, scope),
-    services.db ? auth.agents.status(services.db, claims.sub, now, scope) : undefined,
-  ])
-  const refusal = revoked ? 'revoked' : status && statusRefusal(status, claims.iat)
+  const refusal = await tokenRefusal(services, claims, now, requestScope(c))
   if (refusal) {
     services.events.emit({ type: 'token.rejected', reason: refusal })
     throw invalidToken(
@@ -188,7 +183,8 @@ export async function authenticate(
 
 /**
  * Requires a valid access token (and `scope`, when given), then applies the per-agent
- * request limit. Sets `agentId` and `principal` on the context.
+ * request limit. Sets `agentId` (the agent, `client_id`) and, for a delegated token, `actingFor`
+ * (its user) on the context.
  */
 export function requireAuth(
   scope?: Scope,
@@ -216,7 +212,10 @@ export function requireAuth(
       )
     if (closed && !(options.whenFailingClosed && keysSound)) throw closed
     const claims = await authenticate(c, resource)
-    c.set('agentId', claims.sub)
+    // The principal every service call of this request carries (requestScope): a delegated
+    // token serves its one user only, whichever route or tool it reaches.
+    c.set('agentId', claims.client_id)
+    if (claims.act) c.set('actingFor', claims.sub)
 
     if (scope && !hasScope(claims.scope, scope)) {
       throw new ProblemError({
@@ -233,7 +232,7 @@ export function requireAuth(
       })
     }
 
-    await consumeAgentRequest(c, claims.sub)
+    await consumeAgentRequest(c, claims.client_id)
     await next()
   }
 }

@@ -92,13 +92,14 @@ async function grantFor(
 ): Promise<Grant> {
   const now = services.clock.now()
   const { grants } = services.auth
-  if (!services.db) return grants.cached(agentId, userId, now)?.granted ? 'granted' : 'unknown'
+  if (!services.db)
+    return grants.cached(agentId, userId, now, scope)?.granted ? 'granted' : 'unknown'
   try {
     const granted = await grants.check(services.db, agentId, userId, now, scope)
     return granted ? 'granted' : 'denied'
   } catch (err) {
     if (!isDatabaseOutage(err)) log.error('grant check failed (not an outage)', { error: err })
-    const stale = grants.cached(agentId, userId, now)
+    const stale = grants.cached(agentId, userId, now, scope)
     return stale ? (stale.granted ? 'granted' : 'denied') : 'unknown'
   }
 }

@@ -4,16 +4,28 @@
 // request, spend the failure budget and write the answer.
 import type { Config } from '../../config/index.ts'
 import { ProblemError } from '../../contract/problem.ts'
-import type { TokenResponse } from '../../contract/token.ts'
+import {
+  ACCESS_TOKEN_TYPE,
+  type ExchangedTokenResponse,
+  type TokenResponse,
+} from '../../contract/token.ts'
 import { type Database, isDatabaseOutage } from '../../db/client.ts'
 import type { Clock } from '../../kernel/clock.ts'
 import type { EventBus } from '../../kernel/events.ts'
 import type { Logger } from '../../kernel/log.ts'
 import type { CallScope } from '../../kernel/scope.ts'
-import { issueAccessToken, TokenError, verifyAccessToken } from '../access-token.ts'
+import {
+  type AccessClaims,
+  issueAccessToken,
+  TokenError,
+  verifyAccessToken,
+} from '../access-token.ts'
 import { issuedAtFor } from '../agent-status.ts'
-import { type AgentRecord, authenticateAgent } from '../credentials.ts'
+import { AssertionError, verifyClientAssertion } from '../client-assertion.ts'
+import { type AgentRecord, agentRecord, authenticateAgent, findAgent } from '../credentials.ts'
 import type { KeyRing } from '../keys.ts'
+import { TOKEN_PATH } from '../metadata.ts'
+import { tokenRefusal } from '../principal.ts'
 import {
   type IssuedGrant,
   issueRefreshToken,
@@ -21,6 +33,7 @@ import {
   revokeRefreshToken,
   rotateRefreshToken,
 } from '../refresh-token.ts'
+import { ReplayCacheFull } from '../replay.ts'
 import type { Issuer } from '../resources.ts'
 import { type RevocationReach, RevocationStoreFull } from '../revocation.ts'
 import { formatScopes, grantScopes, parseScopes } from '../scopes.ts'
@@ -73,17 +86,28 @@ export async function databaseCall<T>(work: () => Promise<T>, write = false): Pr
 
 /**
  * The agent `credentials` name, if they are right and it is active (its status is remembered
- * for the isolate's auth checks); else 401 invalid_client, one answer for every reason.
+ * for the isolate's auth checks); else 401 invalid_client, one answer for every reason. A
+ * secret opens only an agent without a registered key; an assertion (RFC 7523) only one with.
  */
 export async function authenticateClient(
   deps: TokenDeps,
   credentials: Credentials,
   scope: CallScope,
+  issuer: Issuer,
 ): Promise<AgentRecord> {
   const db = requireDatabase(deps)
-  const agent = await databaseCall(() =>
-    authenticateAgent(db, deps.config.agentSecret!, credentials.agentId, credentials.secret, scope),
-  )
+  const agent =
+    credentials.assertion !== undefined
+      ? await assertedAgent(deps, db, credentials.agentId, credentials.assertion, scope, issuer)
+      : await databaseCall(() =>
+          authenticateAgent(
+            db,
+            deps.config.agentSecret!,
+            credentials.agentId,
+            credentials.secret,
+            scope,
+          ),
+        )
   if (!agent) throw oauthError('invalid_client', INVALID_CLIENT)
   deps.auth.agents.remember(
     agent.id,
@@ -91,6 +115,72 @@ export async function authenticateClient(
     deps.clock.now(),
   )
   return agent
+}
+
+/**
+ * RFC 7523 `private_key_jwt`: the agent, if it is active, registered a key, the assertion holds
+ * (src/auth/client-assertion.ts: aud = the issuer or the token endpoint) and its `jti` was never
+ * used before; else undefined.
+ */
+async function assertedAgent(
+  deps: TokenDeps,
+  db: Database,
+  agentId: string,
+  assertion: string,
+  scope: CallScope,
+  issuer: Issuer,
+): Promise<AgentRecord | undefined> {
+  const { config, clock } = deps
+  const agent = await databaseCall(() => findAgent(db, agentId, scope))
+  if (!agent?.active || !agent.publicJwk) return undefined
+  const now = clock.now()
+  const tolerance = config.tunables.tokenClockToleranceSeconds
+  let verified: { jti: string; exp: number }
+  try {
+    verified = await verifyClientAssertion(assertion, agent.publicJwk, {
+      clientId: agent.id,
+      audiences: [issuer.issuer, `${issuer.issuer}${TOKEN_PATH}`],
+      now,
+      toleranceSeconds: tolerance,
+      maxLifetimeSeconds: config.tunables.clientAssertionMaxLifetimeSeconds,
+    })
+  } catch (err) {
+    if (!(err instanceof AssertionError)) throw err
+    deps.log.info('client assertion refused', { reason: err.reason })
+    return undefined
+  }
+  const first = await firstUse(
+    deps,
+    'client-assertion',
+    `${agent.id}\u0000${verified.jti}`,
+    (verified.exp + tolerance) * 1000,
+    scope,
+  )
+  if (!first) {
+    deps.log.info('client assertion refused', { reason: 'replayed' })
+    return undefined
+  }
+  return agentRecord(agent)
+}
+
+/** A once-only identifier's first use (src/auth/replay.ts); a full record is a 503. */
+export async function firstUse(
+  deps: Pick<TokenDeps, 'auth' | 'clock'>,
+  kind: 'client-assertion' | 'dpop-proof',
+  id: string,
+  expiresAt: number,
+  scope: CallScope,
+): Promise<boolean> {
+  try {
+    return await deps.auth.replays.firstUse(kind, id, expiresAt, deps.clock.now(), scope)
+  } catch (err) {
+    if (!(err instanceof ReplayCacheFull)) throw err
+    throw temporarilyUnavailable(
+      'auth_unavailable',
+      'This instance cannot record more one-time proofs right now; nothing was done. Retry later',
+      5,
+    )
+  }
 }
 
 /** What the grants hear from the route: whom to name as issuer, and who authenticated. */
@@ -182,10 +272,15 @@ export function issueTokens(
   request: TokenRequest,
   scope: CallScope,
   context: GrantContext,
-): Promise<TokenResponse> {
-  return request.grant === 'client_credentials'
-    ? clientCredentialsGrant(deps, request, scope, context)
-    : refreshGrant(deps, request, scope, context)
+): Promise<TokenResponse | ExchangedTokenResponse> {
+  switch (request.grant) {
+    case 'client_credentials':
+      return clientCredentialsGrant(deps, request, scope, context)
+    case 'refresh_token':
+      return refreshGrant(deps, request, scope, context)
+    case 'token_exchange':
+      return exchangeGrant(deps, request, scope, context)
+  }
 }
 
 async function clientCredentialsGrant(
@@ -194,7 +289,7 @@ async function clientCredentialsGrant(
   call: CallScope,
   context: GrantContext,
 ): Promise<TokenResponse> {
-  const agent = await authenticateClient(deps, request.credentials, call)
+  const agent = await authenticateClient(deps, request.credentials, call, context.issuer)
   context.onClient(agent.id)
   const resource = requestedResource(context.issuer, request.resource)
   const scopes = grantScopes(request.scope, agent.allowedScopes)
@@ -232,10 +327,10 @@ async function refreshGrant(
 ): Promise<TokenResponse> {
   // RFC 6749 §6: a confidential client must authenticate; the token must then be its own.
   const { credentials } = request
-  if (!credentials?.agentId || !credentials.secret) {
+  if (!credentials?.agentId || !(credentials.secret || credentials.assertion)) {
     throw oauthError('invalid_client', 'Client authentication is required to refresh')
   }
-  const client = await authenticateClient(deps, credentials, call)
+  const client = await authenticateClient(deps, credentials, call, context.issuer)
   context.onClient(client.id)
   // Checked before the token is touched: a refused request spends nothing.
   const resource = requestedResource(context.issuer, request.resource)
@@ -290,6 +385,114 @@ async function refreshGrant(
     audience: resource ?? family ?? context.issuer.api,
     issued: rotation,
   })
+}
+
+/** The one answer for an unknown user and a user the agent holds no grant for (no oracle). */
+const NO_SUCH_SUBJECT = 'The requested subject is unknown or not granted to this agent'
+const BAD_SUBJECT_TOKEN = 'The subject token is invalid, expired or revoked'
+
+/**
+ * RFC 8693 token exchange: the agent's own access token (`actor_token` when sent, else
+ * `subject_token`; both must be valid and the agent's) for a token that acts for
+ * `requested_subject`, a user the agent holds a grant for. `sub` = user, `act.sub` = agent,
+ * scope at most the presented token's, expiry at most its own and DELEGATED_TOKEN_TTL_SECONDS.
+ * A delegated token may be exchanged again only for its own user. Revoking the agent's token,
+ * its family or the grant ends the delegated token as it ends the agent's (src/auth/principal.ts).
+ * Throws invalid_grant (also for an unknown user or no grant: one answer), invalid_scope,
+ * invalid_target, invalid_client, 503s.
+ */
+async function exchangeGrant(
+  deps: TokenDeps,
+  request: Extract<TokenRequest, { grant: 'token_exchange' }>,
+  call: CallScope,
+  context: GrantContext,
+): Promise<ExchangedTokenResponse> {
+  const { config, clock } = deps
+  const db = requireDatabase(deps)
+  // Client authentication is optional (the agent's token proves who it is); when sent, it
+  // must name the token's agent, as must a bare `client_id` (a client authenticating as none).
+  const { credentials } = request
+  const client =
+    credentials?.secret || credentials?.assertion
+      ? await authenticateClient(deps, credentials, call, context.issuer)
+      : credentials?.agentId
+        ? { id: credentials.agentId }
+        : undefined
+  const now = clock.now()
+  const keys = await ring(deps)
+  const presented = [request.subjectToken, ...(request.actorToken ? [request.actorToken] : [])]
+  const tokens: AccessClaims[] = []
+  for (const token of presented) {
+    try {
+      tokens.push(
+        await verifyAccessToken(keys, token, {
+          issuer: context.issuer.issuer,
+          audiences: context.issuer.resources,
+          environment: config.environment,
+          now,
+          toleranceSeconds: config.tunables.tokenClockToleranceSeconds,
+          maxLifetimeSeconds: config.tunables.accessTokenTtlSeconds,
+        }),
+      )
+    } catch (err) {
+      if (!(err instanceof TokenError)) throw err
+      throw oauthError('invalid_grant', BAD_SUBJECT_TOKEN)
+    }
+  }
+  const agentId = tokens[0]!.client_id
+  if (tokens.some((t) => t.client_id !== agentId) || (client && client.id !== agentId)) {
+    throw oauthError('invalid_grant', 'The tokens were not issued to this client')
+  }
+  const refusals = await Promise.all(tokens.map((t) => tokenRefusal(deps, t, now, call)))
+  if (refusals.some(Boolean)) throw oauthError('invalid_grant', BAD_SUBJECT_TOKEN)
+  context.onClient(agentId)
+  // A delegated token acts for its user only: never re-exchanged for another.
+  const delegated = tokens.find((t) => t.act)
+  if (delegated && delegated.sub !== request.requestedSubject) {
+    throw oauthError('invalid_grant', 'A delegated token cannot be exchanged for another user')
+  }
+  const subject = tokens[0]!
+  const resource = requestedResource(context.issuer, request.resource) ?? subject.aud
+  const narrowest = tokens.reduce<string[]>(
+    (allowed, t) => allowed.filter((s) => parseScopes(t.scope).includes(s)),
+    parseScopes(subject.scope),
+  )
+  const scopes = grantScopes(request.scope, narrowest)
+  if (!scopes || scopes.length === 0) {
+    throw oauthError('invalid_scope', 'The requested scope exceeds the presented token’s')
+  }
+  // An unknown user and one without a grant: the same lookup, the same answer.
+  const granted = await databaseCall(() =>
+    deps.auth.grants.check(db, agentId, request.requestedSubject, now, call),
+  )
+  if (!granted) throw oauthError('invalid_grant', NO_SUCH_SUBJECT)
+  const scope = formatScopes(scopes)
+  const { token, claims } = await issueAccessToken(keys, {
+    issuer: context.issuer.issuer,
+    audience: resource,
+    agentId,
+    scope,
+    environment: config.environment,
+    ttlSeconds: Math.min(
+      config.tunables.delegatedTokenTtlSeconds,
+      config.tunables.accessTokenTtlSeconds,
+    ),
+    now,
+    familyId: subject.sid,
+    actingFor: request.requestedSubject,
+    parentJti: delegated?.parent_jti ?? tokens.find((t) => !t.act)?.jti ?? subject.jti,
+    notAfter: Math.min(...tokens.map((t) => t.exp)),
+  })
+  deps.events.emit({ type: 'token.issued', grant: 'token_exchange', agentId })
+  return {
+    access_token: token,
+    token_type: 'Bearer',
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    expires_in: claims.exp - claims.iat,
+    expires_at: new Date(claims.exp * 1000).toISOString(),
+    scope,
+    environment: config.environment,
+  }
 }
 
 /** Where the revocation list put a revocation; the store being full is a 503 (nothing done). */
@@ -356,7 +559,7 @@ export async function revoke(
         allowExpired: true,
       })
       // RFC 7009: a token of another client is left alone (and the answer is still 200).
-      if (claims.sub === agentId) {
+      if (claims.client_id === agentId) {
         reach = await recordRevocation(() =>
           auth.revocations.revokeToken(
             agentId,
