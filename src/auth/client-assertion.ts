@@ -8,7 +8,7 @@ import type { PublicJwk } from './credentials.ts'
  * What a client's key may sign with, for client assertions and DPoP proofs alike: asymmetric
  * algorithms only (a shared-secret MAC here would be a secret by another name).
  */
-export const CLIENT_KEY_ALGS = ['ES256', 'ES384', 'EdDSA', 'PS256', 'RS256'] as const
+export const CLIENT_KEY_ALGS = ['ES256', 'ES384', 'EdDSA', 'Ed25519', 'PS256', 'RS256'] as const
 
 export class AssertionError extends Error {
   readonly reason: string

@@ -9,8 +9,11 @@
 // §5.1), so a client that knows nothing else can discover how to get a token.
 import type { Context, MiddlewareHandler } from 'hono'
 import { type AccessClaims, TokenError, verifyAccessToken } from '../auth/access-token.ts'
+import { CLIENT_KEY_ALGS } from '../auth/client-assertion.ts'
+import { DpopError, type DpopProof, verifyDpopProof } from '../auth/dpop.ts'
 import type { KeyRing } from '../auth/keys.ts'
 import { tokenRefusal } from '../auth/principal.ts'
+import { ReplayCacheFull } from '../auth/replay.ts'
 import { type Issuer, protectedResourceMetadataUrl, type ResourceName } from '../auth/resources.ts'
 import { hasScope } from '../auth/scopes.ts'
 import { ProblemError, problems } from '../contract/problem.ts'
@@ -30,7 +33,103 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 export function isBearer(header: string | undefined): boolean {
-  return header !== undefined && /^Bearer(\s|$)/i.test(header)
+  return header !== undefined && /^(Bearer|DPoP)(\s|$)/i.test(header)
+}
+
+/** `Bearer <token>` or (RFC 9449 §7.1) `DPoP <token>`, the scheme in any case. */
+export function presentedToken(
+  header: string,
+): { scheme: 'Bearer' | 'DPoP'; token: string } | undefined {
+  const match = /^(Bearer|DPoP) +([^\s]+) *$/i.exec(header)
+  if (!match?.[2]) return undefined
+  return { scheme: match[1]!.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer', token: match[2] }
+}
+
+/**
+ * A DPoP challenge (RFC 9449 §7.1): the algorithms a proof may use, the error, and the
+ * resource's metadata (RFC 9728 §5.1).
+ */
+export function dpopChallenge(
+  resource: string,
+  params: { error: string; error_description: string },
+): string {
+  const quoted = (v: string) => v.replaceAll(/["\\]/g, '')
+  return [
+    `DPoP ${REALM}`,
+    `error="${quoted(params.error)}"`,
+    `error_description="${quoted(params.error_description)}"`,
+    `algs="${CLIENT_KEY_ALGS.join(' ')}"`,
+    `resource_metadata="${protectedResourceMetadataUrl(resource)}"`,
+  ].join(', ')
+}
+
+function dpopRefusal(resource: string, error: string, detail: string): ProblemError {
+  return new ProblemError({
+    status: 401,
+    code: 'invalid_token',
+    detail,
+    headers: { 'WWW-Authenticate': dpopChallenge(resource, { error, error_description: detail }) },
+  })
+}
+
+/**
+ * RFC 9449 §7: a DPoP-bound token comes with a proof by its key, made for this request (method,
+ * URL as the issuer names it, `ath` of this token), used once. Throws a 401 with a DPoP challenge.
+ */
+async function checkResourceProof(
+  c: Context<AppEnv>,
+  token: string,
+  jkt: string,
+  identity: Issuer,
+  challenged: string,
+): Promise<void> {
+  const services = c.get('services')
+  const { tunables } = services.config
+  const proofHeader = c.req.header('dpop')
+  if (!proofHeader) {
+    throw dpopRefusal(challenged, 'invalid_dpop_proof', 'A DPoP proof is required')
+  }
+  const now = services.clock.now()
+  let proof: DpopProof
+  try {
+    proof = await verifyDpopProof(proofHeader, {
+      method: c.req.method,
+      url: `${identity.issuer}${new URL(c.req.url).pathname}`,
+      now,
+      maxAgeSeconds: tunables.dpopProofMaxAgeSeconds,
+      toleranceSeconds: tunables.tokenClockToleranceSeconds,
+      accessToken: token,
+    })
+  } catch (err) {
+    if (!(err instanceof DpopError)) throw err
+    services.events.emit({ type: 'token.rejected', reason: `dpop_${err.reason}` })
+    c.get('log').info('DPoP proof refused', { reason: err.reason })
+    throw dpopRefusal(challenged, 'invalid_dpop_proof', 'The DPoP proof is invalid')
+  }
+  if (proof.jkt !== jkt) {
+    throw dpopRefusal(challenged, 'invalid_token', 'The access token is bound to another key')
+  }
+  let first: boolean
+  try {
+    first = await services.auth.replays.firstUse(
+      'dpop-proof',
+      `${proof.jkt}\u0000${proof.jti}`,
+      proof.rememberUntil,
+      now,
+      requestScope(c),
+    )
+  } catch (err) {
+    if (!(err instanceof ReplayCacheFull)) throw err
+    throw problems.unavailable(
+      'auth_unavailable',
+      'This instance cannot record more DPoP proofs right now; retry later',
+      5,
+    )
+  }
+  if (!first) {
+    c.get('log').info('DPoP proof refused', { reason: 'replayed' })
+    throw dpopRefusal(challenged, 'invalid_dpop_proof', 'The DPoP proof was used before')
+  }
 }
 
 /**
@@ -124,8 +223,9 @@ export async function authenticate(
   const challenged = resource === 'any' ? identity.api : identity[resource]
   const header = c.req.header('authorization')
   if (!header) throw noToken(challenged)
-  const token = bearerToken(header)
-  if (!token) throw invalidToken(challenged, 'Use the Bearer scheme')
+  const presented = presentedToken(header)
+  if (!presented) throw invalidToken(challenged, 'Use the Bearer or DPoP scheme')
+  const { token } = presented
   if (token.length > MAX_TOKEN_BYTES) throw invalidToken(challenged, 'The access token is too long')
 
   const { auth, config, clock } = services
@@ -166,6 +266,21 @@ export async function authenticate(
   if (resource !== 'any' && claims.aud !== challenged) {
     services.events.emit({ type: 'token.rejected', reason: 'audience' })
     throw invalidToken(challenged, 'The access token is for another resource')
+  }
+  // RFC 9449 §7: a bound token only with the DPoP scheme and a proof by its key; the DPoP
+  // scheme only with a bound token.
+  if (claims.cnf) {
+    if (presented.scheme !== 'DPoP') {
+      services.events.emit({ type: 'token.rejected', reason: 'dpop_downgraded' })
+      throw dpopRefusal(
+        challenged,
+        'invalid_token',
+        'The access token is DPoP-bound: send it with the DPoP scheme and a proof',
+      )
+    }
+    await checkResourceProof(c, token, claims.cnf.jkt, identity, challenged)
+  } else if (presented.scheme === 'DPoP') {
+    throw invalidToken(challenged, 'The access token is not DPoP-bound: use the Bearer scheme')
   }
 
   const refusal = await tokenRefusal(services, claims, now, requestScope(c))

@@ -394,6 +394,7 @@ export const tokenRoutes = new Hono<AppEnv>()
     const body = await issueTokens(c.get('services'), request, requestScope(c), {
       issuer: issuerFor(c),
       onClient: (agentId) => authenticated(c, agentId),
+      dpopProof: c.req.header('dpop'),
     })
     return answer(c, c.json(body, 200, { 'Cache-Control': 'no-store', Pragma: 'no-cache' }))
   })

@@ -17,7 +17,13 @@ import {
   jsonPost,
 } from '../support/agents.ts'
 import { discover as discoverWith, into, peerOptions } from '../support/peers.ts'
-import { BASE_URL, randomSecret, type Scenario, scenario } from '../support/scenario.ts'
+import {
+  BASE_URL,
+  randomSecret,
+  roomyIsolate,
+  type Scenario,
+  scenario,
+} from '../support/scenario.ts'
 
 const s = await scenario()
 const TOKEN = '/api/v1/agent/token'
@@ -32,17 +38,7 @@ const options = (sc: Scenario = s) => peerOptions(sc)
 const discover = (sc: Scenario = s) => discoverWith(sc)
 
 /** Failure limits a table or a burst of refusals does not reach (they are tested elsewhere). */
-const ROOMY = {
-  RATE_LIMIT_TOKEN_FAILURES_PER_AGENT: '100000',
-  RATE_LIMIT_TOKEN_FAILURES_PER_ADDRESS: '100000',
-}
-const isolate = (extra: Record<string, string | undefined> = {}) =>
-  s.withEnv({
-    REDIS_KEY_PREFIX: `t:${randomSecret(6)}:`,
-    ISOLATE: randomSecret(4),
-    ...ROOMY,
-    ...extra,
-  })
+const isolate = (extra: Record<string, string | undefined> = {}) => roomyIsolate(s, extra)
 const withoutRedis = () =>
   isolate({ UPSTASH_REDIS_REST_URL: undefined, UPSTASH_REDIS_REST_TOKEN: undefined })
 
@@ -419,7 +415,7 @@ describe(`private_key_jwt, RFC 7523 (${s.runtime})`, () => {
   ] as const) {
     test(`the same assertion 50× at once (${label}): exactly one accepted`, async () => {
       const sc = make()
-      if (label === 'with Redis' && !s.hasRedis) return
+      if (label === 'with Redis' && !s.hasRedis) throw new Error('the stack has no Redis')
       const jwt = await assertion()
       const answers = await Promise.all(Array.from({ length: 50 }, () => assertedToken(sc, jwt)))
       const statuses = answers.map((r) => r.status)

@@ -23,10 +23,12 @@ import {
 import { issuedAtFor } from '../agent-status.ts'
 import { AssertionError, verifyClientAssertion } from '../client-assertion.ts'
 import { type AgentRecord, agentRecord, authenticateAgent, findAgent } from '../credentials.ts'
+import { DpopError, type DpopProof, verifyDpopProof } from '../dpop.ts'
 import type { KeyRing } from '../keys.ts'
 import { TOKEN_PATH } from '../metadata.ts'
 import { tokenRefusal } from '../principal.ts'
 import {
+  familyBinding,
   type IssuedGrant,
   issueRefreshToken,
   looksLikeRefreshToken,
@@ -163,6 +165,51 @@ async function assertedAgent(
   return agentRecord(agent)
 }
 
+/**
+ * The DPoP key (RFC 7638 thumbprint) the token request proves possession of, or undefined
+ * when it carries no proof and none is `required`. Throws `invalid_dpop_proof` for a missing
+ * (when required), invalid or replayed proof (RFC 9449 §4.3, §5).
+ */
+async function dpopKey(
+  deps: TokenDeps,
+  context: GrantContext,
+  call: CallScope,
+  required: boolean,
+): Promise<string | undefined> {
+  if (context.dpopProof === undefined) {
+    if (required) throw oauthError('invalid_dpop_proof', 'A DPoP proof is required')
+    return undefined
+  }
+  const { tunables } = deps.config
+  let proof: DpopProof
+  try {
+    proof = await verifyDpopProof(context.dpopProof, {
+      method: 'POST',
+      url: `${context.issuer.issuer}${TOKEN_PATH}`,
+      now: deps.clock.now(),
+      maxAgeSeconds: tunables.dpopProofMaxAgeSeconds,
+      toleranceSeconds: tunables.tokenClockToleranceSeconds,
+    })
+  } catch (err) {
+    if (!(err instanceof DpopError)) throw err
+    deps.log.info('DPoP proof refused', { reason: err.reason })
+    throw oauthError('invalid_dpop_proof', 'The DPoP proof is invalid')
+  }
+  if (
+    !(await firstUse(
+      deps,
+      'dpop-proof',
+      `${proof.jkt}\u0000${proof.jti}`,
+      proof.rememberUntil,
+      call,
+    ))
+  ) {
+    deps.log.info('DPoP proof refused', { reason: 'replayed' })
+    throw oauthError('invalid_dpop_proof', 'The DPoP proof was used before')
+  }
+  return proof.jkt
+}
+
 /** A once-only identifier's first use (src/auth/replay.ts); a full record is a 503. */
 export async function firstUse(
   deps: Pick<TokenDeps, 'auth' | 'clock'>,
@@ -189,6 +236,8 @@ export interface GrantContext {
   issuer: Issuer
   /** The client authenticated: from here on a refusal is no guess at its credentials. */
   onClient(agentId: string): void
+  /** The request's `DPoP` header (RFC 9449 §4), if any. */
+  dpopProof?: string
 }
 
 /**
@@ -219,6 +268,8 @@ async function tokens(
     scope: string
     audience: string
     issued: IssuedGrant
+    /** RFC 9449: the DPoP key the access token is bound to. */
+    jkt?: string
   },
 ): Promise<TokenResponse> {
   const { config, clock } = deps
@@ -235,11 +286,12 @@ async function tokens(
     // The database's clock, as the agent-wide not-before is: a token issued before an
     // operator's revocation (even one racing it) carries an iat before it.
     issuedAt: issuedAtFor(issued.issuedAt, issued.tokensNotBefore),
+    jkt: input.jkt,
   })
   deps.events.emit({ type: 'token.issued', grant, agentId: input.agentId })
   return {
     access_token: token,
-    token_type: 'Bearer',
+    token_type: input.jkt ? 'DPoP' : 'Bearer',
     expires_in: claims.exp - claims.iat,
     expires_at: new Date(claims.exp * 1000).toISOString(),
     refresh_token: issued.refresh.token,
@@ -295,6 +347,7 @@ async function clientCredentialsGrant(
   const scopes = grantScopes(request.scope, agent.allowedScopes)
   if (!scopes) throw oauthError('invalid_scope', 'A requested scope is not allowed for this agent')
   const scope = formatScopes(scopes)
+  const jkt = await dpopKey(deps, context, call, agent.dpopRequired)
   const issued = await databaseCall(() =>
     issueRefreshToken(
       requireDatabase(deps),
@@ -304,6 +357,7 @@ async function clientCredentialsGrant(
         environment: deps.config.environment,
         ttlSeconds: deps.config.tunables.refreshTokenTtlSeconds,
         resource,
+        jkt,
       },
       call.trace,
     ),
@@ -316,6 +370,7 @@ async function clientCredentialsGrant(
     scope,
     audience: resource ?? context.issuer.api,
     issued,
+    jkt,
   })
 }
 
@@ -334,6 +389,14 @@ async function refreshGrant(
   context.onClient(client.id)
   // Checked before the token is touched: a refused request spends nothing.
   const resource = requestedResource(context.issuer, request.resource)
+  // A bound family refreshes only with a proof by its key (RFC 9449 §5).
+  const bound = await databaseCall(() =>
+    familyBinding(requireDatabase(deps), request.refreshToken, deps.config.environment, call.trace),
+  )
+  const jkt = await dpopKey(deps, context, call, client.dpopRequired || Boolean(bound))
+  if (bound && jkt !== bound) {
+    throw oauthError('invalid_dpop_proof', 'The refresh token is bound to another DPoP key')
+  }
   const rotation = await databaseCall(() =>
     rotateRefreshToken(
       requireDatabase(deps),
@@ -384,6 +447,7 @@ async function refreshGrant(
     scope: formatScopes(scopes),
     audience: resource ?? family ?? context.issuer.api,
     issued: rotation,
+    jkt,
   })
 }
 
@@ -467,6 +531,12 @@ async function exchangeGrant(
   )
   if (!granted) throw oauthError('invalid_grant', NO_SUCH_SUBJECT)
   const scope = formatScopes(scopes)
+  // A bound token is exchanged only with a proof by its key; the new token is bound to it.
+  const bound = tokens.find((t) => t.cnf)?.cnf?.jkt
+  const jkt = await dpopKey(deps, context, call, bound !== undefined)
+  if (bound !== undefined && (jkt !== bound || tokens.some((t) => t.cnf?.jkt !== bound))) {
+    throw oauthError('invalid_dpop_proof', 'The presented tokens are bound to another DPoP key')
+  }
   const { token, claims } = await issueAccessToken(keys, {
     issuer: context.issuer.issuer,
     audience: resource,
@@ -482,11 +552,12 @@ async function exchangeGrant(
     actingFor: request.requestedSubject,
     parentJti: delegated?.parent_jti ?? tokens.find((t) => !t.act)?.jti ?? subject.jti,
     notAfter: Math.min(...tokens.map((t) => t.exp)),
+    jkt,
   })
   deps.events.emit({ type: 'token.issued', grant: 'token_exchange', agentId })
   return {
     access_token: token,
-    token_type: 'Bearer',
+    token_type: jkt ? 'DPoP' : 'Bearer',
     issued_token_type: ACCESS_TOKEN_TYPE,
     expires_in: claims.exp - claims.iat,
     expires_at: new Date(claims.exp * 1000).toISOString(),
