@@ -45,7 +45,7 @@ export async function accessTokenHash(token: string): Promise<string> {
  * asymmetric `alg`; a public `jwk` that verifies the signature; `jti`; `htm` = `method`; `htu` =
  * `url` (query and fragment ignored); `iat` no older than `maxAgeSeconds` and no further ahead
  * than the tolerance; `ath` = `accessToken`'s hash when one is given (and none otherwise);
- * `nonce` = `nonce` when the server requires one. `now` in ms. Throws DpopError; a missing or
+ * a `nonce` that `nonceHolds` accepts when the server requires one. `now` in ms. Throws DpopError; a missing or
  * wrong nonce is DpopError('nonce') (answered with `use_dpop_nonce`).
  */
 export async function verifyDpopProof(
@@ -57,7 +57,8 @@ export async function verifyDpopProof(
     maxAgeSeconds: number
     toleranceSeconds: number
     accessToken?: string
-    nonce?: string
+    /** When the server requires nonces: whether the proof's `nonce` is a current one. */
+    nonceHolds?: (nonce: unknown) => Promise<boolean>
   },
 ): Promise<DpopProof> {
   // Several DPoP headers arrive joined by commas; a JWT has none.
@@ -96,7 +97,7 @@ export async function verifyDpopProof(
   } else if (ath !== undefined) {
     throw new DpopError('ath')
   }
-  if (expected.nonce !== undefined && nonce !== expected.nonce) throw new DpopError('nonce')
+  if (expected.nonceHolds && !(await expected.nonceHolds(nonce))) throw new DpopError('nonce')
   return {
     jkt: await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0]),
     jti,

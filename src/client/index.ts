@@ -43,16 +43,23 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   }
   const baseUrl = normalizeBaseUrl(options.baseUrl)
   const now = options.now ?? (() => Date.now())
+  const dpop = options.dpopKey ? dpopProver(options.dpopKey) : undefined
   const runtime: HttpRuntime = {
     // Looked up per call (tests and polyfills may replace it) and called unbound, as Workers
     // require of the global fetch.
-    fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+    fetch: options.dpopKey
+      ? // Every answer may carry the server's next DPoP nonce (RFC 9449 §8.2).
+        async (input, init) => {
+          const res = await (options.fetch ?? fetch)(input, init)
+          dpop?.remember(res)
+          return res
+        }
+      : (options.fetch ?? ((input, init) => fetch(input, init))),
     now,
     sleep,
     random: options.random ?? Math.random,
   }
   const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, ...options.retry }
-  const dpop = options.dpopKey ? dpopProver(options.dpopKey) : undefined
   const oauth = createOAuthClient({
     baseUrl,
     agentId: options.agentId,
@@ -103,6 +110,11 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
           { method, path, sensitive, ...(init.signal ? { signal: init.signal } : {}) },
         )
       let res = await attempt()
+      if (dpop?.wantsNonce(res)) {
+        // The token is fine; the proof needed the nonce this answer just gave.
+        await res.body?.cancel()
+        res = await attempt()
+      }
       if (res.status === 401) {
         await res.body?.cancel()
         tokens.invalidate(token)

@@ -151,43 +151,49 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
     const url = at[endpoint]
     const path = new URL(url).pathname
     const sensitive = () => [...secrets, secret]
-    return send(
-      runtime,
-      policy,
-      // Made per attempt: an assertion and a DPoP proof are used once, so a retry signs anew.
-      async () => {
-        const body = new URLSearchParams(form)
-        const headers: Record<string, string> = {
-          'Content-Type': 'application/x-www-form-urlencoded',
-          Accept: 'application/json',
-        }
-        if (authorization) headers.Authorization = authorization
-        if (privateKey) {
-          body.set('client_id', options.agentId)
-          body.set('client_assertion_type', JWT_BEARER)
-          body.set(
-            'client_assertion',
-            await clientAssertion(privateKey, options.agentId, at.token, runtime.now()),
-          )
-        }
-        if (dpop && endpoint === 'token')
-          headers.DPoP = await dpop.proof('POST', url, runtime.now())
-        return new Request(url, { method: 'POST', headers, body: body.toString() })
-      },
-      {
-        method: 'POST',
-        path,
-        sensitive,
-        ...(retryRefresh ? { retryable: refreshRetryable } : {}),
-      },
-    ).then(async (res) => {
-      if (res.ok) return res
-      throw await errorFromResponse(res, {
-        method: 'POST',
-        path,
-        now: runtime.now(),
-        sensitive: sensitive(),
-      })
+    const once = () =>
+      send(
+        runtime,
+        policy,
+        // Made per attempt: an assertion and a DPoP proof are used once, so a retry signs anew.
+        async () => {
+          const body = new URLSearchParams(form)
+          const headers: Record<string, string> = {
+            'Content-Type': 'application/x-www-form-urlencoded',
+            Accept: 'application/json',
+          }
+          if (authorization) headers.Authorization = authorization
+          if (privateKey) {
+            body.set('client_id', options.agentId)
+            body.set('client_assertion_type', JWT_BEARER)
+            body.set(
+              'client_assertion',
+              await clientAssertion(privateKey, options.agentId, at.token, runtime.now()),
+            )
+          }
+          if (dpop && endpoint === 'token')
+            headers.DPoP = await dpop.proof('POST', url, runtime.now())
+          return new Request(url, { method: 'POST', headers, body: body.toString() })
+        },
+        {
+          method: 'POST',
+          path,
+          sensitive,
+          ...(retryRefresh ? { retryable: refreshRetryable } : {}),
+        },
+      )
+    let res = await once()
+    if (dpop?.wantsNonce(res)) {
+      // Refused before anything was spent: the proof lacked the nonce this answer gives.
+      await res.body?.cancel()
+      res = await once()
+    }
+    if (res.ok) return res
+    throw await errorFromResponse(res, {
+      method: 'POST',
+      path,
+      now: runtime.now(),
+      sensitive: sensitive(),
     })
   }
 

@@ -73,15 +73,32 @@ export function clientAssertion(
 export interface DpopProver {
   /**
    * A proof for one request (RFC 9449 §4.2): its method and URL (query and fragment dropped),
-   * `iat` from `now` (ms), and the access token's hash (`ath`) when one is sent with it.
+   * `iat` from `now` (ms), the access token's hash (`ath`) when one is sent with it, and the
+   * server's latest nonce, if it gave one.
    */
   proof(method: string, url: string, now: number, accessToken?: string): Promise<string>
+  /** Keeps the server's `DPoP-Nonce` (RFC 9449 §8), if the response carries one. */
+  remember(response: Response): void
+  /** Whether `response` asks for a proof with a nonce it has just given (worth one retry). */
+  wantsNonce(response: Response): boolean
 }
 
 export function dpopProver(keyPair: CryptoKeyPair): DpopProver {
   const alg = algorithmOf(keyPair.privateKey)
   let jwk: Promise<Record<string, unknown>> | undefined
+  let nonce: string | undefined
   return {
+    remember(response) {
+      nonce = response.headers.get('dpop-nonce') ?? nonce
+    },
+    wantsNonce(response) {
+      if (!response.headers.has('dpop-nonce')) return false
+      // 401 at a resource (RFC 9449 §9), 400 at the token endpoint (§8).
+      return (
+        /use_dpop_nonce/.test(response.headers.get('www-authenticate') ?? '') ||
+        response.status === 400
+      )
+    },
     async proof(method, url, now, accessToken) {
       jwk ??= publicJwk(keyPair.publicKey)
       const target = new URL(url)
@@ -92,6 +109,7 @@ export function dpopProver(keyPair: CryptoKeyPair): DpopProver {
         iat: Math.floor(now / 1000),
       }
       if (accessToken !== undefined) claims.ath = await tokenHash(accessToken)
+      if (nonce !== undefined) claims.nonce = nonce
       return signJws({ alg, typ: 'dpop+jwt', jwk: await jwk }, claims, keyPair.privateKey)
     },
   }

@@ -55,6 +55,14 @@ export const NUMERIC_TUNABLES = {
     min: 5,
     max: 600,
   },
+  dpopNonceTtlSeconds: {
+    variable: 'DPOP_NONCE_TTL_SECONDS',
+    description:
+      'When set, DPoP proofs must carry a server nonce (RFC 9449 §8–9, DPoP-Nonce), each valid for two such windows; 0: no nonce',
+    default: 0,
+    min: 0,
+    max: 3600,
+  },
   replayCacheMaxEntries: {
     variable: 'REPLAY_CACHE_MAX_ENTRIES',
     description:

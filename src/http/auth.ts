@@ -11,6 +11,7 @@ import type { Context, MiddlewareHandler } from 'hono'
 import { type AccessClaims, TokenError, verifyAccessToken } from '../auth/access-token.ts'
 import { CLIENT_KEY_ALGS } from '../auth/client-assertion.ts'
 import { DpopError, type DpopProof, verifyDpopProof } from '../auth/dpop.ts'
+import { dpopNonceHolds, issueDpopNonce } from '../auth/dpop-nonce.ts'
 import type { KeyRing } from '../auth/keys.ts'
 import { tokenRefusal } from '../auth/principal.ts'
 import { ReplayCacheFull } from '../auth/replay.ts'
@@ -90,6 +91,8 @@ async function checkResourceProof(
     throw dpopRefusal(challenged, 'invalid_dpop_proof', 'A DPoP proof is required')
   }
   const now = services.clock.now()
+  const nonceTtl = tunables.dpopNonceTtlSeconds
+  const keys = nonceTtl > 0 ? await keyRing(c) : undefined
   let proof: DpopProof
   try {
     proof = await verifyDpopProof(proofHeader, {
@@ -99,11 +102,25 @@ async function checkResourceProof(
       maxAgeSeconds: tunables.dpopProofMaxAgeSeconds,
       toleranceSeconds: tunables.tokenClockToleranceSeconds,
       accessToken: token,
+      ...(keys && { nonceHolds: (n: unknown) => dpopNonceHolds(keys, n, now, nonceTtl) }),
     })
   } catch (err) {
     if (!(err instanceof DpopError)) throw err
     services.events.emit({ type: 'token.rejected', reason: `dpop_${err.reason}` })
     c.get('log').info('DPoP proof refused', { reason: err.reason })
+    if (err.reason === 'nonce' && keys) {
+      // RFC 9449 §9: a 401 naming the nonce to use.
+      const refusal = dpopRefusal(
+        challenged,
+        'use_dpop_nonce',
+        'Sign the DPoP proof with the DPoP-Nonce',
+      )
+      refusal.problem.headers = {
+        ...refusal.problem.headers,
+        'DPoP-Nonce': await issueDpopNonce(keys, now, nonceTtl),
+      }
+      throw refusal
+    }
     throw dpopRefusal(challenged, 'invalid_dpop_proof', 'The DPoP proof is invalid')
   }
   if (proof.jkt !== jkt) {

@@ -7,8 +7,9 @@ import { base64url, exportJWK, SignJWT } from 'jose'
 import * as oauth from 'oauth4webapi'
 import { describe, expect, test } from 'vitest'
 import { createAgent, grantUser, setDpopRequired } from '../../src/auth/agents.ts'
+import { createAgentClient } from '../../src/client/index.ts'
 import { agentSecret, basic, DEMO_AGENT, decodeJwt, formPost } from '../support/agents.ts'
-import { discover as discoverWith, peerOptions } from '../support/peers.ts'
+import { discover as discoverWith, peerOptions, viaRequest } from '../support/peers.ts'
 import {
   BASE_URL,
   randomSecret,
@@ -234,6 +235,74 @@ describe(`DPoP, RFC 9449 (${s.runtime})`, () => {
     })
     const proof = await generateProof(key, CONTEXT_URL, 'GET', undefined, delegated)
     expect((await dpopGet(s, delegated, proof)).status).toBe(200)
+  })
+
+  test('server nonces (DPOP_NONCE_TTL_SECONDS): asked for, given, then accepted; the SDK and oauth4webapi follow', async () => {
+    const sc = isolate({ DPOP_NONCE_TTL_SECONDS: '60' })
+    const key = await generateKeyPair('ES256')
+    const ask = (proof: string) =>
+      sc.fetch(
+        TOKEN,
+        formPost({ grant_type: 'client_credentials' }, { ...client(sc), DPoP: proof }),
+      )
+    const first = await ask(await generateProof(key, TOKEN_URL, 'POST'))
+    expect(first.status).toBe(400)
+    expect(((await first.json()) as { error: string }).error).toBe('use_dpop_nonce')
+    const nonce = first.headers.get('dpop-nonce')!
+    expect(nonce).toBeTruthy()
+    const forged = await ask(await generateProof(key, TOKEN_URL, 'POST', `${nonce}x`))
+    expect(forged.status).toBe(400)
+    const issued = await ask(await generateProof(key, TOKEN_URL, 'POST', nonce))
+    expect(issued.status).toBe(200)
+    const token = ((await issued.json()) as { access_token: string }).access_token
+    const bare = await dpopGet(
+      sc,
+      token,
+      await generateProof(key, CONTEXT_URL, 'GET', undefined, token),
+    )
+    expect(bare.status).toBe(401)
+    expect(bare.headers.get('www-authenticate')).toContain('error="use_dpop_nonce"')
+    const resourceNonce = bare.headers.get('dpop-nonce')!
+    const ok = await dpopGet(
+      sc,
+      token,
+      await generateProof(key, CONTEXT_URL, 'GET', resourceNonce, token),
+    )
+    expect(ok.status).toBe(200)
+
+    // oauth4webapi: its handle keeps the nonce it is given; the first attempt says so.
+    const as = await discoverWith(sc)
+    const c: oauth.Client = { client_id: DEMO_AGENT }
+    const DPoP = oauth.DPoP(c, await oauth.generateKeyPair('ES256'))
+    const request = () =>
+      oauth.clientCredentialsGrantRequest(
+        as,
+        c,
+        oauth.ClientSecretBasic(agentSecret(sc)),
+        {},
+        {
+          ...peerOptions(sc),
+          DPoP,
+        },
+      )
+    const tokens = await oauth
+      .processClientCredentialsResponse(as, c, await request())
+      .catch(async (err: unknown) => {
+        expect(oauth.isDPoPNonceError(err)).toBe(true)
+        return oauth.processClientCredentialsResponse(as, c, await request())
+      })
+    expect(tokens.token_type).toBe('dpop')
+
+    // The SDK retries once with the nonce, at the token endpoint and at the resource.
+    const sdk = createAgentClient({
+      baseUrl: BASE_URL,
+      agentId: DEMO_AGENT,
+      agentSecret: agentSecret(sc),
+      dpopKey: (await generateKeyPair('ES256')) as CryptoKeyPair,
+      fetch: (input, init) => viaRequest(sc, input, init),
+    })
+    const read = await sdk.getUserContext('demo-user-1')
+    expect(read.notModified).toBe(false)
   })
 
   for (const [label, redis] of [

@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest'
 import { createAgent, grantUser, setDpopRequired, setPublicKey } from '../../src/auth/agents.ts'
 import { AgentApiError, createAgentClient } from '../../src/client/index.ts'
 import { agentSecret, DEMO_AGENT, decodeJwt } from '../support/agents.ts'
-import { into } from '../support/peers.ts'
+import { viaRequest } from '../support/peers.ts'
 import { BASE_URL, randomSecret, scenario } from '../support/scenario.ts'
 
 const s = await scenario()
@@ -21,14 +21,10 @@ await grantUser(s.db(), agent, 'demo-user-2')
 /** The scenario's fetch, counting token requests. */
 function counted() {
   const seen = { token: 0 }
-  const send = into(s)
-  // The SDK sends whole Requests: their bodies are read here and passed on.
-  const fetch = async (input: string | URL | Request, init?: RequestInit) => {
+  const fetch = (input: string | URL | Request, init?: RequestInit) => {
     const url = input instanceof Request ? input.url : String(input)
     if (url.endsWith('/api/v1/agent/token')) seen.token++
-    if (!(input instanceof Request)) return send(input, init)
-    const body = ['GET', 'HEAD'].includes(input.method) ? undefined : await input.text()
-    return s.fetch(url, { method: input.method, headers: input.headers, body })
+    return viaRequest(s, input, init)
   }
   return { seen, fetch }
 }

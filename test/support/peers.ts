@@ -18,3 +18,14 @@ export async function discover(sc: Scenario): Promise<oauth.AuthorizationServer>
   const res = await oauth.discoveryRequest(issuer, { ...peerOptions(sc), algorithm: 'oauth2' })
   return oauth.processDiscoveryResponse(issuer, res)
 }
+
+/** A fetch for the SDK, which sends whole Requests: their bodies are read and passed on. */
+export async function viaRequest(
+  sc: Scenario,
+  input: string | URL | Request,
+  init?: RequestInit,
+): Promise<Response> {
+  if (!(input instanceof Request)) return sc.fetch(String(input), init)
+  const body = ['GET', 'HEAD'].includes(input.method) ? undefined : await input.text()
+  return sc.fetch(input.url, { method: input.method, headers: input.headers, body })
+}

@@ -24,6 +24,7 @@ import { issuedAtFor } from '../agent-status.ts'
 import { AssertionError, verifyClientAssertion } from '../client-assertion.ts'
 import { type AgentRecord, agentRecord, authenticateAgent, findAgent } from '../credentials.ts'
 import { DpopError, type DpopProof, verifyDpopProof } from '../dpop.ts'
+import { dpopNonceHolds, issueDpopNonce } from '../dpop-nonce.ts'
 import type { KeyRing } from '../keys.ts'
 import { TOKEN_PATH } from '../metadata.ts'
 import { tokenRefusal } from '../principal.ts'
@@ -181,18 +182,30 @@ async function dpopKey(
     return undefined
   }
   const { tunables } = deps.config
+  const now = deps.clock.now()
+  const nonceTtl = tunables.dpopNonceTtlSeconds
+  const keys = nonceTtl > 0 ? await ring(deps) : undefined
   let proof: DpopProof
   try {
     proof = await verifyDpopProof(context.dpopProof, {
       method: 'POST',
       url: `${context.issuer.issuer}${TOKEN_PATH}`,
-      now: deps.clock.now(),
+      now,
       maxAgeSeconds: tunables.dpopProofMaxAgeSeconds,
       toleranceSeconds: tunables.tokenClockToleranceSeconds,
+      ...(keys && { nonceHolds: (n: unknown) => dpopNonceHolds(keys, n, now, nonceTtl) }),
     })
   } catch (err) {
     if (!(err instanceof DpopError)) throw err
     deps.log.info('DPoP proof refused', { reason: err.reason })
+    if (err.reason === 'nonce' && keys) {
+      // RFC 9449 §8: the error names the nonce to use, in the DPoP-Nonce header.
+      const { problem } = oauthError('use_dpop_nonce', 'Sign the DPoP proof with the DPoP-Nonce')
+      throw new ProblemError({
+        ...problem,
+        headers: { 'DPoP-Nonce': await issueDpopNonce(keys, now, nonceTtl) },
+      })
+    }
     throw oauthError('invalid_dpop_proof', 'The DPoP proof is invalid')
   }
   if (

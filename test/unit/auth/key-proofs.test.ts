@@ -70,7 +70,10 @@ describe('verifyDpopProof (RFC 9449 §4.3)', () => {
       ['not a JWT', Promise.resolve('nope'), /ERR_|malformed/],
     ]
     for (const [name, p, want] of table) {
-      const options = name === 'nonce expected' ? { ...expected, nonce: 'n-1' } : expected
+      const options =
+        name === 'nonce expected'
+          ? { ...expected, nonceHolds: async (n: unknown) => n === 'n-1' }
+          : expected
       const got = await reason(verifyDpopProof(await p, options))
       expect({ name, got: typeof want === 'string' ? got : want.test(String(got)) }).toEqual({
         name,
