@@ -2,6 +2,7 @@
 // the private half of the JWK it registered. Pure: the assertion, the key and now() in; its
 // `jti` and expiry out (the caller records the `jti` as used), or a refusal.
 import { decodeProtectedHeader, errors, importJWK, jwtVerify } from 'jose'
+import { isStorableString } from '../contract/storable.ts'
 import type { PublicJwk } from './credentials.ts'
 
 /**
@@ -56,7 +57,14 @@ export async function verifyClientAssertion(
     throw new AssertionError(err instanceof errors.JOSEError ? err.code : 'malformed')
   }
   const { jti, exp, iat } = payload
-  if (typeof jti !== 'string' || jti.length < 1 || jti.length > 256 || typeof exp !== 'number') {
+  // Recorded in Redis: never a string a store might refuse (bad input is not an outage).
+  if (
+    typeof jti !== 'string' ||
+    jti.length < 1 ||
+    jti.length > 256 ||
+    !isStorableString(jti) ||
+    typeof exp !== 'number'
+  ) {
     throw new AssertionError('claims')
   }
   const nowSeconds = options.now / 1000

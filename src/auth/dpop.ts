@@ -4,6 +4,7 @@
 // when one is required. Pure: the proof, what the request was and now() in; the key's RFC 7638
 // thumbprint (`jkt`, what a token is bound to) and the `jti` to record out, or a DpopError.
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose'
+import { isStorableString } from '../contract/storable.ts'
 import { base64url, sha256 } from '../kernel/bytes.ts'
 import { CLIENT_KEY_ALGS } from './client-assertion.ts'
 
@@ -82,7 +83,10 @@ export async function verifyDpopProof(
     throw new DpopError(err instanceof Error && 'code' in err ? String(err.code) : 'malformed')
   }
   const { jti, htm, htu, iat, ath, nonce } = payload
-  if (typeof jti !== 'string' || jti.length < 1 || jti.length > 256) throw new DpopError('jti')
+  // Recorded in Redis: never a string a store might refuse (bad input is not an outage).
+  if (typeof jti !== 'string' || jti.length < 1 || jti.length > 256 || !isStorableString(jti)) {
+    throw new DpopError('jti')
+  }
   if (htm !== expected.method) throw new DpopError('htm')
   if (typeof htu !== 'string' || !sameHtu(htu, expected.url)) throw new DpopError('htu')
   const nowSeconds = expected.now / 1000

@@ -58,6 +58,7 @@ describe('verifyDpopProof (RFC 9449 §4.3)', () => {
       .sign(other)
     const table: [string, Promise<string>, string | RegExp][] = [
       ['wrong htm', proof({ htm: 'POST' }), 'htm'],
+      ['a jti no store can hold', proof({ jti: 'a\ud800b' }), 'jti'],
       ['wrong htu', proof({ htu: 'https://api.test/elsewhere' }), 'htu'],
       ['htu not a URL', proof({ htu: 'nope' }), 'htu'],
       ['too old', proof({ iat: nowS - 66 }), 'iat'],
@@ -123,6 +124,7 @@ describe('verifyClientAssertion (RFC 7523 §3)', () => {
       ['wrong iss', assertion({ iss: 'agent-2' }), 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
       ['wrong sub', assertion({ sub: 'agent-2' }), 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
       ['no jti', assertion({ jti: undefined }), 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
+      ['a jti no store can hold', assertion({ jti: 'a\u0000b' }), 'claims'],
     ]
     for (const [name, a, want] of table) {
       expect({ name, got: await reason(verifyClientAssertion(await a, jwk, options)) }).toEqual({
