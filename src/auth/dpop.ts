@@ -19,6 +19,12 @@ export class DpopError extends Error {
   }
 }
 
+/** Proof keys already imported (by `alg` and JWK as sent): a client signs with one key for long. */
+export interface DpopKeyCache {
+  get(id: string): { key: CryptoKey; jkt: string } | undefined
+  set(id: string, entry: { key: CryptoKey; jkt: string }): void
+}
+
 export interface DpopProof {
   /** RFC 7638 SHA-256 thumbprint of the proof's key (base64url). */
   jkt: string
@@ -60,24 +66,38 @@ export async function verifyDpopProof(
     accessToken?: string
     /** When the server requires nonces: whether the proof's `nonce` is a current one. */
     nonceHolds?: (nonce: unknown) => Promise<boolean>
+    /** Where imported proof keys are kept (their import and thumbprint cost more than a check). */
+    keys?: DpopKeyCache
   },
 ): Promise<DpopProof> {
   // Several DPoP headers arrive joined by commas; a JWT has none.
   if (proof.includes(',') || proof.length > 8192) throw new DpopError('malformed')
   let payload: Record<string, unknown>
   let jwk: Record<string, unknown>
+  let cacheId: string
+  let known: { key: CryptoKey; jkt: string } | undefined
+  let imported: CryptoKey | undefined
   try {
     const header = decodeProtectedHeader(proof)
     jwk = (header.jwk ?? {}) as Record<string, unknown>
     if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw new DpopError('private_key')
-    const result = await jwtVerify(proof, EmbeddedJWK, {
+    // The same header as a proof verified before names the same key, imported for that alg.
+    cacheId = `${String(header.alg)}\u0000${JSON.stringify(jwk)}`
+    known = expected.keys?.get(cacheId)
+    const options = {
       typ: 'dpop+jwt',
       algorithms: [...CLIENT_KEY_ALGS],
       requiredClaims: ['jti', 'htm', 'htu', 'iat'],
       // iat is judged below, against the proof's own window.
       currentDate: new Date(expected.now),
-    })
-    payload = result.payload as Record<string, unknown>
+    }
+    if (known) {
+      payload = (await jwtVerify(proof, known.key, options)).payload as Record<string, unknown>
+    } else {
+      const result = await jwtVerify(proof, EmbeddedJWK, options)
+      payload = result.payload as Record<string, unknown>
+      imported = result.key as CryptoKey
+    }
   } catch (err) {
     if (err instanceof DpopError) throw err
     throw new DpopError(err instanceof Error && 'code' in err ? String(err.code) : 'malformed')
@@ -102,8 +122,13 @@ export async function verifyDpopProof(
     throw new DpopError('ath')
   }
   if (expected.nonceHolds && !(await expected.nonceHolds(nonce))) throw new DpopError('nonce')
+  let jkt = known?.jkt
+  if (jkt === undefined) {
+    jkt = await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0])
+    if (imported) expected.keys?.set(cacheId, { key: imported, jkt })
+  }
   return {
-    jkt: await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0]),
+    jkt,
     jti,
     rememberUntil: (iat + expected.maxAgeSeconds + 2 * expected.toleranceSeconds) * 1000,
   }

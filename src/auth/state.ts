@@ -34,6 +34,8 @@ export interface AuthState {
   grants: GrantCache
   /** Once-only `jti`s of client assertions and DPoP proofs (global with Redis). */
   replays: ReplayCache
+  /** DPoP proof keys imported, with their thumbprints (one per bound client, like tokens). */
+  dpopKeys: BoundedLru<string, { key: CryptoKey; jkt: string }>
   /** How long after its issue an access token can still be valid (lifetime + clock skew), ms. */
   longestTokenLifeMs: number
   limits: {
@@ -99,6 +101,7 @@ export function createAuthState(deps: {
       onDefect: (err) => log.error('agent status lookup failed (not an outage)', { error: err }),
     }),
     grants: new GrantCache({ maxEntries: t.grantCacheMaxEntries, ttlMs: t.grantCacheTtlMs }),
+    dpopKeys: new BoundedLru({ maxEntries: t.tokenCacheMaxEntries }),
     replays: new ReplayCache({
       redis,
       maxEntries: t.replayCacheMaxEntries,

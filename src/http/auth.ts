@@ -103,6 +103,11 @@ async function checkResourceProof(
       toleranceSeconds: tunables.tokenClockToleranceSeconds,
       accessToken: token,
       ...(keys && { nonceHolds: (n: unknown) => dpopNonceHolds(keys, n, now, nonceTtl) }),
+      keys: {
+        get: (id) => services.auth.dpopKeys.get(id, now)?.value,
+        // Kept while used (an hour unused, or evicted by newer ones): a key never changes.
+        set: (id, entry) => services.auth.dpopKeys.set(id, entry, { now, ttlMs: 3_600_000 }),
+      },
     })
   } catch (err) {
     if (!(err instanceof DpopError)) throw err

@@ -36,6 +36,29 @@ describe('verifyDpopProof (RFC 9449 §4.3)', () => {
     ).resolves.toBeDefined()
   })
 
+  test('a key cache: filled by the first proof, used by the next; a forgery under a cached header still fails', async () => {
+    const entries = new Map<string, { key: CryptoKey; jkt: string }>()
+    let hits = 0
+    const keys = {
+      get: (id: string) => {
+        const hit = entries.get(id)
+        if (hit) hits++
+        return hit
+      },
+      set: (id: string, entry: { key: CryptoKey; jkt: string }) => void entries.set(id, entry),
+    }
+    const first = await verifyDpopProof(await proof(), { ...expected, keys })
+    expect(entries.size).toBe(1)
+    const second = await verifyDpopProof(await proof(), { ...expected, keys })
+    expect(hits).toBe(1)
+    expect(second.jkt).toBe(first.jkt)
+    const { privateKey: other } = await generateKeyPair('ES256')
+    const forged = await new SignJWT({ jti: 'f', htm: 'GET', htu: URL_, iat: nowS })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+      .sign(other)
+    expect(await reason(verifyDpopProof(forged, { ...expected, keys }))).toMatch(/SIGNATURE/)
+  })
+
   test('with an access token: ath must be its hash; without one, no ath', async () => {
     const token = 'an-access-token'
     const ath = await accessTokenHash(token)
