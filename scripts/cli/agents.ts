@@ -1,6 +1,7 @@
 // The agent lifecycle commands of `npm run agents`: a thin shell over src/auth/agents.ts.
 // Each command parses its arguments, makes one call, and prints what happened. Secrets are
 // printed once, to stdout, and nowhere else.
+import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import {
   AgentAdminError,
@@ -10,6 +11,8 @@ import {
   revokeAllTokens,
   rotateSecret,
   setActive,
+  setDpopRequired,
+  setPublicKey,
   ungrantUser,
 } from '../../src/auth/agents.ts'
 import type { Database } from '../../src/db/client.ts'
@@ -75,6 +78,51 @@ export const AGENT_COMMANDS: Record<string, Command> = {
       printSecret(id!, (await rotateSecret(db, id!)).secret)
     },
   },
+  'set-key': {
+    usage: 'set-key <agent-id> (<public-jwk.json> | --remove)',
+    summary:
+      'register the agent’s public JWK: it then authenticates with private_key_jwt only (RFC 7523)',
+    async run(db, args) {
+      const parsed = parseArgs({
+        args,
+        options: { remove: { type: 'boolean' } },
+        allowPositionals: true,
+        strict: true,
+      })
+      const [id, file] = parsed.positionals
+      if (!id || (parsed.values.remove ? file !== undefined : file === undefined)) {
+        throw new UsageError('expected <agent-id> (<public-jwk.json> | --remove)')
+      }
+      if (parsed.values.remove) {
+        await setPublicKey(db, id, null)
+        console.log(`removed the key of ${id}: it authenticates with a secret again`)
+        return
+      }
+      let jwk: unknown
+      try {
+        jwk = JSON.parse(await readFile(file!, 'utf8'))
+      } catch {
+        throw new UsageError(`${file} is not a readable JSON file`)
+      }
+      if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) {
+        throw new UsageError(`${file} does not hold a JWK object`)
+      }
+      await setPublicKey(db, id, jwk as Record<string, unknown>)
+      console.log(`registered a ${String((jwk as { kty?: unknown }).kty)} key for ${id}`)
+    },
+  },
+  'require-dpop': {
+    usage: 'require-dpop <agent-id> [--off]',
+    summary: 'require a DPoP proof on every token request of the agent (RFC 9449)',
+    async run(db, args) {
+      const {
+        values,
+        positionals: [id],
+      } = positionals(args, ['agent-id'], { off: { type: 'boolean' } })
+      await setDpopRequired(db, id!, values.off !== true)
+      console.log(`${id}: DPoP ${values.off ? 'optional' : 'required'}`)
+    },
+  },
   deactivate: {
     usage: 'deactivate <agent-id>',
     summary: 'refuse the agent tokens; its tokens stop working within GRANT_CACHE_TTL_MS',
@@ -138,6 +186,7 @@ export const AGENT_COMMANDS: Record<string, Command> = {
             `scopes=${a.scopes.join(',')}`,
             `secret=${a.secret}`,
             `users=${a.users}`,
+            a.dpopRequired ? 'dpop=required' : '',
             a.tokensNotBefore ? `tokens-not-before=${a.tokensNotBefore}` : '',
           ]
             .filter(Boolean)

@@ -27,6 +27,27 @@ export interface AccessClaims {
   exp: number
   /** The refresh-token family this token was issued with (absent on tokens made elsewhere). */
   sid?: string
+  /**
+   * RFC 8693 §4.1: on a delegated token, the agent acting (`sub` is then the user it acts for;
+   * `client_id` stays the agent).
+   */
+  act?: { sub: string }
+  /** A delegated token: the `jti` of the agent's token it was exchanged for (revoking that ends it). */
+  parent_jti?: string
+  /** RFC 9449 §6.1: the thumbprint (RFC 7638) of the DPoP key the token is bound to. */
+  cnf?: { jkt: string }
+}
+
+/** What makes a token more than the agent's own: delegation and a DPoP key binding. */
+export interface TokenExtras {
+  /** RFC 8693: the user the token acts for (its `sub`; the agent becomes `act.sub`). */
+  actingFor?: string
+  /** The agent's token a delegated one was exchanged for. */
+  parentJti?: string
+  /** RFC 9449: the DPoP key's thumbprint. */
+  jkt?: string
+  /** An expiry (s since the epoch) earlier than the lifetime gives: a delegated token's. */
+  notAfter?: number
 }
 
 export async function issueAccessToken(
@@ -40,26 +61,29 @@ export async function issueAccessToken(
     environment: Environment
     ttlSeconds: number
     now: number
-    /** The refresh-token family issued alongside. */
-    familyId: string
+    /** The refresh-token family issued alongside (a delegated token: its agent token's). */
+    familyId: string | undefined
     /** Defaults to now; later only to clear an agent-wide revocation (see issuedAtFor). */
     issuedAt?: number
-  },
+  } & TokenExtras,
 ): Promise<{ token: string; claims: AccessClaims }> {
   const iat = input.issuedAt ?? Math.floor(input.now / 1000)
   const claims: AccessClaims = {
     iss: input.issuer,
     aud: input.audience,
-    sub: input.agentId,
+    sub: input.actingFor ?? input.agentId,
     client_id: input.agentId,
     scope: input.scope,
     env: input.environment,
     jti: crypto.randomUUID(),
     iat,
     nbf: Math.min(iat, Math.floor(input.now / 1000)),
-    exp: iat + input.ttlSeconds,
+    exp: Math.min(iat + input.ttlSeconds, input.notAfter ?? Number.POSITIVE_INFINITY),
     sid: input.familyId,
   }
+  if (input.actingFor !== undefined) claims.act = { sub: input.agentId }
+  if (input.parentJti !== undefined) claims.parent_jti = input.parentJti
+  if (input.jkt !== undefined) claims.cnf = { jkt: input.jkt }
   const token = await new SignJWT({ ...claims })
     .setProtectedHeader({ alg: ring.signing.alg, typ: 'at+jwt', kid: ring.signing.kid })
     .sign(ring.signing.key)
@@ -155,7 +179,10 @@ export async function verifyAccessToken(
     !isStorableString(claims.scope) ||
     typeof claims.exp !== 'number' ||
     typeof claims.nbf !== 'number' ||
-    typeof claims.iat !== 'number'
+    typeof claims.iat !== 'number' ||
+    (claims.parent_jti !== undefined && !isIdentifier(claims.parent_jti)) ||
+    !delegationHolds(claims) ||
+    (claims.cnf !== undefined && !isThumbprint(claims.cnf?.jkt))
   ) {
     throw new TokenError('claims')
   }
@@ -165,6 +192,26 @@ export async function verifyAccessToken(
   if (claims.iat > latestIat) throw new TokenError('not_yet_valid')
   if (claims.exp - claims.iat > options.maxLifetimeSeconds) throw new TokenError('lifetime')
   return claims as AccessClaims
+}
+
+/**
+ * A token without `act` is the agent's own (`sub` = `client_id`); with it, `act` is exactly
+ * `{ sub: client_id }` (RFC 8693 §4.1) and `sub` names the user acted for.
+ */
+function delegationHolds(claims: Partial<AccessClaims>): boolean {
+  if (claims.act === undefined) return claims.sub === claims.client_id
+  const act = claims.act as unknown
+  return (
+    typeof act === 'object' &&
+    act !== null &&
+    Object.keys(act).length === 1 &&
+    (act as { sub?: unknown }).sub === claims.client_id
+  )
+}
+
+/** An RFC 7638 SHA-256 thumbprint, base64url: 43 characters. */
+function isThumbprint(value: unknown): value is string {
+  return typeof value === 'string' && /^[A-Za-z0-9_-]{43}$/.test(value)
 }
 
 /** The claims that name stored things (agent, token, family) are storable identifiers. */

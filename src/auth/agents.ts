@@ -9,6 +9,7 @@
 import { SCOPES } from '../contract/token.ts'
 import { type Database, type SqlStatement, sql } from '../db/client.ts'
 import { randomToken } from '../kernel/bytes.ts'
+import { CLIENT_KEY_ALGS } from './client-assertion.ts'
 import { hashAgentSecret } from './secret-hash.ts'
 
 /** What the agents table accepts as an id (its CHECK constraint). */
@@ -21,6 +22,7 @@ export class AgentAdminError extends Error {
     | 'agent_exists'
     | 'no_such_agent'
     | 'no_such_user'
+    | 'invalid_key'
 
   constructor(code: AgentAdminError['code'], message: string) {
     super(message)
@@ -34,8 +36,13 @@ export interface AgentSummary {
   displayName: string | null
   active: boolean
   scopes: string[]
-  /** 'own' when the agent has its own secret, else it uses the environment's shared one. */
-  secret: 'own' | 'shared'
+  /**
+   * 'key' when it registered a public key (private_key_jwt only), 'own' when it has its own
+   * secret, else it uses the environment's shared one.
+   */
+  secret: 'key' | 'own' | 'shared'
+  /** Every token request must carry a DPoP proof (RFC 9449). */
+  dpopRequired: boolean
   users: number
   tokensNotBefore: string | null
   createdAt: string
@@ -103,6 +110,48 @@ export async function rotateSecret(db: Database, id: string): Promise<{ secret: 
     sql`UPDATE agents SET secret_hash = ${hash}, updated_at = now() WHERE id = ${id} RETURNING id`,
   )
   return { secret }
+}
+
+/** JWK members that only a private (or symmetric) key has (RFC 7518 §6). */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
+
+/**
+ * Registers the agent's public JWK for RFC 7523 `private_key_jwt` (or removes it: null). From
+ * then on only assertions signed by its private half authenticate the agent; no secret does.
+ * Throws AgentAdminError `invalid_key` for anything but an EC, OKP or RSA public key whose
+ * `alg`, if set, is one the token endpoint accepts.
+ */
+export async function setPublicKey(
+  db: Database,
+  id: string,
+  jwk: Record<string, unknown> | null,
+): Promise<void> {
+  if (jwk !== null) {
+    if (!['EC', 'OKP', 'RSA'].includes(String(jwk.kty))) {
+      throw new AgentAdminError('invalid_key', 'The key must be an EC, OKP or RSA JWK')
+    }
+    if (PRIVATE_MEMBERS.some((m) => m in jwk)) {
+      throw new AgentAdminError('invalid_key', 'Register the public key only (no "d")')
+    }
+    if (jwk.alg !== undefined && !(CLIENT_KEY_ALGS as readonly unknown[]).includes(jwk.alg)) {
+      throw new AgentAdminError('invalid_key', `alg must be one of ${CLIENT_KEY_ALGS.join(', ')}`)
+    }
+  }
+  const value = jwk === null ? null : JSON.stringify(jwk)
+  await updateOne(
+    db,
+    id,
+    sql`UPDATE agents SET public_jwk = ${value}::jsonb, updated_at = now() WHERE id = ${id} RETURNING id`,
+  )
+}
+
+/** Requires (or stops requiring) a DPoP proof on every token request of the agent (RFC 9449). */
+export async function setDpopRequired(db: Database, id: string, required: boolean): Promise<void> {
+  await updateOne(
+    db,
+    id,
+    sql`UPDATE agents SET dpop_required = ${required}, updated_at = now() WHERE id = ${id} RETURNING id`,
+  )
 }
 
 /** Deactivates or reactivates. An inactive agent gets no token, and its tokens stop working. */
@@ -179,11 +228,14 @@ export async function listAgents(db: Database): Promise<AgentSummary[]> {
     active: boolean
     allowed_scopes: string[]
     own_secret: boolean
+    has_key: boolean
+    dpop_required: boolean
     users: number
     tokens_not_before: string | null
     created_at: string
   }>(
     sql`SELECT a.id, a.display_name, a.active, a.allowed_scopes, a.secret_hash IS NOT NULL AS own_secret,
+               a.public_jwk IS NOT NULL AS has_key, a.dpop_required,
                (SELECT count(*)::int FROM agent_user_grants g WHERE g.agent_id = a.id) AS users,
                a.tokens_not_before, a.created_at
         FROM agents a ORDER BY a.id`,
@@ -193,7 +245,8 @@ export async function listAgents(db: Database): Promise<AgentSummary[]> {
     displayName: r.display_name,
     active: r.active,
     scopes: r.allowed_scopes,
-    secret: r.own_secret ? 'own' : 'shared',
+    secret: r.has_key ? 'key' : r.own_secret ? 'own' : 'shared',
+    dpopRequired: r.dpop_required,
     users: r.users,
     tokensNotBefore: r.tokens_not_before ? new Date(r.tokens_not_before).toISOString() : null,
     createdAt: new Date(r.created_at).toISOString(),

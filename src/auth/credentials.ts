@@ -15,7 +15,12 @@ export interface AgentRecord {
   allowedScopes: string[]
   /** Access tokens issued before this instant (ms) are revoked (agent-wide revocation). */
   tokensNotBefore: number | null
+  /** RFC 9449: every token request of the agent must carry a DPoP proof. */
+  dpopRequired: boolean
 }
+
+/** What a key-bound agent registered: its public JWK (RFC 7517), for `private_key_jwt`. */
+export type PublicJwk = Record<string, unknown>
 
 interface AgentRow {
   id: string
@@ -23,6 +28,8 @@ interface AgentRow {
   allowed_scopes: string[]
   secret_hash: string | null
   tokens_not_before_ms: string | null
+  public_jwk: PublicJwk | string | null
+  dpop_required: boolean
 }
 
 /** Milliseconds from a bigint column (Neon sends numbers of that size as text). */
@@ -34,9 +41,9 @@ export async function findAgent(
   db: Database,
   agentId: string,
   scope?: CallScope,
-): Promise<(AgentRecord & { secretHash: string | null }) | undefined> {
+): Promise<(AgentRecord & { secretHash: string | null; publicJwk: PublicJwk | null }) | undefined> {
   const rows = await db.query<AgentRow>(
-    sql`SELECT id, active, allowed_scopes, secret_hash,
+    sql`SELECT id, active, allowed_scopes, secret_hash, public_jwk, dpop_required,
                (extract(epoch FROM tokens_not_before) * 1000)::bigint AS tokens_not_before_ms
         FROM agents WHERE id = ${agentId}`,
     { ...scope, idempotent: true },
@@ -49,8 +56,21 @@ export async function findAgent(
         allowedScopes: row.allowed_scopes,
         secretHash: row.secret_hash,
         tokensNotBefore: msOrNull(row.tokens_not_before_ms),
+        dpopRequired: row.dpop_required === true,
+        publicJwk: typeof row.public_jwk === 'string' ? JSON.parse(row.public_jwk) : row.public_jwk,
       }
     : undefined
+}
+
+/** The record a successful authentication yields (no secret, no key). */
+export function agentRecord(agent: AgentRecord): AgentRecord {
+  return {
+    id: agent.id,
+    active: agent.active,
+    allowedScopes: agent.allowedScopes,
+    tokensNotBefore: agent.tokensNotBefore,
+    dpopRequired: agent.dpopRequired,
+  }
 }
 
 /**
@@ -78,13 +98,9 @@ export async function authenticateAgent(
     const [a, b] = await Promise.all([sha256(presented), sha256(sharedSecret.reveal())])
     matches = timingSafeEqual(a, b)
   }
-  if (!agent?.active || !matches) return undefined
-  return {
-    id: agent.id,
-    active: agent.active,
-    allowedScopes: agent.allowedScopes,
-    tokensNotBefore: agent.tokensNotBefore,
-  }
+  // A key-bound agent (RFC 7523) authenticates with its key only: no secret opens it.
+  if (!agent?.active || !matches || agent.publicJwk) return undefined
+  return agentRecord(agent)
 }
 
 /** Replaces `old` with a fresh hash of the same secret, unless the row changed meanwhile. */

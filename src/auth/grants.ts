@@ -1,6 +1,10 @@
 // Authorization is data: an agent may act for a user only through a row in
 // agent_user_grants. Answers are cached per isolate for GRANT_CACHE_TTL_MS, so a hot agent's
 // cache-hit reads cost no database round trip; removing a grant takes effect within that time.
+// A delegated token (RFC 8693) narrows this further: its call scope names the one user it acts
+// for (`CallScope.actingFor`), and every other user is "no grant" here — the same answer as an
+// unknown user — whatever the agent itself holds. Every route and tool inherits that rule by
+// checking grants through this class.
 import { BoundedLru } from '../cache/lru.ts'
 import { type Database, sql } from '../db/client.ts'
 import type { CallScope } from '../kernel/scope.ts'
@@ -14,12 +18,17 @@ export class GrantCache {
     this.#ttlMs = options.ttlMs
   }
 
-  /** A cached answer, if any (including a stale one, `stale: true`, for degraded reads). */
+  /**
+   * A cached answer, if any (including a stale one, `stale: true`, for degraded reads). A user
+   * the scope's delegated token does not act for: `{ granted: false }`.
+   */
   cached(
     agentId: string,
     userId: string,
     now: number,
+    scope?: CallScope,
   ): { granted: boolean; stale: boolean } | undefined {
+    if (outsideDelegation(scope, userId)) return { granted: false, stale: false }
     const entry = this.#entries.getStale(`${agentId}\u0000${userId}`, now)
     return entry ? { granted: entry.value, stale: now >= entry.expiresAt } : undefined
   }
@@ -46,6 +55,11 @@ export class GrantCache {
     const answers = new Map<string, boolean>()
     const missing: string[] = []
     for (const userId of new Set(userIds)) {
+      // Never cached: the refusal belongs to this call's token, not to the agent.
+      if (outsideDelegation(scope, userId)) {
+        answers.set(userId, false)
+        continue
+      }
       const hit = this.cached(agentId, userId, now)
       if (hit && !hit.stale) answers.set(userId, hit.granted)
       else missing.push(userId)
@@ -72,4 +86,9 @@ export class GrantCache {
     }
     return answers
   }
+}
+
+/** A delegated call (RFC 8693) names its one user: is `userId` someone else? */
+function outsideDelegation(scope: CallScope | undefined, userId: string): boolean {
+  return scope?.actingFor !== undefined && scope.actingFor !== userId
 }

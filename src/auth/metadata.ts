@@ -5,7 +5,8 @@ import type {
   AuthorizationServerMetadata,
   ProtectedResourceMetadata,
 } from '../contract/discovery.ts'
-import { SCOPES } from '../contract/token.ts'
+import { SCOPES, TOKEN_EXCHANGE_GRANT } from '../contract/token.ts'
+import { CLIENT_KEY_ALGS } from './client-assertion.ts'
 import { type Issuer, JWKS_PATH } from './resources.ts'
 
 export const TOKEN_PATH = '/api/v1/agent/token'
@@ -14,9 +15,9 @@ export const INTROSPECT_PATH = '/api/v1/agent/token/introspect'
 export const AUTHORIZE_PATH = '/api/v1/agent/authorize'
 
 /** How clients authenticate at the token, revocation and introspection endpoints. */
-export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post']
+export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt']
 
-export const GRANT_TYPES = ['client_credentials', 'refresh_token']
+export const GRANT_TYPES = ['client_credentials', 'refresh_token', TOKEN_EXCHANGE_GRANT]
 
 /** RFC 8414 §2 for `issuer`. */
 export function authorizationServerMetadata(issuer: Issuer): AuthorizationServerMetadata {
@@ -37,6 +38,11 @@ export function authorizationServerMetadata(issuer: Issuer): AuthorizationServer
     token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
     revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
     introspection_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+    // RFC 7523 private_key_jwt and RFC 9449 DPoP: the algorithms a client's key may sign with.
+    token_endpoint_auth_signing_alg_values_supported: [...CLIENT_KEY_ALGS],
+    revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_KEY_ALGS],
+    introspection_endpoint_auth_signing_alg_values_supported: [...CLIENT_KEY_ALGS],
+    dpop_signing_alg_values_supported: [...CLIENT_KEY_ALGS],
     service_documentation: at('/docs'),
   }
 }
@@ -52,6 +58,9 @@ export function protectedResourceMetadata(
     scopes_supported: [...SCOPES],
     bearer_methods_supported: ['header'],
     jwks_uri: `${issuer.issuer}${JWKS_PATH}`,
+    dpop_signing_alg_values_supported: [...CLIENT_KEY_ALGS],
+    // Opt-in per agent: Bearer tokens stay valid for agents that do not require DPoP.
+    dpop_bound_access_tokens_required: false,
     resource_name: resource === issuer.mcp ? 'Agent API (MCP)' : 'Agent API',
     resource_documentation: `${issuer.issuer}/docs`,
   }

@@ -52,6 +52,8 @@ export async function issueRefreshToken(
     ttlSeconds: number
     /** RFC 8707: the family's default resource; absent, the API itself. */
     resource?: string
+    /** RFC 9449: the DPoP key the family is bound to (its refreshes need proofs by it). */
+    jkt?: string
   },
   trace?: Trace,
 ): Promise<IssuedGrant | undefined> {
@@ -62,8 +64,9 @@ export async function issueRefreshToken(
           SELECT id, (extract(epoch FROM tokens_not_before) * 1000)::bigint AS not_before_ms
           FROM agents WHERE id = ${input.agentId} AND active FOR SHARE
         ), f AS (
-          INSERT INTO refresh_token_families (id, agent_id, environment, resource)
-          SELECT ${familyId}, a.id, ${input.environment}, ${input.resource ?? null}::text FROM a
+          INSERT INTO refresh_token_families (id, agent_id, environment, resource, jkt)
+          SELECT ${familyId}, a.id, ${input.environment}, ${input.resource ?? null}::text,
+                 ${input.jkt ?? null}::text FROM a
           RETURNING id
         ), t AS (
           INSERT INTO refresh_tokens (token_hash, family_id, agent_id, scope, environment, issued_at, expires_at)
@@ -82,6 +85,25 @@ export async function issueRefreshToken(
     tokensNotBefore: msOrNull(row.not_before_ms),
     issuedAt,
   }
+}
+
+/**
+ * The DPoP key thumbprint the family of `token` is bound to (RFC 9449 §5): a string, null when
+ * the family is not bound, undefined when no such token exists here. Read before a rotation,
+ * so a refresh without the key spends nothing (a family's binding never changes).
+ */
+export async function familyBinding(
+  db: Database,
+  token: string,
+  environment: Environment,
+  trace?: Trace,
+): Promise<string | null | undefined> {
+  const rows = await db.query<{ jkt: string | null }>(
+    sql`SELECT f.jkt FROM refresh_tokens t JOIN refresh_token_families f ON f.id = t.family_id
+        WHERE t.token_hash = ${await hashRefreshToken(token)} AND t.environment = ${environment}`,
+    { trace, idempotent: true },
+  )
+  return rows[0] ? rows[0].jkt : undefined
 }
 
 export type RotationResult =

@@ -11,6 +11,7 @@ import type { AccessClaims } from './access-token.ts'
 import { AgentStatusCache } from './agent-status.ts'
 import { GrantCache } from './grants.ts'
 import { createKeyRing, type KeyRing } from './keys.ts'
+import { ReplayCache } from './replay.ts'
 import { type Issuer, issuerOf } from './resources.ts'
 import { RevocationList } from './revocation.ts'
 
@@ -31,6 +32,10 @@ export interface AuthState {
   /** Whether an agent is active and since when its tokens hold (cached like grants). */
   agents: AgentStatusCache
   grants: GrantCache
+  /** Once-only `jti`s of client assertions and DPoP proofs (global with Redis). */
+  replays: ReplayCache
+  /** DPoP proof keys imported, with their thumbprints (one per bound client, like tokens). */
+  dpopKeys: BoundedLru<string, { key: CryptoKey; jkt: string }>
   /** How long after its issue an access token can still be valid (lifetime + clock skew), ms. */
   longestTokenLifeMs: number
   limits: {
@@ -96,6 +101,12 @@ export function createAuthState(deps: {
       onDefect: (err) => log.error('agent status lookup failed (not an outage)', { error: err }),
     }),
     grants: new GrantCache({ maxEntries: t.grantCacheMaxEntries, ttlMs: t.grantCacheTtlMs }),
+    dpopKeys: new BoundedLru({ maxEntries: t.tokenCacheMaxEntries }),
+    replays: new ReplayCache({
+      redis,
+      maxEntries: t.replayCacheMaxEntries,
+      onRedisError: onRedisError('replay'),
+    }),
     // A token issued now expires within its lifetime (+1 s: see issuedAtFor), accepted that
     // much past exp by the clock tolerance.
     longestTokenLifeMs: (t.accessTokenTtlSeconds + t.tokenClockToleranceSeconds + 1) * 1000,

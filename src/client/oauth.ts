@@ -3,16 +3,30 @@
 // Where they are comes from the server's RFC 8414 metadata, read once and only trusted when its
 // issuer is the base URL's origin and every endpoint lies there (credentials never go to a
 // host the metadata names elsewhere); a server without metadata gets the contract's paths.
-import type { TokenResponse } from '../contract/index.ts'
 import { basicAuthorization } from './encoding.ts'
 import { AgentApiError, errorFromResponse } from './errors.ts'
 import { type HttpRuntime, type Outcome, type RetryPolicy, send } from './http.ts'
+import { clientAssertion, type DpopProver } from './proofs.ts'
 
 export type Grant = { type: 'client_credentials' } | { type: 'refresh_token'; refreshToken: string }
 
+/** What a token response gives the SDK: a token exchange's has no refresh token. */
+export interface IssuedTokens {
+  access_token: string
+  expires_in: number
+  token_type?: string
+  refresh_token?: string
+  refresh_expires_in?: number
+}
+
 export interface OAuthClient {
   /** Shared by concurrent callers, so it takes no caller's AbortSignal. */
-  requestToken(grant: Grant): Promise<TokenResponse>
+  requestToken(grant: Grant): Promise<IssuedTokens>
+  /**
+   * RFC 8693: the agent's access token `subjectToken` for one that acts for `userId` (the
+   * agent must hold a grant for the user), with at most `scope`.
+   */
+  exchange(subjectToken: string, userId: string, scope?: string): Promise<IssuedTokens>
   /** RFC 7009: `token` is a refresh token or an access token's `jti`. */
   revoke(token: string, hint: 'refresh_token' | 'access_token'): Promise<void>
 }
@@ -20,11 +34,20 @@ export interface OAuthClient {
 export interface OAuthClientOptions {
   baseUrl: string
   agentId: string
-  agentSecret: string
+  /** The agent's secret (HTTP Basic); or, for a key-bound agent, `privateKey`. */
+  agentSecret?: string | undefined
+  /** RFC 7523 private_key_jwt: the private half of the key the agent registered. */
+  privateKey?: CryptoKey | undefined
+  /** RFC 9449: proofs for the token endpoint, so every token is bound to the DPoP key. */
+  dpop?: DpopProver | undefined
   scope?: string | undefined
   runtime: HttpRuntime
   policy: RetryPolicy
 }
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 
 export const TOKEN_PATH = '/api/v1/agent/token'
 export const REVOKE_PATH = '/api/v1/agent/token/revoke'
@@ -99,16 +122,17 @@ export async function discoverEndpoints(
 }
 
 export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
-  const { runtime, policy, agentSecret } = options
-  const authorization = basicAuthorization(options.agentId, agentSecret)
+  const { runtime, policy, agentSecret, privateKey, dpop } = options
+  const authorization =
+    agentSecret === undefined ? undefined : basicAuthorization(options.agentId, agentSecret)
+  const secrets = agentSecret
+    ? [agentSecret, authorization!.slice('Basic '.length)]
+    : ([] as string[])
   // Read once per client; a failed read is not kept (the next token request tries again).
   let endpoints: Promise<Endpoints> | undefined
   const where = () => {
     if (!endpoints) {
-      const reading = discoverEndpoints(options.baseUrl, runtime, policy, [
-        agentSecret,
-        authorization.slice('Basic '.length),
-      ])
+      const reading = discoverEndpoints(options.baseUrl, runtime, policy, secrets)
       reading.catch(() => {
         if (endpoints === reading) endpoints = undefined
       })
@@ -123,36 +147,53 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
     secret: string,
     retryRefresh: boolean,
   ) {
-    const url = (await where())[endpoint]
+    const at = await where()
+    const url = at[endpoint]
     const path = new URL(url).pathname
-    const sensitive = () => [agentSecret, authorization.slice('Basic '.length), secret]
-    return send(
-      runtime,
-      policy,
-      () =>
-        new Request(url, {
-          method: 'POST',
-          headers: {
-            Authorization: authorization,
+    const sensitive = () => [...secrets, secret]
+    const once = () =>
+      send(
+        runtime,
+        policy,
+        // Made per attempt: an assertion and a DPoP proof are used once, so a retry signs anew.
+        async () => {
+          const body = new URLSearchParams(form)
+          const headers: Record<string, string> = {
             'Content-Type': 'application/x-www-form-urlencoded',
             Accept: 'application/json',
-          },
-          body: form.toString(),
-        }),
-      {
-        method: 'POST',
-        path,
-        sensitive,
-        ...(retryRefresh ? { retryable: refreshRetryable } : {}),
-      },
-    ).then(async (res) => {
-      if (res.ok) return res
-      throw await errorFromResponse(res, {
-        method: 'POST',
-        path,
-        now: runtime.now(),
-        sensitive: sensitive(),
-      })
+          }
+          if (authorization) headers.Authorization = authorization
+          if (privateKey) {
+            body.set('client_id', options.agentId)
+            body.set('client_assertion_type', JWT_BEARER)
+            body.set(
+              'client_assertion',
+              await clientAssertion(privateKey, options.agentId, at.token, runtime.now()),
+            )
+          }
+          if (dpop && endpoint === 'token')
+            headers.DPoP = await dpop.proof('POST', url, runtime.now())
+          return new Request(url, { method: 'POST', headers, body: body.toString() })
+        },
+        {
+          method: 'POST',
+          path,
+          sensitive,
+          ...(retryRefresh ? { retryable: refreshRetryable } : {}),
+        },
+      )
+    let res = await once()
+    if (dpop?.wantsNonce(res)) {
+      // Refused before anything was spent: the proof lacked the nonce this answer gives.
+      await res.body?.cancel()
+      res = await once()
+    }
+    if (res.ok) return res
+    throw await errorFromResponse(res, {
+      method: 'POST',
+      path,
+      now: runtime.now(),
+      sensitive: sensitive(),
     })
   }
 
@@ -162,19 +203,19 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
       const refreshToken = grant.type === 'refresh_token' ? grant.refreshToken : ''
       if (grant.type === 'refresh_token') form.set('refresh_token', refreshToken)
       if (options.scope && grant.type === 'client_credentials') form.set('scope', options.scope)
-      const res = await post('token', form, refreshToken, grant.type === 'refresh_token')
-      const body: unknown = await res.json().catch(() => undefined)
-      if (!isTokenResponse(body)) {
-        throw new AgentApiError({
-          status: res.status,
-          code: 'invalid_token_response',
-          message: `POST ${TOKEN_PATH}: the response is not a token response`,
-          ...(res.headers.get('x-request-id')
-            ? { requestId: res.headers.get('x-request-id')! }
-            : {}),
-        })
-      }
-      return body
+      return tokensFrom(await post('token', form, refreshToken, grant.type === 'refresh_token'))
+    },
+
+    async exchange(subjectToken, userId, scope) {
+      const form = new URLSearchParams({
+        grant_type: TOKEN_EXCHANGE,
+        subject_token: subjectToken,
+        subject_token_type: ACCESS_TOKEN_TYPE,
+        requested_subject: userId,
+      })
+      if (scope) form.set('scope', scope)
+      // An exchange spends nothing: retried like any request.
+      return tokensFrom(await post('token', form, subjectToken, false))
     },
 
     async revoke(token, hint) {
@@ -185,7 +226,20 @@ export function createOAuthClient(options: OAuthClientOptions): OAuthClient {
   }
 }
 
-function isTokenResponse(body: unknown): body is TokenResponse {
+async function tokensFrom(res: Response): Promise<IssuedTokens> {
+  const body: unknown = await res.json().catch(() => undefined)
+  if (!isTokenResponse(body)) {
+    throw new AgentApiError({
+      status: res.status,
+      code: 'invalid_token_response',
+      message: `POST ${TOKEN_PATH}: the response is not a token response`,
+      ...(res.headers.get('x-request-id') ? { requestId: res.headers.get('x-request-id')! } : {}),
+    })
+  }
+  return body
+}
+
+function isTokenResponse(body: unknown): body is IssuedTokens {
   if (body === null || typeof body !== 'object') return false
   const { access_token, expires_in } = body as Record<string, unknown>
   return (

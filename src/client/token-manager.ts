@@ -3,9 +3,8 @@
 // once inside the refresh window, starts one background refresh while it keeps using the
 // still-valid token. Only a caller without a valid token waits, and all of them wait on the
 // same request, which is also what keeps a rotating refresh token from ever being sent twice.
-import type { TokenResponse } from '../contract/index.ts'
 import { AgentApiError } from './errors.ts'
-import type { Grant } from './oauth.ts'
+import type { Grant, IssuedTokens } from './oauth.ts'
 
 export const DEFAULT_REFRESH_MARGIN_MS = 5 * 60_000
 // After a failed background refresh, let this pass before the next one (unless the server's
@@ -13,7 +12,7 @@ export const DEFAULT_REFRESH_MARGIN_MS = 5 * 60_000
 const BACKGROUND_COOLDOWN_MS = 10_000
 
 export interface TokenManagerOptions {
-  requestToken(grant: Grant): Promise<TokenResponse>
+  requestToken(grant: Grant): Promise<IssuedTokens>
   now(): number
   refreshMarginMs?: number
   onBackgroundError?: (error: unknown) => void
@@ -54,7 +53,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   let inflight: Promise<string> | undefined
   let backgroundNotBefore = 0
 
-  function store(res: TokenResponse): string {
+  function store(res: IssuedTokens): string {
     // Expiry from our own clock at receipt: the server's `expires_at` assumes synced clocks.
     const receivedAt = now()
     const lifetime = res.expires_in * 1000

@@ -16,7 +16,20 @@ export interface AgentClientOptions {
   /** Origin (and optional path prefix) of the API, e.g. `https://agents.example.com`. */
   baseUrl: string
   agentId: string
-  agentSecret: string
+  /** The agent's secret; or, for an agent that registered a public key, `privateKey`. */
+  agentSecret?: string
+  /**
+   * RFC 7523 `private_key_jwt`: the private half of the key registered with
+   * `npm run agents -- set-key` (ES256, ES384, EdDSA, PS256 or RS256). A fresh assertion signs
+   * every token request; the secret is then not used.
+   */
+  privateKey?: CryptoKey
+  /**
+   * RFC 9449 DPoP: a key pair that every token is bound to. Each token request and each API
+   * request then carries a fresh proof by it (and the `DPoP` scheme); a stolen token is useless
+   * without the key. Required for agents whose row says so.
+   */
+  dpopKey?: CryptoKeyPair
   /** Scopes to ask for (space-separated); the agent's allowed scopes when omitted. */
   scope?: string
   /** Defaults to the global `fetch`, looked up at call time. */
@@ -103,4 +116,10 @@ export interface AgentClient {
   logout(): Promise<void>
   /** Same as `logout()`. */
   revoke(): Promise<void>
+  /**
+   * A client that acts for one user (RFC 8693 token exchange of this client's token): every
+   * call serves `userId` only, with at most `scope`. Its tokens are exchanged again as they
+   * near expiry, single-flight, like this client's own.
+   */
+  forUser(userId: string, options?: { scope?: string }): AgentClient
 }

@@ -31,6 +31,46 @@ export const NUMERIC_TUNABLES = {
     min: 60,
     max: DAY_S,
   },
+  delegatedTokenTtlSeconds: {
+    variable: 'DELEGATED_TOKEN_TTL_SECONDS',
+    description:
+      'Longest lifetime of a token got by token exchange (RFC 8693); never beyond the token exchanged',
+    default: 300,
+    min: 30,
+    max: DAY_S,
+  },
+  clientAssertionMaxLifetimeSeconds: {
+    variable: 'CLIENT_ASSERTION_MAX_LIFETIME_SECONDS',
+    description:
+      'Furthest a private_key_jwt client assertion’s exp may lie ahead (RFC 7523); its jti is remembered until then',
+    default: 300,
+    min: 10,
+    max: 3600,
+  },
+  dpopProofMaxAgeSeconds: {
+    variable: 'DPOP_PROOF_MAX_AGE_SECONDS',
+    description:
+      'How old (by its iat) a DPoP proof may be (RFC 9449 §11.1); its jti is remembered that long',
+    default: 60,
+    min: 5,
+    max: 600,
+  },
+  dpopNonceTtlSeconds: {
+    variable: 'DPOP_NONCE_TTL_SECONDS',
+    description:
+      'When set, DPoP proofs must carry a server nonce (RFC 9449 §8–9, DPoP-Nonce), each valid for two such windows; 0: no nonce',
+    default: 0,
+    min: 0,
+    max: 3600,
+  },
+  replayCacheMaxEntries: {
+    variable: 'REPLAY_CACHE_MAX_ENTRIES',
+    description:
+      'One-time proof ids (client assertions, DPoP proofs) an isolate remembers when Redis is absent or failing; full: 503',
+    default: 100_000,
+    min: 100,
+    max: 10_000_000,
+  },
   refreshTokenTtlSeconds: {
     variable: 'REFRESH_TOKEN_TTL_SECONDS',
     description: 'Refresh token lifetime',

@@ -22,6 +22,10 @@ export const authorizationServerMetadata = onFirstUse(() =>
       token_endpoint_auth_methods_supported: names(),
       revocation_endpoint_auth_methods_supported: names(),
       introspection_endpoint_auth_methods_supported: names(),
+      token_endpoint_auth_signing_alg_values_supported: z.optional(names()),
+      revocation_endpoint_auth_signing_alg_values_supported: z.optional(names()),
+      introspection_endpoint_auth_signing_alg_values_supported: z.optional(names()),
+      dpop_signing_alg_values_supported: z.optional(names()),
       service_documentation: z.optional(url()),
     })
     .register(z.globalRegistry, {
@@ -39,6 +43,8 @@ export const protectedResourceMetadata = onFirstUse(() =>
       scopes_supported: names(),
       bearer_methods_supported: names(),
       jwks_uri: url(),
+      dpop_signing_alg_values_supported: z.optional(names()),
+      dpop_bound_access_tokens_required: z.optional(z.boolean()),
       resource_name: z.optional(z.string()),
       resource_documentation: z.optional(url()),
     })

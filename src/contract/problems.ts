@@ -35,7 +35,7 @@ export const PROBLEM_TYPES = [
     status: 400,
     oauth: true,
     description:
-      'Token endpoint: `grant_type` is neither `client_credentials` nor `refresh_token`.',
+      'Token endpoint: `grant_type` is none of `client_credentials`, `refresh_token`, `urn:ietf:params:oauth:grant-type:token-exchange`.',
   },
   {
     code: 'invalid_scope',
@@ -49,7 +49,7 @@ export const PROBLEM_TYPES = [
     status: 400,
     oauth: true,
     description:
-      'Token endpoint: the refresh token is invalid, expired, revoked, already used (its whole family is then revoked, unless it was the previous token presented again within the grace period) or not issued to the authenticated client.',
+      'Token endpoint: the refresh token is invalid, expired, revoked, already used (its whole family is then revoked, unless it was the previous token presented again within the grace period) or not issued to the authenticated client; token exchange (RFC 8693): the subject token is invalid, expired or revoked, the requested subject is unknown or not granted (one answer), or a delegated token was presented for another user.',
   },
   {
     code: 'invalid_target',
@@ -66,11 +66,25 @@ export const PROBLEM_TYPES = [
       'The authorization endpoint: no grant here uses it; agents use the client credentials grant.',
   },
   {
+    code: 'invalid_dpop_proof',
+    status: 400,
+    oauth: true,
+    description:
+      'Token endpoint (RFC 9449): the DPoP proof is missing (the agent requires DPoP), malformed, replayed, too old, for another method or URL, or by another key than the refresh token is bound to.',
+  },
+  {
+    code: 'use_dpop_nonce',
+    status: 400,
+    oauth: true,
+    description:
+      'Token endpoint (RFC 9449 §8): a DPoP proof must carry the nonce in the `DPoP-Nonce` header of this answer.',
+  },
+  {
     code: 'invalid_client',
     status: 401,
     oauth: true,
     description:
-      'Token endpoints: unknown agent, wrong secret or inactive agent (one indistinguishable answer), or malformed Basic credentials.',
+      'Token endpoints: unknown agent, wrong secret or inactive agent (one indistinguishable answer), malformed Basic credentials; a key-bound agent presenting a secret; a client assertion (RFC 7523) that is not signed by the registered key, for another audience, expired, too long-lived or replayed.',
   },
   {
     code: 'invalid_token',

@@ -72,7 +72,57 @@ export const jsonRefresh = z
       'JSON refresh: exchanges a refresh token (which rotates). The client authenticates (RFC 6749 §6): with `agent_id`/`agent_secret` here, or by HTTP Basic (not both).',
   })
 
-export type TokenRequest = z.input<typeof jsonClientCredentials> | z.input<typeof jsonRefresh>
+/** RFC 8693 §2.1 and §3: the grant type and the only token type exchanged here. */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
+/** RFC 7523 §2.2: the client assertion type of `private_key_jwt`. */
+export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+
+const agentAccessToken = boundedString(1, 8192)
+const accessTokenType = describe(
+  z.literal(ACCESS_TOKEN_TYPE),
+  `\`${ACCESS_TOKEN_TYPE}\` (RFC 8693 §3).`,
+)
+
+/**
+ * RFC 8693 token exchange: the agent trades its own access token for one that acts for a user
+ * it holds a grant for (`requested_subject`, the name Keycloak uses for it).
+ */
+export const jsonTokenExchange = z
+  .strictObject({
+    grant_type: z.literal(TOKEN_EXCHANGE_GRANT),
+    subject_token: describe(
+      agentAccessToken,
+      'The agent’s own access token (or a token it got by exchange, for the same user only).',
+    ),
+    subject_token_type: accessTokenType,
+    actor_token: z.optional(
+      describe(
+        agentAccessToken,
+        'Optional: the agent’s access token, when `subject_token` is another of its own.',
+      ),
+    ),
+    actor_token_type: z.optional(accessTokenType),
+    requested_subject: describe(
+      identifier,
+      'The user the new token acts for; the agent must hold a grant for it.',
+    ),
+    requested_token_type: z.optional(accessTokenType),
+    scope: z.optional(
+      describe(scopeString, 'At most the subject token’s scopes (default: all of them).'),
+    ),
+    resource: z.optional(resourceUri),
+  })
+  .register(z.globalRegistry, {
+    id: 'TokenRequestTokenExchange',
+    description:
+      'RFC 8693: a delegated token for one user. Its `sub` is the user, `act.sub` the agent; its scope at most the subject token’s; it expires with the subject token or sooner (`DELEGATED_TOKEN_TTL_SECONDS`). No refresh token.',
+  })
+
+export type TokenRequest =
+  | z.input<typeof jsonClientCredentials>
+  | z.input<typeof jsonRefresh>
+  | z.input<typeof jsonTokenExchange>
 
 /** RFC 7009 revocation request (JSON form; the form encoding carries the same fields). */
 export const jsonRevoke = z
@@ -95,12 +145,25 @@ export const jsonRevoke = z
 
 export type RevokeRequest = z.input<typeof jsonRevoke>
 
+/** RFC 7523 §2.2 `private_key_jwt`, for agents that registered a public key (form only). */
+const clientAssertionFields = {
+  client_assertion_type: z.optional(
+    describe(z.literal(JWT_BEARER_ASSERTION), `\`${JWT_BEARER_ASSERTION}\` (RFC 7523).`),
+  ),
+  client_assertion: z.optional(
+    describe(
+      boundedString(1, 8192),
+      'A JWT signed with the agent’s registered key: `iss` = `sub` = the agent, `aud` = the issuer or the token endpoint, a short `exp`, a `jti` used once.',
+    ),
+  ),
+}
+
 /** Form fields of the token endpoints, composed of the very leaves the JSON schemas use. */
 export const tokenForm = z
   .object({
     grant_type: describe(
-      z.enum(['client_credentials', 'refresh_token']),
-      '`client_credentials` or `refresh_token`.',
+      z.enum(['client_credentials', 'refresh_token', TOKEN_EXCHANGE_GRANT]),
+      '`client_credentials`, `refresh_token` or RFC 8693 token exchange.',
     ),
     client_id: z.optional(
       describe(jsonClientCredentials.shape.agent_id, 'The agent’s id (or send it by HTTP Basic).'),
@@ -119,6 +182,13 @@ export const tokenForm = z
     ),
     scope: jsonClientCredentials.shape.scope,
     resource: jsonClientCredentials.shape.resource,
+    subject_token: z.optional(jsonTokenExchange.shape.subject_token),
+    subject_token_type: z.optional(accessTokenType),
+    actor_token: jsonTokenExchange.shape.actor_token,
+    actor_token_type: z.optional(accessTokenType),
+    requested_subject: z.optional(jsonTokenExchange.shape.requested_subject),
+    requested_token_type: z.optional(accessTokenType),
+    ...clientAssertionFields,
   })
   .register(z.globalRegistry, {
     id: 'TokenRequestForm',
@@ -132,6 +202,7 @@ export const revokeForm = z
     token_type_hint: z.optional(boundedString(0, 64)),
     client_id: jsonRevoke.shape.agent_id,
     client_secret: jsonRevoke.shape.agent_secret,
+    ...clientAssertionFields,
   })
   .register(z.globalRegistry, {
     id: 'RevokeRequestForm',
@@ -161,6 +232,7 @@ export const introspectForm = z
     token_type_hint: z.optional(boundedString(0, 64)),
     client_id: jsonIntrospect.shape.agent_id,
     client_secret: jsonIntrospect.shape.agent_secret,
+    ...clientAssertionFields,
   })
   .register(z.globalRegistry, {
     id: 'IntrospectionRequestForm',
@@ -176,6 +248,8 @@ export type OAuthError =
   | 'invalid_scope'
   | 'invalid_target'
   | 'unsupported_response_type'
+  | 'invalid_dpop_proof'
+  | 'use_dpop_nonce'
 
 export const tokenResponse = onFirstUse(() =>
   z
@@ -184,11 +258,17 @@ export const tokenResponse = onFirstUse(() =>
         z.string(),
         'JWT (`typ: at+jwt`, RFC 9068): ES256 (or EdDSA) with a key in the JWKS, or HS256 where only a secret is configured.',
       ),
-      token_type: z.literal('Bearer'),
+      token_type: describe(
+        z.enum(['Bearer', 'DPoP']),
+        '`DPoP` when the token is bound to the DPoP key of the request’s proof (RFC 9449 §5).',
+      ),
+      issued_token_type: z.optional(
+        describe(z.literal(ACCESS_TOKEN_TYPE), 'Token exchange only (RFC 8693 §2.2.1).'),
+      ),
       expires_in: describe(count(), 'Access token lifetime in seconds.'),
       expires_at: describe(instant(), 'When the access token expires (RFC 3339).'),
-      refresh_token: z.string(),
-      refresh_expires_in: describe(count(), 'Refresh token lifetime in seconds.'),
+      refresh_token: z.optional(describe(z.string(), 'Absent after a token exchange.')),
+      refresh_expires_in: z.optional(describe(count(), 'Refresh token lifetime in seconds.')),
       scope: describe(scopeString, 'The granted scopes.'),
       environment: z.enum(ENVIRONMENTS),
     })
@@ -197,7 +277,14 @@ export const tokenResponse = onFirstUse(() =>
       description: 'Tokens (`Cache-Control: no-store`).',
     }),
 )
-export type TokenResponse = z.output<ReturnType<typeof tokenResponse>>
+type AnyTokenResponse = z.output<ReturnType<typeof tokenResponse>>
+/** Client credentials and refresh: always with a refresh token. */
+export type TokenResponse = AnyTokenResponse & { refresh_token: string; refresh_expires_in: number }
+/** Token exchange (RFC 8693 §2.2.1): no refresh token. */
+export type ExchangedTokenResponse = Omit<
+  AnyTokenResponse,
+  'refresh_token' | 'refresh_expires_in'
+> & { issued_token_type: typeof ACCESS_TOKEN_TYPE }
 
 /** RFC 7009 §2.2: the body of a successful revocation carries nothing. */
 export const revokeResponse = onFirstUse(() =>
@@ -231,6 +318,18 @@ export const introspectionResponse = onFirstUse(() =>
         jti: describe(
           z.string(),
           'The access token’s `jti`; for a refresh token, its SHA-256 (base64url).',
+        ),
+        act: z.optional(
+          describe(
+            z.strictObject({ sub: identifier }),
+            'A delegated token (RFC 8693 §4.1): the agent acting; `sub` is then the user.',
+          ),
+        ),
+        cnf: z.optional(
+          describe(
+            z.strictObject({ jkt: z.string() }),
+            'A DPoP-bound token (RFC 9449 §6.2): the key’s thumbprint.',
+          ),
         ),
       }),
     ])

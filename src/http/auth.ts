@@ -9,8 +9,12 @@
 // §5.1), so a client that knows nothing else can discover how to get a token.
 import type { Context, MiddlewareHandler } from 'hono'
 import { type AccessClaims, TokenError, verifyAccessToken } from '../auth/access-token.ts'
-import { statusRefusal } from '../auth/agent-status.ts'
+import { CLIENT_KEY_ALGS } from '../auth/client-assertion.ts'
+import { DpopError, type DpopProof, verifyDpopProof } from '../auth/dpop.ts'
+import { dpopNonceHolds, issueDpopNonce } from '../auth/dpop-nonce.ts'
 import type { KeyRing } from '../auth/keys.ts'
+import { tokenRefusal } from '../auth/principal.ts'
+import { ReplayCacheFull } from '../auth/replay.ts'
 import { type Issuer, protectedResourceMetadataUrl, type ResourceName } from '../auth/resources.ts'
 import { hasScope } from '../auth/scopes.ts'
 import { ProblemError, problems } from '../contract/problem.ts'
@@ -30,7 +34,124 @@ export function bearerToken(header: string | undefined): string | undefined {
 }
 
 export function isBearer(header: string | undefined): boolean {
-  return header !== undefined && /^Bearer(\s|$)/i.test(header)
+  return header !== undefined && /^(Bearer|DPoP)(\s|$)/i.test(header)
+}
+
+/** `Bearer <token>` or (RFC 9449 §7.1) `DPoP <token>`, the scheme in any case. */
+export function presentedToken(
+  header: string,
+): { scheme: 'Bearer' | 'DPoP'; token: string } | undefined {
+  const match = /^(Bearer|DPoP) +([^\s]+) *$/i.exec(header)
+  if (!match?.[2]) return undefined
+  return { scheme: match[1]!.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer', token: match[2] }
+}
+
+/**
+ * A DPoP challenge (RFC 9449 §7.1): the algorithms a proof may use, the error, and the
+ * resource's metadata (RFC 9728 §5.1).
+ */
+export function dpopChallenge(
+  resource: string,
+  params: { error: string; error_description: string },
+): string {
+  const quoted = (v: string) => v.replaceAll(/["\\]/g, '')
+  return [
+    `DPoP ${REALM}`,
+    `error="${quoted(params.error)}"`,
+    `error_description="${quoted(params.error_description)}"`,
+    `algs="${CLIENT_KEY_ALGS.join(' ')}"`,
+    `resource_metadata="${protectedResourceMetadataUrl(resource)}"`,
+  ].join(', ')
+}
+
+function dpopRefusal(resource: string, error: string, detail: string): ProblemError {
+  return new ProblemError({
+    status: 401,
+    code: 'invalid_token',
+    detail,
+    headers: { 'WWW-Authenticate': dpopChallenge(resource, { error, error_description: detail }) },
+  })
+}
+
+/**
+ * RFC 9449 §7: a DPoP-bound token comes with a proof by its key, made for this request (method,
+ * URL as the issuer names it, `ath` of this token), used once. Throws a 401 with a DPoP challenge.
+ */
+async function checkResourceProof(
+  c: Context<AppEnv>,
+  token: string,
+  jkt: string,
+  identity: Issuer,
+  challenged: string,
+): Promise<void> {
+  const services = c.get('services')
+  const { tunables } = services.config
+  const proofHeader = c.req.header('dpop')
+  if (!proofHeader) {
+    throw dpopRefusal(challenged, 'invalid_dpop_proof', 'A DPoP proof is required')
+  }
+  const now = services.clock.now()
+  const nonceTtl = tunables.dpopNonceTtlSeconds
+  const keys = nonceTtl > 0 ? await keyRing(c) : undefined
+  let proof: DpopProof
+  try {
+    proof = await verifyDpopProof(proofHeader, {
+      method: c.req.method,
+      url: `${identity.issuer}${new URL(c.req.url).pathname}`,
+      now,
+      maxAgeSeconds: tunables.dpopProofMaxAgeSeconds,
+      toleranceSeconds: tunables.tokenClockToleranceSeconds,
+      accessToken: token,
+      ...(keys && { nonceHolds: (n: unknown) => dpopNonceHolds(keys, n, now, nonceTtl) }),
+      keys: {
+        get: (id) => services.auth.dpopKeys.get(id, now)?.value,
+        // Kept while used (an hour unused, or evicted by newer ones): a key never changes.
+        set: (id, entry) => services.auth.dpopKeys.set(id, entry, { now, ttlMs: 3_600_000 }),
+      },
+    })
+  } catch (err) {
+    if (!(err instanceof DpopError)) throw err
+    services.events.emit({ type: 'token.rejected', reason: `dpop_${err.reason}` })
+    c.get('log').info('DPoP proof refused', { reason: err.reason })
+    if (err.reason === 'nonce' && keys) {
+      // RFC 9449 §9: a 401 naming the nonce to use.
+      const refusal = dpopRefusal(
+        challenged,
+        'use_dpop_nonce',
+        'Sign the DPoP proof with the DPoP-Nonce',
+      )
+      refusal.problem.headers = {
+        ...refusal.problem.headers,
+        'DPoP-Nonce': await issueDpopNonce(keys, now, nonceTtl),
+      }
+      throw refusal
+    }
+    throw dpopRefusal(challenged, 'invalid_dpop_proof', 'The DPoP proof is invalid')
+  }
+  if (proof.jkt !== jkt) {
+    throw dpopRefusal(challenged, 'invalid_token', 'The access token is bound to another key')
+  }
+  let first: boolean
+  try {
+    first = await services.auth.replays.firstUse(
+      'dpop-proof',
+      `${proof.jkt}\u0000${proof.jti}`,
+      proof.rememberUntil,
+      now,
+      requestScope(c),
+    )
+  } catch (err) {
+    if (!(err instanceof ReplayCacheFull)) throw err
+    throw problems.unavailable(
+      'auth_unavailable',
+      'This instance cannot record more DPoP proofs right now; retry later',
+      5,
+    )
+  }
+  if (!first) {
+    c.get('log').info('DPoP proof refused', { reason: 'replayed' })
+    throw dpopRefusal(challenged, 'invalid_dpop_proof', 'The DPoP proof was used before')
+  }
 }
 
 /**
@@ -124,8 +245,9 @@ export async function authenticate(
   const challenged = resource === 'any' ? identity.api : identity[resource]
   const header = c.req.header('authorization')
   if (!header) throw noToken(challenged)
-  const token = bearerToken(header)
-  if (!token) throw invalidToken(challenged, 'Use the Bearer scheme')
+  const presented = presentedToken(header)
+  if (!presented) throw invalidToken(challenged, 'Use the Bearer or DPoP scheme')
+  const { token } = presented
   if (token.length > MAX_TOKEN_BYTES) throw invalidToken(challenged, 'The access token is too long')
 
   const { auth, config, clock } = services
@@ -167,13 +289,23 @@ export async function authenticate(
     services.events.emit({ type: 'token.rejected', reason: 'audience' })
     throw invalidToken(challenged, 'The access token is for another resource')
   }
+  // RFC 9449 §7: a bound token only with the DPoP scheme and a proof by its key; the DPoP
+  // scheme only with a bound token.
+  if (claims.cnf) {
+    if (presented.scheme !== 'DPoP') {
+      services.events.emit({ type: 'token.rejected', reason: 'dpop_downgraded' })
+      throw dpopRefusal(
+        challenged,
+        'invalid_token',
+        'The access token is DPoP-bound: send it with the DPoP scheme and a proof',
+      )
+    }
+    await checkResourceProof(c, token, claims.cnf.jkt, identity, challenged)
+  } else if (presented.scheme === 'DPoP') {
+    throw invalidToken(challenged, 'The access token is not DPoP-bound: use the Bearer scheme')
+  }
 
-  const scope = requestScope(c)
-  const [revoked, status] = await Promise.all([
-    auth.revocations.isRevoked(claims, now, scope),
-    services.db ? auth.agents.status(services.db, claims.sub, now, scope) : undefined,
-  ])
-  const refusal = revoked ? 'revoked' : status && statusRefusal(status, claims.iat)
+  const refusal = await tokenRefusal(services, claims, now, requestScope(c))
   if (refusal) {
     services.events.emit({ type: 'token.rejected', reason: refusal })
     throw invalidToken(
@@ -188,7 +320,8 @@ export async function authenticate(
 
 /**
  * Requires a valid access token (and `scope`, when given), then applies the per-agent
- * request limit. Sets `agentId` and `principal` on the context.
+ * request limit. Sets `agentId` (the agent, `client_id`) and, for a delegated token, `actingFor`
+ * (its user) on the context.
  */
 export function requireAuth(
   scope?: Scope,
@@ -216,7 +349,10 @@ export function requireAuth(
       )
     if (closed && !(options.whenFailingClosed && keysSound)) throw closed
     const claims = await authenticate(c, resource)
-    c.set('agentId', claims.sub)
+    // The principal every service call of this request carries (requestScope): a delegated
+    // token serves its one user only, whichever route or tool it reaches.
+    c.set('agentId', claims.client_id)
+    if (claims.act) c.set('actingFor', claims.sub)
 
     if (scope && !hasScope(claims.scope, scope)) {
       throw new ProblemError({
@@ -233,7 +369,7 @@ export function requireAuth(
       })
     }
 
-    await consumeAgentRequest(c, claims.sub)
+    await consumeAgentRequest(c, claims.client_id)
     await next()
   }
 }

@@ -12,6 +12,8 @@ export interface AppVariables {
   log: Logger
   /** The authenticated agent, once auth has run. */
   agentId?: string
+  /** The user a delegated token acts for (RFC 8693 `sub`, with `act.sub` = agentId). */
+  actingFor?: string
   /** The token endpoints' failure budget of this attempt, once spent. */
   failureBudget?: FailureBudget
   /** The token endpoints: the client authenticated successfully (the budget is given back). */

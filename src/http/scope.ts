@@ -25,6 +25,7 @@ function defer(c: Context, task: Promise<unknown>, onError: (err: unknown) => vo
 export function requestScope(c: Context<AppEnv>): CallScope {
   return {
     trace: c.get('trace'),
+    actingFor: c.get('actingFor'),
     defer: (work) =>
       defer(c, work, (err) => c.get('log').warn('background work failed', { error: err })),
   }

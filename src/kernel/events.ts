@@ -19,7 +19,11 @@ export type AppEvent =
       ok: boolean
       durationMs: number
     }
-  | { type: 'token.issued'; grant: 'client_credentials' | 'refresh_token'; agentId: string }
+  | {
+      type: 'token.issued'
+      grant: 'client_credentials' | 'refresh_token' | 'token_exchange'
+      agentId: string
+    }
   | { type: 'token.denied'; grant: string; reason: string }
   | { type: 'token.verified'; cached: boolean }
   | { type: 'token.rejected'; reason: string }

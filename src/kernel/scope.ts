@@ -9,6 +9,12 @@ import type { Trace } from './trace.ts'
 export interface CallScope {
   trace?: Trace
   defer?: (work: Promise<unknown>) => void
+  /**
+   * The one user a delegated token (RFC 8693: `sub` = user, `act.sub` = agent) acts for. Every
+   * grant check made in this call answers "no grant" for any other user, so each service and
+   * tool that checks grants serves that user only.
+   */
+  actingFor?: string
 }
 
 /** What both platforms' execution contexts offer for work that outlives the response. */

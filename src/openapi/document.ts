@@ -183,7 +183,13 @@ export function documentFrame(version: string) {
         type: 'http',
         scheme: 'basic',
         description:
-          'Client credentials (RFC 6749 §2.3.1): agent id and secret, each form-urlencoded.',
+          'Client credentials (RFC 6749 §2.3.1): agent id and secret, each form-urlencoded. An agent that registered a key authenticates instead with RFC 7523 `private_key_jwt` (`client_assertion_type`, `client_assertion` in the form body).',
+      },
+      dpopAuth: {
+        type: 'http',
+        scheme: 'DPoP',
+        description:
+          'RFC 9449: a DPoP-bound access token (`cnf.jkt`; `token_type: DPoP`) as `Authorization: DPoP <token>`, with a `DPoP` header holding a fresh proof by its key (`htm`, `htu`, `iat`, `ath`, a once-only `jti`, and the server nonce when `DPOP_NONCE_TTL_SECONDS` is set). Accepted wherever `bearerAuth` is; a bound token sent as Bearer is refused (`401`, `WWW-Authenticate: DPoP … algs="…"`).',
       },
       cronSecret: {
         type: 'http',

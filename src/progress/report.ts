@@ -146,7 +146,7 @@ async function checkGrants(
     answers = users.map((user) => [user, checked.get(user)])
   } catch {
     // The database cannot say: a recent answer will do; none means we cannot accept.
-    answers = users.map((user) => [user, grants.cached(agentId, user, now)?.granted])
+    answers = users.map((user) => [user, grants.cached(agentId, user, now, scope)?.granted])
   }
   if (answers.some(([, granted]) => granted === undefined)) {
     throw problems.unavailable(

@@ -30,14 +30,17 @@ import {
 import { authenticateClient, issueTokens, revoke } from '../auth/oauth/token.ts'
 import { ProblemError, problemBody } from '../contract/problem.ts'
 import {
+  ACCESS_TOKEN_TYPE,
   introspectForm,
   introspectionResponse,
   jsonClientCredentials,
   jsonIntrospect,
   jsonRefresh,
   jsonRevoke,
+  jsonTokenExchange,
   revokeForm,
   revokeResponse,
+  TOKEN_EXCHANGE_GRANT,
   tokenForm,
   tokenResponse,
 } from '../contract/token.ts'
@@ -116,8 +119,8 @@ export const issueToken = {
   method: 'post',
   path: TOKEN_PATH,
   operationId: 'issueToken',
-  summary: 'Issue tokens (client credentials or refresh)',
-  description: `JSON \`{ agent_id, agent_secret, scope?, resource? }\`, RFC 6749 client credentials (form; \`client_id\`/\`client_secret\` in the body or HTTP Basic), or a refresh (form or JSON) with client authentication (RFC 6749 §6: Basic, or the body's credentials). \`resource\` (RFC 8707, one per request) names what the access token is for, its \`aud\`: this API (the default) or its MCP endpoint. Refresh tokens rotate and belong to the environment that issued them. The previous refresh token presented again within \`REFRESH_REUSE_GRACE_SECONDS\` of its first use, while its successor is unused, gets a fresh pair and retires that successor (a lost answer is not a theft); any other re-use revokes the whole family and the access tokens it issued. Empty form parameters count as omitted (RFC 6749 §3.2). Errors are \`application/json\` (RFC 6749 §5.2): \`error\`, \`error_description\` and the problem members. ${LIMITS}`,
+  summary: 'Issue tokens (client credentials, refresh, token exchange)',
+  description: `JSON \`{ agent_id, agent_secret, scope?, resource? }\`, RFC 6749 client credentials (form; \`client_id\`/\`client_secret\` in the body or HTTP Basic, or RFC 7523 \`private_key_jwt\`: \`client_assertion_type\` + \`client_assertion\`, the only method for an agent that registered a key), or a refresh (form or JSON) with client authentication (RFC 6749 §6: Basic, or the body's credentials). RFC 8693 token exchange (form or JSON): the agent's access token as \`subject_token\` (or \`actor_token\`) and the user as \`requested_subject\` give a token with \`sub\` = the user, \`act.sub\` = the agent, at most the presented token's scope and lifetime (and \`DELEGATED_TOKEN_TTL_SECONDS\`), no refresh token; an unknown user and one without a grant are one \`invalid_grant\`; a delegated token is exchanged only for its own user. \`resource\` (RFC 8707, one per request) names what the access token is for, its \`aud\`: this API (the default) or its MCP endpoint. Refresh tokens rotate and belong to the environment that issued them. The previous refresh token presented again within \`REFRESH_REUSE_GRACE_SECONDS\` of its first use, while its successor is unused, gets a fresh pair and retires that successor (a lost answer is not a theft); any other re-use revokes the whole family and the access tokens it issued. Empty form parameters count as omitted (RFC 6749 §3.2). Errors are \`application/json\` (RFC 6749 §5.2): \`error\`, \`error_description\` and the problem members. ${LIMITS}`,
   tag: 'tokens',
   security: [{}, { clientBasic: [] }],
   request: {
@@ -125,7 +128,7 @@ export const issueToken = {
       description: 'JSON or form-encoded',
       content: {
         'application/json': {
-          schema: z.xor([jsonClientCredentials, jsonRefresh]),
+          schema: z.xor([jsonClientCredentials, jsonRefresh, jsonTokenExchange]),
           examples: {
             clientCredentials: {
               summary: 'Client credentials',
@@ -138,6 +141,16 @@ export const issueToken = {
             refresh: {
               summary: 'Refresh',
               value: { grant_type: 'refresh_token', refresh_token: 'rt_7b1f0c2e.4ZxQ' },
+            },
+            tokenExchange: {
+              summary: 'Token exchange (RFC 8693): act for one user',
+              value: {
+                grant_type: TOKEN_EXCHANGE_GRANT,
+                subject_token: TOKEN_EXAMPLE.access_token,
+                subject_token_type: ACCESS_TOKEN_TYPE,
+                requested_subject: 'demo-user-1',
+                scope: 'context:read',
+              },
             },
           },
         },
@@ -167,8 +180,10 @@ export const issueToken = {
         'invalid_grant',
         'invalid_target',
         'invalid_json',
+        'invalid_dpop_proof',
+        'use_dpop_nonce',
       ],
-      'The request is malformed, the grant is not valid, or the resource is not this server’s',
+      'The request is malformed, the grant is not valid, the resource is not this server’s, or the DPoP proof is missing (required for the agent), invalid or replayed',
     ),
     '401': failure(401, ['invalid_client'], 'Client authentication failed'),
     ...OAUTH_RESPONSES,
@@ -181,7 +196,7 @@ export const revokeToken = {
   path: REVOKE_PATH,
   operationId: 'revokeToken',
   summary: 'Revoke a token (RFC 7009)',
-  description: `Revokes a refresh token (with its whole family and every access token the family issued), an access token or an access token’s \`jti\`. \`token_type_hint\` is only a hint: every type is searched (RFC 7009 §2.1). Authenticated with the agent’s credentials (body or Basic) or a valid access token of the same agent, and counted against the agent’s request limit. \`200\` for a well-formed request, also for a token that is unknown or another agent’s: it means the token no longer works anywhere. When Redis or Postgres fails to take it, \`503 revocation_partial\` says it holds on the answering instance and in whichever store took it. ${LIMITS}`,
+  description: `Revokes a refresh token (with its whole family and every access token the family issued), an access token or an access token’s \`jti\`. \`token_type_hint\` is only a hint: every type is searched (RFC 7009 §2.1). Authenticated with the agent’s credentials (body, Basic, or an RFC 7523 \`client_assertion\` for a key-bound agent) or a valid access token of the same agent, and counted against the agent’s request limit. \`200\` for a well-formed request, also for a token that is unknown or another agent’s: it means the token no longer works anywhere. When Redis or Postgres fails to take it, \`503 revocation_partial\` says it holds on the answering instance and in whichever store took it. ${LIMITS}`,
   tag: 'tokens',
   security: [{ clientBasic: [] }, { bearerAuth: [] }, {}],
   request: {
@@ -235,7 +250,7 @@ export const introspectToken = {
   path: INTROSPECT_PATH,
   operationId: 'introspectToken',
   summary: 'Introspect a token (RFC 7662)',
-  description: `For resource servers that cannot verify the JWTs themselves. The caller authenticates as a client (HTTP Basic or the body’s credentials) and learns about its own tokens only: an access or refresh token of its own that works now is described; anything else — unknown, expired, revoked, malformed, another agent’s — is \`{ "active": false }\`. \`token_type_hint\` is only a hint. Counted against the agent’s request limit. ${LIMITS}`,
+  description: `For resource servers that cannot verify the JWTs themselves. The caller authenticates as a client (HTTP Basic, the body’s credentials, or an RFC 7523 \`client_assertion\`) and learns about its own tokens only: an access or refresh token of its own that works now is described; anything else — unknown, expired, revoked, malformed, another agent’s — is \`{ "active": false }\`. \`token_type_hint\` is only a hint. Counted against the agent’s request limit. ${LIMITS}`,
   tag: 'tokens',
   security: [{ clientBasic: [] }, {}],
   request: {
@@ -381,6 +396,7 @@ export const tokenRoutes = new Hono<AppEnv>()
     const body = await issueTokens(c.get('services'), request, requestScope(c), {
       issuer: issuerFor(c),
       onClient: (agentId) => authenticated(c, agentId),
+      dpopProof: c.req.header('dpop'),
     })
     return answer(c, c.json(body, 200, { 'Cache-Control': 'no-store', Pragma: 'no-cache' }))
   })
@@ -391,9 +407,11 @@ export const tokenRoutes = new Hono<AppEnv>()
     // Authenticated as the agent by its credentials, or by an access token of its own.
     let agentId: string
     if (request.credentials) {
-      agentId = (await authenticateClient(services, request.credentials, requestScope(c))).id
+      agentId = (
+        await authenticateClient(services, request.credentials, requestScope(c), issuerFor(c))
+      ).id
     } else if (isBearer(c.req.header('authorization'))) {
-      agentId = (await authenticate(c, 'any')).sub
+      agentId = (await authenticate(c, 'any')).client_id
     } else {
       throw noClientAuthentication()
     }
@@ -410,7 +428,9 @@ export const tokenRoutes = new Hono<AppEnv>()
     if (!request.credentials) {
       throw oauthError('invalid_client', 'Authenticate with client credentials')
     }
-    const agentId = (await authenticateClient(services, request.credentials, requestScope(c))).id
+    const agentId = (
+      await authenticateClient(services, request.credentials, requestScope(c), issuerFor(c))
+    ).id
     authenticated(c, agentId)
     await consumeAgentRequest(c, agentId)
     const body = await introspect(services, agentId, request.token, requestScope(c), issuerFor(c))

@@ -16,7 +16,8 @@ export interface UsersRequest {
 }
 
 /**
- * One page of `agentId`'s granted users: `{ users: [{ id, display_name }], next_cursor }`.
+ * One page of `agentId`'s granted users: `{ users: [{ id, display_name }], next_cursor }`;
+ * for a delegated token (`scope.actingFor`), at most the user it acts for.
  * Throws a 400 ProblemError (`validation_failed`, path `cursor`) for a cursor this API did not
  * give, a 503 `database_unavailable` without a database or while it fails.
  */
@@ -28,12 +29,15 @@ export async function listUsers(
   const after = request.cursor === undefined ? null : decodeCursor(request.cursor)
   const limit = request.limit ?? USERS_PAGE_DEFAULT
   if (!deps.db) throw unavailable()
+  // A delegated token (RFC 8693) acts for one user: it sees that user, if granted, and no other.
+  const actingFor = scope.actingFor ?? null
   let rows: { id: string; display_name: string }[]
   try {
     rows = await deps.db.query(
       sql`SELECT u.id, u.display_name
           FROM agent_user_grants g JOIN users u ON u.id = g.user_id
           WHERE g.agent_id = ${request.agentId}
+            AND (${actingFor}::text IS NULL OR u.id = ${actingFor}::text)
             AND (${after}::text IS NULL OR u.id COLLATE "C" > ${after}::text COLLATE "C")
           ORDER BY u.id COLLATE "C"
           LIMIT ${limit + 1}`,

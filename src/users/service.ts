@@ -102,14 +102,14 @@ async function grantFor(
   const now = services.clock.now()
   const { grants } = services.auth
   if (!services.db) {
-    return { grant: grants.cached(agentId, userId, now)?.granted ? 'granted' : 'unknown' }
+    return { grant: grants.cached(agentId, userId, now, scope)?.granted ? 'granted' : 'unknown' }
   }
   try {
     const granted = await grants.check(services.db, agentId, userId, now, scope)
     return { grant: granted ? 'granted' : 'denied' }
   } catch (err) {
     if (!isDatabaseOutage(err)) log.error('grant check failed (not an outage)', { error: err })
-    const stale = grants.cached(agentId, userId, now)
+    const stale = grants.cached(agentId, userId, now, scope)
     if (!stale) return { grant: 'unknown' }
     if (!stale.granted) return { grant: 'denied' }
     return { grant: 'granted', unconfirmed: stale.stale ? failureReason(err) : undefined }

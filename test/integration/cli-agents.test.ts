@@ -1,8 +1,12 @@
 // `npm run agents`, spawned as operators run it, against the local stack (the Neon HTTP
 // stand-in in front of a real PostgreSQL); its effects checked through the app itself.
 import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { exportJWK, generateKeyPair } from 'jose'
 import { describe, expect, test } from 'vitest'
 import { createApp } from '../../src/app.ts'
 import { ServiceCache } from '../../src/services.ts'
@@ -122,6 +126,44 @@ describe('npm run agents', () => {
     expect((await api.context(first, 'demo-user-2')).status).toBe(401)
     const fresh = (await (await api.token('cli-agent-3', secret)).json()).access_token as string
     expect((await api.context(fresh, 'demo-user-2')).status).toBe(200)
+  })
+
+  test('set-key: the agent then authenticates with private_key_jwt only; require-dpop; --remove', async () => {
+    const secret = secretOf((await agents('create', 'cli-agent-key')).stdout)
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
+    const dir = await mkdtemp(join(tmpdir(), 'cli-key-'))
+    const file = join(dir, 'public.json')
+    await writeFile(file, JSON.stringify(await exportJWK(publicKey)))
+    const privateFile = join(dir, 'private.json')
+    await writeFile(privateFile, JSON.stringify(await exportJWK(privateKey)))
+    try {
+      const refused = await agents('set-key', 'cli-agent-key', privateFile)
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toContain('public key only')
+      expect((await agents('set-key', 'cli-agent-key', file)).code).toBe(0)
+      expect((await agents('require-dpop', 'cli-agent-key')).code).toBe(0)
+      const row = (
+        JSON.parse((await agents('list', '--json')).stdout) as {
+          id: string
+          secret: string
+          dpopRequired: boolean
+        }[]
+      ).find((a) => a.id === 'cli-agent-key')
+      expect(row).toMatchObject({ secret: 'key', dpopRequired: true })
+      const api = app()
+      // Its own secret no longer opens it.
+      expect((await api.token('cli-agent-key', secret)).status).toBe(401)
+      expect((await agents('set-key', 'cli-agent-key', '--remove')).code).toBe(0)
+      // The secret opens it again, but DPoP is still required of it.
+      const unproven = await api.token('cli-agent-key', secret)
+      expect(unproven.status).toBe(400)
+      expect(((await unproven.json()) as { error: string }).error).toBe('invalid_dpop_proof')
+      expect((await agents('require-dpop', 'cli-agent-key', '--off')).code).toBe(0)
+      expect((await api.token('cli-agent-key', secret)).status).toBe(200)
+      expect((await agents('set-key', 'cli-agent-key')).code).toBe(2)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   test('refusals and usage errors exit non-zero with a message, never a stack', async () => {

@@ -13,25 +13,15 @@ import * as oauth from 'oauth4webapi'
 import { describe, expect, test } from 'vitest'
 import { agentSecret, bearer, DEMO_AGENT } from '../support/agents.ts'
 import { newSigningKey } from '../support/keys.ts'
+import { discover as discoverWith, into, peerOptions } from '../support/peers.ts'
 import { BASE_URL, randomSecret, type Scenario, scenario } from '../support/scenario.ts'
 
 const s = await scenario()
 const secret = agentSecret(s)
-const issuer = new URL(BASE_URL)
 const CONTEXT = '/api/v1/agent/users/demo-user-1/context'
 
-/** oauth4webapi's and the MCP SDK's fetch, into the scenario's app. */
-const into = (sc: Scenario) => (url: string | URL | Request, init?: RequestInit) =>
-  url instanceof Request
-    ? sc.fetch(url.url, { ...init, method: url.method, headers: url.headers, body: init?.body })
-    : sc.fetch(String(url), init)
-
-const options = (sc: Scenario = s) => ({ [oauth.customFetch]: into(sc) as typeof fetch })
-
-async function discover(sc: Scenario = s) {
-  const res = await oauth.discoveryRequest(issuer, { ...options(sc), algorithm: 'oauth2' })
-  return oauth.processDiscoveryResponse(issuer, res)
-}
+const options = (sc: Scenario = s) => peerOptions(sc)
+const discover = (sc: Scenario = s) => discoverWith(sc)
 
 describe(`oauth4webapi (${s.runtime})`, () => {
   const client: oauth.Client = { client_id: DEMO_AGENT }
@@ -234,7 +224,11 @@ describe(`@modelcontextprotocol/sdk (${s.runtime})`, () => {
     expect(as).toMatchObject({
       issuer: BASE_URL,
       token_endpoint: `${BASE_URL}/api/v1/agent/token`,
-      grant_types_supported: ['client_credentials', 'refresh_token'],
+      grant_types_supported: [
+        'client_credentials',
+        'refresh_token',
+        'urn:ietf:params:oauth:grant-type:token-exchange',
+      ],
     })
   })
 

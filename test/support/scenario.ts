@@ -121,3 +121,20 @@ function build(
     },
   }
 }
+
+/**
+ * Another isolate of `s` (its own Redis prefix and per-isolate state) whose failed-token-request
+ * limits a table of refusals or a burst cannot reach (those limits are tested on their own).
+ */
+export function roomyIsolate(
+  s: Scenario,
+  extra: Record<string, string | undefined> = {},
+): Scenario {
+  return s.withEnv({
+    REDIS_KEY_PREFIX: `t:${randomSecret(6)}:`,
+    ISOLATE: randomSecret(4),
+    RATE_LIMIT_TOKEN_FAILURES_PER_AGENT: '100000',
+    RATE_LIMIT_TOKEN_FAILURES_PER_ADDRESS: '100000',
+    ...extra,
+  })
+}

@@ -17,6 +17,8 @@ const OAUTH_STATUS: Record<OAuthError, number> = {
   invalid_scope: 400,
   invalid_target: 400,
   unsupported_response_type: 400,
+  invalid_dpop_proof: 400,
+  use_dpop_nonce: 400,
 }
 
 const OAUTH_TITLE: Record<OAuthError, string> = {
@@ -27,6 +29,8 @@ const OAUTH_TITLE: Record<OAuthError, string> = {
   invalid_scope: 'Invalid scope',
   invalid_target: 'Invalid resource',
   unsupported_response_type: 'Unsupported response type',
+  invalid_dpop_proof: 'Invalid DPoP proof',
+  use_dpop_nonce: 'DPoP nonce required',
 }
 
 /** Unknown agent, wrong secret and inactive agent: one indistinguishable answer. */

@@ -5,7 +5,7 @@
 import type { IntrospectionResponse } from '../../contract/token.ts'
 import type { CallScope } from '../../kernel/scope.ts'
 import { TokenError, verifyAccessToken } from '../access-token.ts'
-import { statusRefusal } from '../agent-status.ts'
+import { tokenRefusal } from '../principal.ts'
 import { describeRefreshToken, looksLikeRefreshToken } from '../refresh-token.ts'
 import type { Issuer } from '../resources.ts'
 import { databaseCall, requireDatabase, ring, type TokenDeps } from './token.ts'
@@ -56,13 +56,9 @@ export async function introspect(
     if (err instanceof TokenError) return INACTIVE
     throw err
   }
-  if (claims.sub !== clientId) return INACTIVE
+  if (claims.client_id !== clientId) return INACTIVE
   // What ends a token before its exp, as every protected route checks it.
-  const [revoked, status] = await Promise.all([
-    auth.revocations.isRevoked(claims, now, call),
-    deps.db ? auth.agents.status(deps.db, claims.sub, now, call) : undefined,
-  ])
-  if (revoked || (status && statusRefusal(status, claims.iat))) return INACTIVE
+  if (await tokenRefusal({ auth, db: deps.db }, claims, now, call)) return INACTIVE
   return {
     active: true,
     token_type: 'Bearer',
@@ -75,5 +71,7 @@ export async function introspect(
     iat: claims.iat,
     nbf: claims.nbf,
     jti: claims.jti,
+    ...(claims.act && { act: claims.act }),
+    ...(claims.cnf && { cnf: claims.cnf }),
   }
 }

@@ -6,16 +6,20 @@
 //
 // One function per endpoint, free of Hono: headers and a body reader in, the request as data
 // (or the OAuth error to answer) out.
+import { decodeJwt } from 'jose'
 import * as z from 'zod/mini'
 import { fieldErrors } from '../../contract/field-errors.ts'
 import { type FieldError, ProblemError, problems } from '../../contract/problem.ts'
 import {
   introspectForm,
+  JWT_BEARER_ASSERTION,
   jsonClientCredentials,
   jsonIntrospect,
   jsonRefresh,
   jsonRevoke,
+  jsonTokenExchange,
   revokeForm,
+  TOKEN_EXCHANGE_GRANT,
   tokenForm,
 } from '../../contract/token.ts'
 import { oauthError } from './errors.ts'
@@ -24,11 +28,13 @@ const FORM = 'application/x-www-form-urlencoded'
 const JSON_TYPE = 'application/json'
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 
-/** An agent's id and secret, as the client presented them. */
-export interface Credentials {
-  agentId: string
-  secret: string
-}
+/**
+ * How the client authenticated: its id with a secret, or (RFC 7523 `private_key_jwt`) with an
+ * assertion signed by its registered key — never both.
+ */
+export type Credentials =
+  | { agentId: string; secret: string; assertion?: undefined }
+  | { agentId: string; assertion: string; secret?: undefined }
 
 /** RFC 8707: the resource the access token is asked for, when the request names one. */
 export type TokenRequest =
@@ -36,6 +42,16 @@ export type TokenRequest =
   | {
       grant: 'refresh_token'
       refreshToken: string
+      scope?: string
+      resource?: string
+      credentials?: Credentials
+    }
+  | {
+      /** RFC 8693: the agent's access token (`actor_token` if sent, else `subject_token`). */
+      grant: 'token_exchange'
+      subjectToken: string
+      actorToken?: string
+      requestedSubject: string
       scope?: string
       resource?: string
       credentials?: Credentials
@@ -160,11 +176,56 @@ function oneOf(inBody: Credentials | undefined, basic: Credentials | undefined) 
   return basic ?? inBody
 }
 
-function bodyCredentials(id: string | undefined, secret: string | undefined) {
+function bodyCredentials(
+  id: string | undefined,
+  secret: string | undefined,
+  assertion?: { type?: string; jwt?: string },
+): Credentials | undefined {
+  if (assertion?.type !== undefined || assertion?.jwt !== undefined) {
+    if (secret !== undefined) {
+      throw oauthError('invalid_request', 'Use one client authentication method')
+    }
+    return assertionCredentials(id, assertion.type, assertion.jwt)
+  }
   return id !== undefined || secret !== undefined
     ? { agentId: id ?? '', secret: secret ?? '' }
     : undefined
 }
+
+/**
+ * RFC 7523 §2.2: `client_assertion_type` and `client_assertion` together; the client is the
+ * assertion's `sub` (RFC 7523 §3 B), which `client_id`, when sent, must equal. Only read here,
+ * never trusted: the signature is checked when the client authenticates.
+ */
+export function assertionCredentials(
+  clientId: string | undefined,
+  type: string | undefined,
+  jwt: string | undefined,
+): Credentials {
+  if (type !== JWT_BEARER_ASSERTION || !jwt) {
+    throw oauthError(
+      'invalid_request',
+      `client_assertion and client_assertion_type=${JWT_BEARER_ASSERTION} go together`,
+    )
+  }
+  let sub: unknown
+  try {
+    sub = decodeJwt(jwt).sub
+  } catch {
+    throw oauthError('invalid_client', 'The client assertion is not a JWT')
+  }
+  const parsedSub = basicAgentId.safeParse(sub)
+  if (!parsedSub.success) throw oauthError('invalid_client', 'The client assertion names no client')
+  if (clientId !== undefined && clientId !== parsedSub.data) {
+    throw oauthError('invalid_client', 'client_id is not the client assertion’s subject')
+  }
+  return { agentId: parsedSub.data, assertion: jwt }
+}
+
+const assertionOf = (fields: Record<string, string | undefined>) => ({
+  type: fields.client_assertion_type,
+  jwt: fields.client_assertion,
+})
 
 async function parsed<R>(read: () => Promise<R>): Promise<Parsed<R>> {
   try {
@@ -173,6 +234,14 @@ async function parsed<R>(read: () => Promise<R>): Promise<Parsed<R>> {
     if (err instanceof ProblemError) return { error: err }
     throw err
   }
+}
+
+const UNSUPPORTED_GRANT = `Use client_credentials, refresh_token or ${TOKEN_EXCHANGE_GRANT}`
+
+function pick(fields: Record<string, string>, names: readonly string[]): Record<string, string> {
+  const picked: Record<string, string> = {}
+  for (const name of names) if (fields[name] !== undefined) picked[name] = fields[name]
+  return picked
 }
 
 /** POST /api/v1/agent/token: client credentials or a refresh, JSON or form (RFC 6749 §4.4, §6). */
@@ -197,8 +266,20 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
           credentials: oneOf(bodyCredentials(req.agent_id, req.agent_secret), basic),
         }
       }
+      if (grantType === TOKEN_EXCHANGE_GRANT) {
+        const req = validated(jsonTokenExchange, body)
+        return {
+          grant: 'token_exchange',
+          subjectToken: req.subject_token,
+          actorToken: req.actor_token,
+          requestedSubject: req.requested_subject,
+          scope: req.scope,
+          resource: req.resource,
+          credentials: basic,
+        }
+      }
       if (grantType !== undefined && grantType !== 'client_credentials') {
-        throw oauthError('unsupported_grant_type', 'Use client_credentials or refresh_token')
+        throw oauthError('unsupported_grant_type', UNSUPPORTED_GRANT)
       }
       if (basic)
         throw oauthError('invalid_request', 'Send credentials once: in the body or by Basic')
@@ -216,14 +297,17 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
       // Held to the JSON body's schemas; grant_type is checked below, in OAuth's order.
       validated(TOKEN_FORM_FIELDS, fields)
       const { scope, resource } = fields
-      const credentials = oneOf(bodyCredentials(fields.client_id, fields.client_secret), basic)
+      const credentials = oneOf(
+        bodyCredentials(fields.client_id, fields.client_secret, assertionOf(fields)),
+        basic,
+      )
       switch (fields.grant_type) {
         case undefined:
           throw oauthError('invalid_request', 'grant_type is required', [
             { path: 'grant_type', message: 'Required' },
           ])
         case 'client_credentials':
-          if (!credentials?.agentId || !credentials.secret) {
+          if (!credentials?.agentId || !(credentials.secret || credentials.assertion)) {
             throw oauthError('invalid_client', 'Client credentials are required')
           }
           return { grant: 'client_credentials', credentials, scope, resource }
@@ -240,8 +324,32 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
             resource,
             credentials,
           }
+        case TOKEN_EXCHANGE_GRANT: {
+          const exchange = validated(jsonTokenExchange, {
+            ...pick(fields, [
+              'grant_type',
+              'subject_token',
+              'subject_token_type',
+              'actor_token',
+              'actor_token_type',
+              'requested_subject',
+              'requested_token_type',
+              'scope',
+              'resource',
+            ]),
+          })
+          return {
+            grant: 'token_exchange',
+            subjectToken: exchange.subject_token,
+            actorToken: exchange.actor_token,
+            requestedSubject: exchange.requested_subject,
+            scope,
+            resource,
+            credentials,
+          }
+        }
         default:
-          throw oauthError('unsupported_grant_type', 'Use client_credentials or refresh_token')
+          throw oauthError('unsupported_grant_type', UNSUPPORTED_GRANT)
       }
     }
 
@@ -257,13 +365,23 @@ function tokenRequest(
   return parsed(async (): Promise<RevokeRequest> => {
     const type = mediaType(input.contentType)
     const basic = basicCredentials(input.authorization)
-    let fields: { token: string; agentId?: string; secret?: string }
+    let fields: {
+      token: string
+      agentId?: string
+      secret?: string
+      assertion?: { type?: string; jwt?: string }
+    }
     if (JSON_MEDIA_TYPE.test(type)) {
       const req = validated(schemas.json, parseJson(await input.body()))
       fields = { token: req.token, agentId: req.agent_id, secret: req.agent_secret }
     } else if (type === FORM) {
       const req = validated(schemas.form, formFields(await input.body()))
-      fields = { token: req.token, agentId: req.client_id, secret: req.client_secret }
+      fields = {
+        token: req.token,
+        agentId: req.client_id,
+        secret: req.client_secret,
+        assertion: assertionOf(req),
+      }
     } else {
       throw problems.unsupportedMediaType([JSON_TYPE, FORM])
     }
@@ -271,7 +389,7 @@ function tokenRequest(
     // and the token's own shape says which it can be.
     return {
       token: fields.token,
-      credentials: oneOf(bodyCredentials(fields.agentId, fields.secret), basic),
+      credentials: oneOf(bodyCredentials(fields.agentId, fields.secret, fields.assertion), basic),
     }
   })
 }

@@ -4,23 +4,39 @@
 // request, spend the failure budget and write the answer.
 import type { Config } from '../../config/index.ts'
 import { ProblemError } from '../../contract/problem.ts'
-import type { TokenResponse } from '../../contract/token.ts'
+import {
+  ACCESS_TOKEN_TYPE,
+  type ExchangedTokenResponse,
+  type TokenResponse,
+} from '../../contract/token.ts'
 import { type Database, isDatabaseOutage } from '../../db/client.ts'
 import type { Clock } from '../../kernel/clock.ts'
 import type { EventBus } from '../../kernel/events.ts'
 import type { Logger } from '../../kernel/log.ts'
 import type { CallScope } from '../../kernel/scope.ts'
-import { issueAccessToken, TokenError, verifyAccessToken } from '../access-token.ts'
-import { issuedAtFor } from '../agent-status.ts'
-import { type AgentRecord, authenticateAgent } from '../credentials.ts'
-import type { KeyRing } from '../keys.ts'
 import {
+  type AccessClaims,
+  issueAccessToken,
+  TokenError,
+  verifyAccessToken,
+} from '../access-token.ts'
+import { issuedAtFor } from '../agent-status.ts'
+import { AssertionError, verifyClientAssertion } from '../client-assertion.ts'
+import { type AgentRecord, agentRecord, authenticateAgent, findAgent } from '../credentials.ts'
+import { DpopError, type DpopProof, verifyDpopProof } from '../dpop.ts'
+import { dpopNonceHolds, issueDpopNonce } from '../dpop-nonce.ts'
+import type { KeyRing } from '../keys.ts'
+import { TOKEN_PATH } from '../metadata.ts'
+import { tokenRefusal } from '../principal.ts'
+import {
+  familyBinding,
   type IssuedGrant,
   issueRefreshToken,
   looksLikeRefreshToken,
   revokeRefreshToken,
   rotateRefreshToken,
 } from '../refresh-token.ts'
+import { ReplayCacheFull } from '../replay.ts'
 import type { Issuer } from '../resources.ts'
 import { type RevocationReach, RevocationStoreFull } from '../revocation.ts'
 import { formatScopes, grantScopes, parseScopes } from '../scopes.ts'
@@ -73,17 +89,28 @@ export async function databaseCall<T>(work: () => Promise<T>, write = false): Pr
 
 /**
  * The agent `credentials` name, if they are right and it is active (its status is remembered
- * for the isolate's auth checks); else 401 invalid_client, one answer for every reason.
+ * for the isolate's auth checks); else 401 invalid_client, one answer for every reason. A
+ * secret opens only an agent without a registered key; an assertion (RFC 7523) only one with.
  */
 export async function authenticateClient(
   deps: TokenDeps,
   credentials: Credentials,
   scope: CallScope,
+  issuer: Issuer,
 ): Promise<AgentRecord> {
   const db = requireDatabase(deps)
-  const agent = await databaseCall(() =>
-    authenticateAgent(db, deps.config.agentSecret!, credentials.agentId, credentials.secret, scope),
-  )
+  const agent =
+    credentials.assertion !== undefined
+      ? await assertedAgent(deps, db, credentials.agentId, credentials.assertion, scope, issuer)
+      : await databaseCall(() =>
+          authenticateAgent(
+            db,
+            deps.config.agentSecret!,
+            credentials.agentId,
+            credentials.secret,
+            scope,
+          ),
+        )
   if (!agent) throw oauthError('invalid_client', INVALID_CLIENT)
   deps.auth.agents.remember(
     agent.id,
@@ -93,12 +120,137 @@ export async function authenticateClient(
   return agent
 }
 
+/**
+ * RFC 7523 `private_key_jwt`: the agent, if it is active, registered a key, the assertion holds
+ * (src/auth/client-assertion.ts: aud = the issuer or the token endpoint) and its `jti` was never
+ * used before; else undefined.
+ */
+async function assertedAgent(
+  deps: TokenDeps,
+  db: Database,
+  agentId: string,
+  assertion: string,
+  scope: CallScope,
+  issuer: Issuer,
+): Promise<AgentRecord | undefined> {
+  const { config, clock } = deps
+  const agent = await databaseCall(() => findAgent(db, agentId, scope))
+  if (!agent?.active || !agent.publicJwk) return undefined
+  const now = clock.now()
+  const tolerance = config.tunables.tokenClockToleranceSeconds
+  let verified: { jti: string; exp: number }
+  try {
+    verified = await verifyClientAssertion(assertion, agent.publicJwk, {
+      clientId: agent.id,
+      audiences: [issuer.issuer, `${issuer.issuer}${TOKEN_PATH}`],
+      now,
+      toleranceSeconds: tolerance,
+      maxLifetimeSeconds: config.tunables.clientAssertionMaxLifetimeSeconds,
+    })
+  } catch (err) {
+    if (!(err instanceof AssertionError)) throw err
+    deps.log.info('client assertion refused', { reason: err.reason })
+    return undefined
+  }
+  const first = await firstUse(
+    deps,
+    'client-assertion',
+    `${agent.id}\u0000${verified.jti}`,
+    (verified.exp + tolerance) * 1000,
+    scope,
+  )
+  if (!first) {
+    deps.log.info('client assertion refused', { reason: 'replayed' })
+    return undefined
+  }
+  return agentRecord(agent)
+}
+
+/**
+ * The DPoP key (RFC 7638 thumbprint) the token request proves possession of, or undefined
+ * when it carries no proof and none is `required`. Throws `invalid_dpop_proof` for a missing
+ * (when required), invalid or replayed proof (RFC 9449 §4.3, §5).
+ */
+async function dpopKey(
+  deps: TokenDeps,
+  context: GrantContext,
+  call: CallScope,
+  required: boolean,
+): Promise<string | undefined> {
+  if (context.dpopProof === undefined) {
+    if (required) throw oauthError('invalid_dpop_proof', 'A DPoP proof is required')
+    return undefined
+  }
+  const { tunables } = deps.config
+  const now = deps.clock.now()
+  const nonceTtl = tunables.dpopNonceTtlSeconds
+  const keys = nonceTtl > 0 ? await ring(deps) : undefined
+  let proof: DpopProof
+  try {
+    proof = await verifyDpopProof(context.dpopProof, {
+      method: 'POST',
+      url: `${context.issuer.issuer}${TOKEN_PATH}`,
+      now,
+      maxAgeSeconds: tunables.dpopProofMaxAgeSeconds,
+      toleranceSeconds: tunables.tokenClockToleranceSeconds,
+      ...(keys && { nonceHolds: (n: unknown) => dpopNonceHolds(keys, n, now, nonceTtl) }),
+    })
+  } catch (err) {
+    if (!(err instanceof DpopError)) throw err
+    deps.log.info('DPoP proof refused', { reason: err.reason })
+    if (err.reason === 'nonce' && keys) {
+      // RFC 9449 §8: the error names the nonce to use, in the DPoP-Nonce header.
+      const { problem } = oauthError('use_dpop_nonce', 'Sign the DPoP proof with the DPoP-Nonce')
+      throw new ProblemError({
+        ...problem,
+        headers: { 'DPoP-Nonce': await issueDpopNonce(keys, now, nonceTtl) },
+      })
+    }
+    throw oauthError('invalid_dpop_proof', 'The DPoP proof is invalid')
+  }
+  if (
+    !(await firstUse(
+      deps,
+      'dpop-proof',
+      `${proof.jkt}\u0000${proof.jti}`,
+      proof.rememberUntil,
+      call,
+    ))
+  ) {
+    deps.log.info('DPoP proof refused', { reason: 'replayed' })
+    throw oauthError('invalid_dpop_proof', 'The DPoP proof was used before')
+  }
+  return proof.jkt
+}
+
+/** A once-only identifier's first use (src/auth/replay.ts); a full record is a 503. */
+export async function firstUse(
+  deps: Pick<TokenDeps, 'auth' | 'clock'>,
+  kind: 'client-assertion' | 'dpop-proof',
+  id: string,
+  expiresAt: number,
+  scope: CallScope,
+): Promise<boolean> {
+  try {
+    return await deps.auth.replays.firstUse(kind, id, expiresAt, deps.clock.now(), scope)
+  } catch (err) {
+    if (!(err instanceof ReplayCacheFull)) throw err
+    throw temporarilyUnavailable(
+      'auth_unavailable',
+      'This instance cannot record more one-time proofs right now; nothing was done. Retry later',
+      5,
+    )
+  }
+}
+
 /** What the grants hear from the route: whom to name as issuer, and who authenticated. */
 export interface GrantContext {
   /** The deployment's identity (issuer, resources) as the request sees it. */
   issuer: Issuer
   /** The client authenticated: from here on a refusal is no guess at its credentials. */
   onClient(agentId: string): void
+  /** The request's `DPoP` header (RFC 9449 §4), if any. */
+  dpopProof?: string
 }
 
 /**
@@ -129,6 +281,8 @@ async function tokens(
     scope: string
     audience: string
     issued: IssuedGrant
+    /** RFC 9449: the DPoP key the access token is bound to. */
+    jkt?: string
   },
 ): Promise<TokenResponse> {
   const { config, clock } = deps
@@ -145,11 +299,12 @@ async function tokens(
     // The database's clock, as the agent-wide not-before is: a token issued before an
     // operator's revocation (even one racing it) carries an iat before it.
     issuedAt: issuedAtFor(issued.issuedAt, issued.tokensNotBefore),
+    jkt: input.jkt,
   })
   deps.events.emit({ type: 'token.issued', grant, agentId: input.agentId })
   return {
     access_token: token,
-    token_type: 'Bearer',
+    token_type: input.jkt ? 'DPoP' : 'Bearer',
     expires_in: claims.exp - claims.iat,
     expires_at: new Date(claims.exp * 1000).toISOString(),
     refresh_token: issued.refresh.token,
@@ -182,10 +337,15 @@ export function issueTokens(
   request: TokenRequest,
   scope: CallScope,
   context: GrantContext,
-): Promise<TokenResponse> {
-  return request.grant === 'client_credentials'
-    ? clientCredentialsGrant(deps, request, scope, context)
-    : refreshGrant(deps, request, scope, context)
+): Promise<TokenResponse | ExchangedTokenResponse> {
+  switch (request.grant) {
+    case 'client_credentials':
+      return clientCredentialsGrant(deps, request, scope, context)
+    case 'refresh_token':
+      return refreshGrant(deps, request, scope, context)
+    case 'token_exchange':
+      return exchangeGrant(deps, request, scope, context)
+  }
 }
 
 async function clientCredentialsGrant(
@@ -194,12 +354,13 @@ async function clientCredentialsGrant(
   call: CallScope,
   context: GrantContext,
 ): Promise<TokenResponse> {
-  const agent = await authenticateClient(deps, request.credentials, call)
+  const agent = await authenticateClient(deps, request.credentials, call, context.issuer)
   context.onClient(agent.id)
   const resource = requestedResource(context.issuer, request.resource)
   const scopes = grantScopes(request.scope, agent.allowedScopes)
   if (!scopes) throw oauthError('invalid_scope', 'A requested scope is not allowed for this agent')
   const scope = formatScopes(scopes)
+  const jkt = await dpopKey(deps, context, call, agent.dpopRequired)
   const issued = await databaseCall(() =>
     issueRefreshToken(
       requireDatabase(deps),
@@ -209,6 +370,7 @@ async function clientCredentialsGrant(
         environment: deps.config.environment,
         ttlSeconds: deps.config.tunables.refreshTokenTtlSeconds,
         resource,
+        jkt,
       },
       call.trace,
     ),
@@ -221,6 +383,7 @@ async function clientCredentialsGrant(
     scope,
     audience: resource ?? context.issuer.api,
     issued,
+    jkt,
   })
 }
 
@@ -232,13 +395,21 @@ async function refreshGrant(
 ): Promise<TokenResponse> {
   // RFC 6749 §6: a confidential client must authenticate; the token must then be its own.
   const { credentials } = request
-  if (!credentials?.agentId || !credentials.secret) {
+  if (!credentials?.agentId || !(credentials.secret || credentials.assertion)) {
     throw oauthError('invalid_client', 'Client authentication is required to refresh')
   }
-  const client = await authenticateClient(deps, credentials, call)
+  const client = await authenticateClient(deps, credentials, call, context.issuer)
   context.onClient(client.id)
   // Checked before the token is touched: a refused request spends nothing.
   const resource = requestedResource(context.issuer, request.resource)
+  // A bound family refreshes only with a proof by its key (RFC 9449 §5).
+  const bound = await databaseCall(() =>
+    familyBinding(requireDatabase(deps), request.refreshToken, deps.config.environment, call.trace),
+  )
+  const jkt = await dpopKey(deps, context, call, client.dpopRequired || Boolean(bound))
+  if (bound && jkt !== bound) {
+    throw oauthError('invalid_dpop_proof', 'The refresh token is bound to another DPoP key')
+  }
   const rotation = await databaseCall(() =>
     rotateRefreshToken(
       requireDatabase(deps),
@@ -289,7 +460,123 @@ async function refreshGrant(
     scope: formatScopes(scopes),
     audience: resource ?? family ?? context.issuer.api,
     issued: rotation,
+    jkt,
   })
+}
+
+/** The one answer for an unknown user and a user the agent holds no grant for (no oracle). */
+const NO_SUCH_SUBJECT = 'The requested subject is unknown or not granted to this agent'
+const BAD_SUBJECT_TOKEN = 'The subject token is invalid, expired or revoked'
+
+/**
+ * RFC 8693 token exchange: the agent's own access token (`actor_token` when sent, else
+ * `subject_token`; both must be valid and the agent's) for a token that acts for
+ * `requested_subject`, a user the agent holds a grant for. `sub` = user, `act.sub` = agent,
+ * scope at most the presented token's, expiry at most its own and DELEGATED_TOKEN_TTL_SECONDS.
+ * A delegated token may be exchanged again only for its own user. Revoking the agent's token,
+ * its family or the grant ends the delegated token as it ends the agent's (src/auth/principal.ts).
+ * Throws invalid_grant (also for an unknown user or no grant: one answer), invalid_scope,
+ * invalid_target, invalid_client, 503s.
+ */
+async function exchangeGrant(
+  deps: TokenDeps,
+  request: Extract<TokenRequest, { grant: 'token_exchange' }>,
+  call: CallScope,
+  context: GrantContext,
+): Promise<ExchangedTokenResponse> {
+  const { config, clock } = deps
+  const db = requireDatabase(deps)
+  // Client authentication is optional (the agent's token proves who it is); when sent, it
+  // must name the token's agent, as must a bare `client_id` (a client authenticating as none).
+  const { credentials } = request
+  const client =
+    credentials?.secret || credentials?.assertion
+      ? await authenticateClient(deps, credentials, call, context.issuer)
+      : credentials?.agentId
+        ? { id: credentials.agentId }
+        : undefined
+  const now = clock.now()
+  const keys = await ring(deps)
+  const presented = [request.subjectToken, ...(request.actorToken ? [request.actorToken] : [])]
+  const tokens: AccessClaims[] = []
+  for (const token of presented) {
+    try {
+      tokens.push(
+        await verifyAccessToken(keys, token, {
+          issuer: context.issuer.issuer,
+          audiences: context.issuer.resources,
+          environment: config.environment,
+          now,
+          toleranceSeconds: config.tunables.tokenClockToleranceSeconds,
+          maxLifetimeSeconds: config.tunables.accessTokenTtlSeconds,
+        }),
+      )
+    } catch (err) {
+      if (!(err instanceof TokenError)) throw err
+      throw oauthError('invalid_grant', BAD_SUBJECT_TOKEN)
+    }
+  }
+  const agentId = tokens[0]!.client_id
+  if (tokens.some((t) => t.client_id !== agentId) || (client && client.id !== agentId)) {
+    throw oauthError('invalid_grant', 'The tokens were not issued to this client')
+  }
+  const refusals = await Promise.all(tokens.map((t) => tokenRefusal(deps, t, now, call)))
+  if (refusals.some(Boolean)) throw oauthError('invalid_grant', BAD_SUBJECT_TOKEN)
+  context.onClient(agentId)
+  // A delegated token acts for its user only: never re-exchanged for another.
+  const delegated = tokens.find((t) => t.act)
+  if (delegated && delegated.sub !== request.requestedSubject) {
+    throw oauthError('invalid_grant', 'A delegated token cannot be exchanged for another user')
+  }
+  const subject = tokens[0]!
+  const resource = requestedResource(context.issuer, request.resource) ?? subject.aud
+  const narrowest = tokens.reduce<string[]>(
+    (allowed, t) => allowed.filter((s) => parseScopes(t.scope).includes(s)),
+    parseScopes(subject.scope),
+  )
+  const scopes = grantScopes(request.scope, narrowest)
+  if (!scopes || scopes.length === 0) {
+    throw oauthError('invalid_scope', 'The requested scope exceeds the presented token’s')
+  }
+  // An unknown user and one without a grant: the same lookup, the same answer.
+  const granted = await databaseCall(() =>
+    deps.auth.grants.check(db, agentId, request.requestedSubject, now, call),
+  )
+  if (!granted) throw oauthError('invalid_grant', NO_SUCH_SUBJECT)
+  const scope = formatScopes(scopes)
+  // A bound token is exchanged only with a proof by its key; the new token is bound to it.
+  const bound = tokens.find((t) => t.cnf)?.cnf?.jkt
+  const jkt = await dpopKey(deps, context, call, bound !== undefined)
+  if (bound !== undefined && (jkt !== bound || tokens.some((t) => t.cnf?.jkt !== bound))) {
+    throw oauthError('invalid_dpop_proof', 'The presented tokens are bound to another DPoP key')
+  }
+  const { token, claims } = await issueAccessToken(keys, {
+    issuer: context.issuer.issuer,
+    audience: resource,
+    agentId,
+    scope,
+    environment: config.environment,
+    ttlSeconds: Math.min(
+      config.tunables.delegatedTokenTtlSeconds,
+      config.tunables.accessTokenTtlSeconds,
+    ),
+    now,
+    familyId: subject.sid,
+    actingFor: request.requestedSubject,
+    parentJti: delegated?.parent_jti ?? tokens.find((t) => !t.act)?.jti ?? subject.jti,
+    notAfter: Math.min(...tokens.map((t) => t.exp)),
+    jkt,
+  })
+  deps.events.emit({ type: 'token.issued', grant: 'token_exchange', agentId })
+  return {
+    access_token: token,
+    token_type: jkt ? 'DPoP' : 'Bearer',
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    expires_in: claims.exp - claims.iat,
+    expires_at: new Date(claims.exp * 1000).toISOString(),
+    scope,
+    environment: config.environment,
+  }
 }
 
 /** Where the revocation list put a revocation; the store being full is a 503 (nothing done). */
@@ -356,7 +643,7 @@ export async function revoke(
         allowExpired: true,
       })
       // RFC 7009: a token of another client is left alone (and the answer is still 200).
-      if (claims.sub === agentId) {
+      if (claims.client_id === agentId) {
         reach = await recordRevocation(() =>
           auth.revocations.revokeToken(
             agentId,

@@ -10,6 +10,7 @@ import { heartbeat } from '../../../src/contract/health.ts'
 import type * as responses from '../../../src/contract/index.ts'
 import type {
   BatchStatus,
+  ExchangedTokenResponse,
   HealthReport,
   ProblemBody,
   ProgressAccepted,
@@ -378,7 +379,9 @@ test('response schemas match the interfaces in src/contract', () => {
   // The answers' schemas are built on first use: each is a function returning the schema.
   type Schemas = { [K in keyof typeof responses]: (typeof responses)[K] }
   type Out<K extends keyof Schemas> = Schemas[K] extends () => infer S ? z.output<S> : never
-  expectTypeOf<Out<'tokenResponse'>>().toEqualTypeOf<TokenResponse>()
+  // One schema documents both answers: with a refresh token, and a token exchange's without.
+  expectTypeOf<TokenResponse>().toExtend<Out<'tokenResponse'>>()
+  expectTypeOf<ExchangedTokenResponse>().toExtend<Out<'tokenResponse'>>()
   expectTypeOf<Out<'userContextResponse'>>().toEqualTypeOf<UserContextResponse>()
   expectTypeOf<Out<'progressAccepted'>>().toEqualTypeOf<ProgressAccepted>()
   expectTypeOf<Out<'batchStatus'>>().toEqualTypeOf<BatchStatus>()

@@ -1,0 +1,143 @@
+// RFC 9449 DPoP proofs: a JWT (`typ: dpop+jwt`) signed by the client's key, carrying that
+// public key (`jwk`), the request's method (`htm`) and URL (`htu`), when it was made (`iat`),
+// a once-only `jti`, the access token's hash (`ath`) at a resource, and the server's nonce
+// when one is required. Pure: the proof, what the request was and now() in; the key's RFC 7638
+// thumbprint (`jkt`, what a token is bound to) and the `jti` to record out, or a DpopError.
+import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose'
+import { isStorableString } from '../contract/storable.ts'
+import { base64url, sha256 } from '../kernel/bytes.ts'
+import { CLIENT_KEY_ALGS } from './client-assertion.ts'
+
+/** Why a proof was refused; logged by name, answered as `invalid_dpop_proof`. */
+export class DpopError extends Error {
+  readonly reason: string
+
+  constructor(reason: string) {
+    super(`DPoP proof refused: ${reason}`)
+    this.name = 'DpopError'
+    this.reason = reason
+  }
+}
+
+/** Proof keys already imported (by `alg` and JWK as sent): a client signs with one key for long. */
+export interface DpopKeyCache {
+  get(id: string): { key: CryptoKey; jkt: string } | undefined
+  set(id: string, entry: { key: CryptoKey; jkt: string }): void
+}
+
+export interface DpopProof {
+  /** RFC 7638 SHA-256 thumbprint of the proof's key (base64url). */
+  jkt: string
+  jti: string
+  /** Until when (ms) the `jti` must be remembered: past that the proof is too old anyway. */
+  rememberUntil: number
+}
+
+/** JWK members only a private or symmetric key has: never in a proof (RFC 9449 §4.3 item 6). */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
+
+/** RFC 9449 §4.3 `htu`: the URL without query and fragment. */
+export function htuOf(url: string): string {
+  const u = new URL(url)
+  return `${u.origin}${u.pathname}`
+}
+
+/** base64url(SHA-256(access token)): the `ath` a proof at a resource carries (§4.2). */
+export async function accessTokenHash(token: string): Promise<string> {
+  return base64url(await sha256(token))
+}
+
+/**
+ * Checks one DPoP proof (RFC 9449 §4.3): one header value; `typ` dpop+jwt; an allowed
+ * asymmetric `alg`; a public `jwk` that verifies the signature; `jti`; `htm` = `method`; `htu` =
+ * `url` (query and fragment ignored); `iat` no older than `maxAgeSeconds` and no further ahead
+ * than the tolerance; `ath` = `accessToken`'s hash when one is given (and none otherwise);
+ * a `nonce` that `nonceHolds` accepts when the server requires one. `now` in ms. Throws DpopError; a missing or
+ * wrong nonce is DpopError('nonce') (answered with `use_dpop_nonce`).
+ */
+export async function verifyDpopProof(
+  proof: string,
+  expected: {
+    method: string
+    url: string
+    now: number
+    maxAgeSeconds: number
+    toleranceSeconds: number
+    accessToken?: string
+    /** When the server requires nonces: whether the proof's `nonce` is a current one. */
+    nonceHolds?: (nonce: unknown) => Promise<boolean>
+    /** Where imported proof keys are kept (their import and thumbprint cost more than a check). */
+    keys?: DpopKeyCache
+  },
+): Promise<DpopProof> {
+  // Several DPoP headers arrive joined by commas; a JWT has none.
+  if (proof.includes(',') || proof.length > 8192) throw new DpopError('malformed')
+  let payload: Record<string, unknown>
+  let jwk: Record<string, unknown>
+  let cacheId: string
+  let known: { key: CryptoKey; jkt: string } | undefined
+  let imported: CryptoKey | undefined
+  try {
+    const header = decodeProtectedHeader(proof)
+    jwk = (header.jwk ?? {}) as Record<string, unknown>
+    if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw new DpopError('private_key')
+    // The same header as a proof verified before names the same key, imported for that alg.
+    cacheId = `${String(header.alg)}\u0000${JSON.stringify(jwk)}`
+    known = expected.keys?.get(cacheId)
+    const options = {
+      typ: 'dpop+jwt',
+      algorithms: [...CLIENT_KEY_ALGS],
+      requiredClaims: ['jti', 'htm', 'htu', 'iat'],
+      // iat is judged below, against the proof's own window.
+      currentDate: new Date(expected.now),
+    }
+    if (known) {
+      payload = (await jwtVerify(proof, known.key, options)).payload as Record<string, unknown>
+    } else {
+      const result = await jwtVerify(proof, EmbeddedJWK, options)
+      payload = result.payload as Record<string, unknown>
+      imported = result.key as CryptoKey
+    }
+  } catch (err) {
+    if (err instanceof DpopError) throw err
+    throw new DpopError(err instanceof Error && 'code' in err ? String(err.code) : 'malformed')
+  }
+  const { jti, htm, htu, iat, ath, nonce } = payload
+  // Recorded in Redis: never a string a store might refuse (bad input is not an outage).
+  if (typeof jti !== 'string' || jti.length < 1 || jti.length > 256 || !isStorableString(jti)) {
+    throw new DpopError('jti')
+  }
+  if (htm !== expected.method) throw new DpopError('htm')
+  if (typeof htu !== 'string' || !sameHtu(htu, expected.url)) throw new DpopError('htu')
+  const nowSeconds = expected.now / 1000
+  if (typeof iat !== 'number' || iat > nowSeconds + expected.toleranceSeconds) {
+    throw new DpopError('iat')
+  }
+  if (iat < nowSeconds - expected.maxAgeSeconds - expected.toleranceSeconds) {
+    throw new DpopError('iat')
+  }
+  if (expected.accessToken !== undefined) {
+    if (ath !== (await accessTokenHash(expected.accessToken))) throw new DpopError('ath')
+  } else if (ath !== undefined) {
+    throw new DpopError('ath')
+  }
+  if (expected.nonceHolds && !(await expected.nonceHolds(nonce))) throw new DpopError('nonce')
+  let jkt = known?.jkt
+  if (jkt === undefined) {
+    jkt = await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0])
+    if (imported) expected.keys?.set(cacheId, { key: imported, jkt })
+  }
+  return {
+    jkt,
+    jti,
+    rememberUntil: (iat + expected.maxAgeSeconds + 2 * expected.toleranceSeconds) * 1000,
+  }
+}
+
+function sameHtu(presented: string, expected: string): boolean {
+  try {
+    return htuOf(presented) === htuOf(expected)
+  } catch {
+    return false
+  }
+}
