@@ -1,7 +1,7 @@
 // Agent credentials. An agent must exist and be active; its own secret hash, when set,
 // replaces the environment's shared secret. Unknown agent, wrong secret and inactive agent
-// give the same answer. (An agent with its own secret costs a slow hash to check, so timing can
-// tell that such an agent id exists; agent ids are identifiers, not secrets.)
+// give the same answer, in about the same time: an agent without its own secret (or no agent)
+// pays the same slow hash against a stand-in, so timing cannot tell which ids have secrets.
 
 import { type Database, sql } from '../db/client.ts'
 import { sha256, timingSafeEqual } from '../kernel/bytes.ts'
@@ -73,6 +73,10 @@ export function agentRecord(agent: AgentRecord): AgentRecord {
   }
 }
 
+/** A stored-format hash of no one's secret (random salt and key): costs what a real one does. */
+const STAND_IN_HASH =
+  'pbkdf2-sha256$100000$qFiER8l028tp_HefVRfx0A$7nBD0fKtugEVI4VICPe5cLKsHmIi8xr6m4WzFNaneKU'
+
 /**
  * The agent, if `presented` is its secret and it is active; otherwise undefined. A secret
  * stored in an older format is re-hashed after a successful check (in the background: the
@@ -94,8 +98,13 @@ export async function authenticateAgent(
       scope?.defer?.(upgradeSecretHash(db, agent.id, agent.secretHash, presented, scope))
     }
   } else {
-    // The shared secret, or (no such agent) the same work against it: the same answer.
-    const [a, b] = await Promise.all([sha256(presented), sha256(sharedSecret.reveal())])
+    // The shared secret, or (no such agent) the same work against it: the same answer; and
+    // the slow hash an own secret costs, against a stand-in no secret matches.
+    const [a, b] = await Promise.all([
+      sha256(presented),
+      sha256(sharedSecret.reveal()),
+      verifyAgentSecret(STAND_IN_HASH, presented),
+    ])
     matches = timingSafeEqual(a, b)
   }
   // A key-bound agent (RFC 7523) authenticates with its key only: no secret opens it.
