@@ -26,6 +26,7 @@ export async function viaRequest(
   init?: RequestInit,
 ): Promise<Response> {
   if (!(input instanceof Request)) return sc.fetch(String(input), init)
-  const body = ['GET', 'HEAD'].includes(input.method) ? undefined : await input.text()
+  // The bytes as they are (workerd warns on .text() of a form body).
+  const body = ['GET', 'HEAD'].includes(input.method) ? undefined : await input.arrayBuffer()
   return sc.fetch(input.url, { method: input.method, headers: input.headers, body })
 }
