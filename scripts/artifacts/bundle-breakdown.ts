@@ -32,7 +32,7 @@ export interface PackageBytes {
  * What only MCP and documentation requests load, by dynamic import. The Neon driver is loaded
  * lazily too but serves REST traffic, so it stays in.
  */
-export const NOT_REST = /\/(mcp|openapi|pages)\//
+export const NOT_REST = /\/(mcp|openapi|pages|html)\//
 
 /** Leaves the `import()` targets matching NOT_REST out: what remains serves REST requests. */
 const excludeLazy: esbuild.Plugin = {
