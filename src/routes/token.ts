@@ -411,7 +411,16 @@ export const tokenRoutes = new Hono<AppEnv>()
         await authenticateClient(services, request.credentials, requestScope(c), issuerFor(c))
       ).id
     } else if (isBearer(c.req.header('authorization'))) {
-      agentId = (await authenticate(c, 'any')).client_id
+      const claims = await authenticate(c, 'any')
+      // A delegated token (RFC 8693) acts for one user: it is no credential of its agent, and
+      // must not end the agent's other tokens.
+      if (claims.act) {
+        throw oauthError(
+          'invalid_client',
+          'A delegated token cannot authenticate a revocation: use the agent’s credentials or its own token',
+        )
+      }
+      agentId = claims.client_id
     } else {
       throw noClientAuthentication()
     }

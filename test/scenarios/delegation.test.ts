@@ -9,6 +9,7 @@ import { describe, expect, test } from 'vitest'
 import { createAgent, grantUser, setPublicKey, ungrantUser } from '../../src/auth/agents.ts'
 import {
   agentSecret,
+  basic,
   bearer,
   DEMO_AGENT,
   decodeJwt,
@@ -130,6 +131,49 @@ describe(`token exchange, RFC 8693 (${s.runtime})`, () => {
     const all = await s.fetch('/api/v1/agent/users', { headers: bearer(agent.access_token) })
     const ids = ((await all.json()) as { users: { id: string }[] }).users.map((u) => u.id)
     expect(ids).toEqual(expect.arrayContaining(['demo-user-1', 'demo-user-2']))
+  })
+
+  test('a delegated token cannot authenticate a revocation of its agent’s tokens', async () => {
+    const sc = isolate()
+    const agent = await getToken(sc)
+    const res = await exchange(sc, {
+      subject_token: agent.access_token,
+      requested_subject: 'demo-user-1',
+    })
+    const delegated = ((await res.json()) as { access_token: string }).access_token
+    for (const token of [agent.access_token, agent.refresh_token, delegated]) {
+      const revoke = await sc.fetch(REVOKE, formPost({ token }, bearer(delegated)))
+      expect(revoke.status).toBe(401)
+      expect(((await revoke.json()) as { error: string }).error).toBe('invalid_client')
+    }
+    expect(
+      (await sc.fetch(context('demo-user-2'), { headers: bearer(agent.access_token) })).status,
+    ).toBe(200)
+  })
+
+  test('a client that authenticated is not charged for an exchange of another agent’s token', async () => {
+    // Default failure limits (10 per agent and address): the refusals are grant errors of an
+    // authenticated client, never guesses, so they leave its budget whole.
+    const sc = s.withEnv({ REDIS_KEY_PREFIX: `t:${randomSecret(6)}:`, ISOLATE: randomSecret(4) })
+    const agent = await getToken(sc)
+    const auth = { Authorization: basic('demo-agent-2', agentSecret(sc)) }
+    for (let i = 0; i < 12; i++) {
+      const res = await sc.fetch(
+        TOKEN,
+        formPost(
+          {
+            grant_type: EXCHANGE,
+            subject_token_type: AT,
+            subject_token: agent.access_token,
+            requested_subject: 'demo-user-1',
+          },
+          auth,
+        ),
+      )
+      expect(res.status).toBe(400)
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_grant')
+    }
+    expect((await getToken(sc, 'demo-agent-2')).access_token).toBeTruthy()
   })
 
   test('refusals: no grant = unknown user, widened scope, re-exchange for another user, bad tokens', async () => {

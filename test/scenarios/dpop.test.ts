@@ -237,6 +237,36 @@ describe(`DPoP, RFC 9449 (${s.runtime})`, () => {
     expect((await dpopGet(s, delegated, proof)).status).toBe(200)
   })
 
+  test('an agent now required to use DPoP gets no unbound token by exchanging one issued before', async () => {
+    const sc = isolate()
+    const late = `late-dpop-${randomSecret(4)}`
+    await createAgent(sc.db(), { id: late, ownSecret: false })
+    await grantUser(sc.db(), late, 'demo-user-1')
+    const before = await sc.fetch(
+      TOKEN,
+      formPost({ grant_type: 'client_credentials' }, client(sc, late)),
+    )
+    expect(before.status).toBe(200)
+    const unbound = ((await before.json()) as { access_token: string }).access_token
+    await setDpopRequired(sc.db(), late, true)
+    const fields = {
+      grant_type: EXCHANGE,
+      subject_token: unbound,
+      subject_token_type: AT,
+      requested_subject: 'demo-user-1',
+    }
+    const refused = await sc.fetch(TOKEN, formPost(fields))
+    expect(refused.status).toBe(400)
+    expect(((await refused.json()) as { error: string }).error).toBe('invalid_dpop_proof')
+    const key = await generateKeyPair('ES256')
+    const bound = await sc.fetch(
+      TOKEN,
+      formPost(fields, { DPoP: await generateProof(key, TOKEN_URL, 'POST') }),
+    )
+    expect(bound.status).toBe(200)
+    expect(((await bound.json()) as { token_type: string }).token_type).toBe('DPoP')
+  })
+
   test('server nonces (DPOP_NONCE_TTL_SECONDS): asked for, given, then accepted; the SDK and oauth4webapi follow', async () => {
     const sc = isolate({ DPOP_NONCE_TTL_SECONDS: '60' })
     const key = await generateKeyPair('ES256')

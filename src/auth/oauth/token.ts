@@ -489,12 +489,15 @@ async function exchangeGrant(
   // Client authentication is optional (the agent's token proves who it is); when sent, it
   // must name the token's agent, as must a bare `client_id` (a client authenticating as none).
   const { credentials } = request
-  const client =
-    credentials?.secret || credentials?.assertion
-      ? await authenticateClient(deps, credentials, call, context.issuer)
-      : credentials?.agentId
-        ? { id: credentials.agentId }
-        : undefined
+  const authenticates = Boolean(credentials?.secret || credentials?.assertion)
+  const client = authenticates
+    ? await authenticateClient(deps, credentials!, call, context.issuer)
+    : credentials?.agentId
+      ? { id: credentials.agentId }
+      : undefined
+  // A client that proved who it is has made no guess, whatever the grant's fate: its failure
+  // budget is given back even if its tokens turn out to be another agent's.
+  if (authenticates && client) context.onClient(client.id)
   const now = clock.now()
   const keys = await ring(deps)
   const presented = [request.subjectToken, ...(request.actorToken ? [request.actorToken] : [])]
@@ -544,9 +547,13 @@ async function exchangeGrant(
   )
   if (!granted) throw oauthError('invalid_grant', NO_SUCH_SUBJECT)
   const scope = formatScopes(scopes)
-  // A bound token is exchanged only with a proof by its key; the new token is bound to it.
+  // A bound token is exchanged only with a proof by its key; the new token is bound to it. An
+  // agent that must use DPoP (its row says so now, whatever its token says) gets no unbound one.
   const bound = tokens.find((t) => t.cnf)?.cnf?.jkt
-  const jkt = await dpopKey(deps, context, call, bound !== undefined)
+  const mustBind =
+    bound !== undefined ||
+    (await databaseCall(() => findAgent(db, agentId, call)))?.dpopRequired === true
+  const jkt = await dpopKey(deps, context, call, mustBind)
   if (bound !== undefined && (jkt !== bound || tokens.some((t) => t.cnf?.jkt !== bound))) {
     throw oauthError('invalid_dpop_proof', 'The presented tokens are bound to another DPoP key')
   }
