@@ -9,7 +9,9 @@
 // with Allow, by the app's method-not-allowed answer.
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { MCP_PATH } from '../auth/resources.ts'
+import { type SourceIssue, sourceIssues } from '../contract/json-source.ts'
 import { ProblemError, problems } from '../contract/problem.ts'
+import { isStorableString, MAX_JSON_DEPTH, unstorableReason } from '../contract/storable.ts'
 import type { Scope } from '../contract/token.ts'
 import { issuerFor, requireAuth } from '../http/auth.ts'
 import { isJsonMediaType, mediaType } from '../http/body.ts'
@@ -148,7 +150,19 @@ export function prefersStream(accept: string | undefined): boolean {
 const jsonRpcErrorBody = (code: number, message: string) =>
   JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null })
 
-async function serve(c: Context<AppEnv>, message: unknown): Promise<Response> {
+/**
+ * Why the stores would refuse something in the message's text (U+0000, an unpaired surrogate,
+ * in any string — a repeated key's shadowed value included, as REST checks it; nesting past
+ * what `data` may have below the message's own levels): the first issue, or undefined.
+ */
+function unstorableIn(text: string): SourceIssue | undefined {
+  return sourceIssues(text, MAX_JSON_DEPTH + MESSAGE_LEVELS, unstorableReason)[0]
+}
+
+/** The levels of a tools/call above an update's `data`: message, params, arguments, updates, item. */
+const MESSAGE_LEVELS = 5
+
+async function serve(c: Context<AppEnv>, message: unknown, text: string): Promise<Response> {
   if (!isJsonMediaType(mediaType(c.req.header('content-type')))) {
     throw problems.unsupportedMediaType(['application/json'])
   }
@@ -157,6 +171,29 @@ async function serve(c: Context<AppEnv>, message: unknown): Promise<Response> {
   // Our own answers to what cannot be a message (the SDK's would quote the parser's error).
   if (message === NOT_JSON) return error(-32700, 'Parse error: the body is not JSON')
   if (Array.isArray(message)) return error(-32600, 'Invalid Request: batches are not supported')
+  // The SDK parses the message again and passes arguments on as values: what no store accepts
+  // is refused here, from the text, before anything is done — in a message's arguments as the
+  // SDK refuses arguments (-32602, the fields' paths), elsewhere as no request (-32600).
+  const unstorable = unstorableIn(text)
+  if (unstorable) {
+    const [top, second, ...rest] = unstorable.path
+    if (top !== 'params' || second !== 'arguments') {
+      return error(-32600, `Invalid Request: ${unstorable.message}`)
+    }
+    // The path up to the first step that is itself unstorable: nothing of that is echoed.
+    const bad = rest.findIndex((step) => typeof step === 'string' && !isStorableString(step))
+    const path = (bad < 0 ? rest : rest.slice(0, bad)).join('.')
+    const id = (message as { id?: unknown }).id
+    return c.json({
+      jsonrpc: '2.0',
+      id: typeof id === 'number' || typeof id === 'string' ? id : null,
+      error: {
+        code: -32602,
+        message: 'The arguments do not match the input schema',
+        data: { errors: [{ path, message: unstorable.message }] },
+      },
+    })
+  }
   // Each request its own import: the module is evaluated once per isolate, and no request
   // awaits a promise another request made. (Spelled through ../mcp/ so the size budget's REST
   // worker, scripts/artifacts/bundle-breakdown.ts, recognises it as lazily loaded MCP code.)
@@ -188,7 +225,7 @@ export const mcpRoutes = new Hono<AppEnv>().post(MCP_PATH, async (c) => {
   }
   let answer: Response | undefined
   await GUARDS[scopeOf(message) ?? 'token'](c, async () => {
-    answer = await serve(c, message)
+    answer = await serve(c, message, text)
   })
   return answer ?? c.res
 })

@@ -405,6 +405,12 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
         'updates.0.task_id',
       ],
     ]
+    // What JSON.parse cannot show: a repeated key whose shadowed value no store accepts (REST
+    // refuses it from the text; the SDK would pass on the last value alone).
+    const shadowed = `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"report_progress","arguments":{"update":{"user_id":"demo-user-1","task_id":"shadow","status":"completed","progress":100,"occurred_at":"${now()}","data":{"k":"\\udc00","k":"ok"}}}}}`
+    const refused = await (await rpc(token, shadowed)).json()
+    expect(refused).toMatchObject({ id: 7, error: { code: -32602 } })
+    expect(refused.error.data.errors[0].path).toBe('update.data.k')
     await s.db().query(sql`SELECT 1`)
     for (const [name, args, path] of cases) {
       const res = await rpc(token, call(name, args))
@@ -483,7 +489,8 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
       'REST token': 401,
       'not JSON': 400,
       'raw NUL in JSON text': 400,
-      'escaped NUL method': 200,
+      // What no store accepts, anywhere in a message, is no request (-32600), never echoed.
+      'escaped NUL method': 400,
       batch: 400,
       'empty batch': 400,
       'a number': 400,
@@ -494,7 +501,7 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
       'bad protocol version': 400,
       'no Accept': 406,
       'text/plain': 415,
-      'unpaired surrogate id': 200,
+      'unpaired surrogate id': 400,
       'another Origin': 403,
       'its own Origin': 200,
       GET: 405,
