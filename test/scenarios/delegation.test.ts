@@ -225,6 +225,16 @@ describe(`token exchange, RFC 8693 (${s.runtime})`, () => {
       ],
       ['missing requested_subject', { subject_token: agent.access_token }, 400, 'invalid_request'],
       [
+        'actor_token without actor_token_type (RFC 8693 §2.1: REQUIRED)',
+        {
+          subject_token: agent.access_token,
+          actor_token: agent.access_token,
+          requested_subject: 'demo-user-1',
+        },
+        400,
+        'invalid_request',
+      ],
+      [
         'wrong subject_token_type',
         {
           subject_token: agent.access_token,
