@@ -36,11 +36,23 @@ export interface DpopProof {
 /** JWK members only a private or symmetric key has: never in a proof (RFC 9449 §4.3 item 6). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
 
-/** RFC 9449 §4.3 `htu`: the URL without query and fragment. */
+/**
+ * RFC 9449 §4.3 `htu`: the URL without query and fragment, normalized as the RFC asks servers
+ * to (RFC 3986 §6.2.2–6.2.3): scheme and host lowercased, default port and dot segments dropped
+ * (the URL parser does these), percent-encoded unreserved characters decoded and the remaining
+ * escapes' hex uppercased, so `/a%2db` and `/a-b` are one URL.
+ */
 export function htuOf(url: string): string {
   const u = new URL(url)
-  return `${u.origin}${u.pathname}`
+  const path = u.pathname.replace(/%([0-9A-Fa-f]{2})/g, (encoded, hex: string) => {
+    const char = String.fromCharCode(Number.parseInt(hex, 16))
+    return /^[A-Za-z0-9\-._~]$/.test(char) ? char : encoded.toUpperCase()
+  })
+  return `${u.origin}${path}`
 }
+
+/** The curve each ECDSA algorithm signs with (RFC 7518 §3.4): a proof's key must be on it. */
+const CURVE_OF: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' }
 
 /** base64url(SHA-256(access token)): the `ath` a proof at a resource carries (§4.2). */
 export async function accessTokenHash(token: string): Promise<string> {
@@ -81,6 +93,10 @@ export async function verifyDpopProof(
     const header = decodeProtectedHeader(proof)
     jwk = (header.jwk ?? {}) as Record<string, unknown>
     if (PRIVATE_MEMBERS.some((m) => m in jwk)) throw new DpopError('private_key')
+    // A key that names another curve than its algorithm's would bind the token to a
+    // thumbprint of a key no one can import.
+    const curve = CURVE_OF[String(header.alg)]
+    if (curve !== undefined && jwk.crv !== curve) throw new DpopError('key_mismatch')
     // The same header as a proof verified before names the same key, imported for that alg.
     cacheId = `${String(header.alg)}\u0000${JSON.stringify(jwk)}`
     known = expected.keys?.get(cacheId)

@@ -36,6 +36,26 @@ describe('verifyDpopProof (RFC 9449 §4.3)', () => {
     ).resolves.toBeDefined()
   })
 
+  test('htu is compared after RFC 3986 normalization: case, default port, dot segments, unreserved escapes', async () => {
+    const variants = [
+      'HTTPS://API.test:443/api/v1/agent/users/u1/context',
+      'https://api.test/api/v1/agent/users/./u1/context',
+      'https://api.test/api/v1/agent/users/u%31/context',
+      'https://api.test/api/v1/agent/users/u1/con%74ext',
+    ]
+    for (const htu of variants) {
+      await expect(verifyDpopProof(await proof({ htu }), expected), htu).resolves.toBeDefined()
+    }
+    expect(await reason(verifyDpopProof(await proof({ htu: `${URL_}%2F` }), expected))).toBe('htu')
+  })
+
+  test('a key on another curve than its algorithm names is refused', async () => {
+    const p384 = { ...jwk, crv: 'P-384' }
+    expect(await reason(verifyDpopProof(await proof({}, { jwk: p384 }), expected))).toBe(
+      'key_mismatch',
+    )
+  })
+
   test('a key cache: filled by the first proof, used by the next; a forgery under a cached header still fails', async () => {
     const entries = new Map<string, { key: CryptoKey; jkt: string }>()
     let hits = 0
