@@ -15,6 +15,7 @@ import {
   progressRequest,
 } from '../contract/progress.ts'
 import type { AppEnv } from '../http/context.ts'
+import { idempotencyKeyFrom } from '../http/idempotency-key.ts'
 import { type Operation, problem, RATE_LIMIT, unavailable } from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
 import { authorize, validate } from '../http/validate.ts'
@@ -156,7 +157,7 @@ export const progressRoutes = new Hono<AppEnv>()
     const body = await acceptProgress(c, {
       updates: 'updates' in request ? request.updates : [request],
       batch: 'updates' in request,
-      idempotencyKey: c.req.header('idempotency-key'),
+      idempotencyKey: idempotencyKeyFrom(c.req.header('idempotency-key')),
     })
     return c.json(body, 202, { Location: `/api/v1/agent/progress/batches/${body.batch_id}` })
   })

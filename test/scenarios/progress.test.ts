@@ -106,6 +106,19 @@ describe(`progress writes (${s.runtime})`, () => {
     expect(onBatch.res.status).toBe(400)
   })
 
+  test('Idempotency-Key as the draft standard sends it (a quoted sf-string) is the same key as bare', async () => {
+    const u = update()
+    const key = `sf-${newTask()}`
+    expect((await post(u, { 'Idempotency-Key': `"${key}"` })).body.accepted).toBe(1)
+    // The retry with the key in the body, or bare in the header: a duplicate, not a second event.
+    expect((await post({ ...u, idempotency_key: key })).body.duplicates).toBe(1)
+    expect((await post(u, { 'Idempotency-Key': key })).body.duplicates).toBe(1)
+    for (const bad of ['"unterminated', '"a"b"', '"tab\there"']) {
+      const res = await post(u, { 'Idempotency-Key': bad })
+      expect(res.res.status, bad).toBe(400)
+    }
+  })
+
   test('a batch of updates to one task aggregates; out-of-order arrival never regresses state', async () => {
     const taskId = newTask()
     const at = (s: number) => isoAgo(60_000 - s * 1000)
