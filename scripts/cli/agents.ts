@@ -60,6 +60,8 @@ export const AGENT_COMMANDS: Record<string, Command> = {
         typeof values.scopes === 'string'
           ? values.scopes.split(/[,\s]+/).filter(Boolean)
           : undefined
+      // An agent no token could ever be useful for is a typo, not a wish.
+      if (scopes?.length === 0) throw new UsageError('--scopes needs at least one scope')
       const { secret } = await createAgent(db, {
         id: id!,
         ...(typeof values.name === 'string' ? { displayName: values.name } : {}),
