@@ -408,7 +408,8 @@ export function parseTunables(
       continue
     }
     const schema = z.coerce.number().check(z.int(), z.minimum(tunable.min), z.maximum(tunable.max))
-    const parsed = schema.safeParse(raw)
+    // Decimal digits only: Number() would also read 0x10, 1e3 and 0b1, which no one means.
+    const parsed = /^\d+$/.test(raw) ? schema.safeParse(raw) : { success: false as const }
     if (parsed.success) {
       numbers[name] = parsed.data
     } else {

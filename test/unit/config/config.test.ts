@@ -237,7 +237,14 @@ describe('tunables', () => {
       if (!inRange.failClosed) {
         expect(inRange.tunables[name as keyof typeof NUMERIC_TUNABLES]).toBe(tunable.max)
       }
-      for (const bad of [String(tunable.max + 1), String(tunable.min - 1), 'abc', '1.5']) {
+      for (const bad of [
+        String(tunable.max + 1),
+        String(tunable.min - 1),
+        'abc',
+        '1.5',
+        '0x10',
+        '1e3',
+      ]) {
         const config = loadConfig({ [tunable.variable]: bad })
         expect(
           config.findings.map((f) => f.variable),
