@@ -107,7 +107,7 @@ export interface Operation {
   description: string
   tag: Tag
   /**
-   * A bearer access token is required, with this scope (`any`: any valid token). Implies the
+   * A bearer access token is required, with this scope (`any` accepts every valid token). Implies the
    * answers requireAuth gives: 401, 403 (with a scope), 429, and 503 when failing closed.
    */
   scope?: Scope | 'any'

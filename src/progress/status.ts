@@ -16,7 +16,7 @@ import type { ProgressDeps } from './service.ts'
 const iso = (value: unknown) =>
   new Date(value instanceof Date ? value.getTime() : String(value)).toISOString()
 
-/** What a 202 names a batch by: any other value is no batch. */
+/** What a 202 names a batch by; no other value is a batch. */
 const BATCH_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /**
