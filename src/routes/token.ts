@@ -196,7 +196,7 @@ export const revokeToken = {
   path: REVOKE_PATH,
   operationId: 'revokeToken',
   summary: 'Revoke a token (RFC 7009)',
-  description: `Revokes a refresh token (with its whole family and every access token the family issued), an access token or an access token’s \`jti\`. \`token_type_hint\` is only a hint: every type is searched (RFC 7009 §2.1). Authenticated with the agent’s credentials (body, Basic, or an RFC 7523 \`client_assertion\` for a key-bound agent) or a valid access token of the same agent, and counted against the agent’s request limit. \`200\` for a well-formed request, also for a token that is unknown or another agent’s: it means the token no longer works anywhere. When Redis or Postgres fails to take it, \`503 revocation_partial\` says it holds on the answering instance and in whichever store took it. ${LIMITS}`,
+  description: `Revokes a refresh token (with its whole family and every access token the family issued), an access token or an access token’s \`jti\`. \`token_type_hint\` is only a hint: every type is searched (RFC 7009 §2.1). Authenticated with the agent’s credentials (body, Basic, or an RFC 7523 \`client_assertion\` for a key-bound agent) or a valid access token of the same agent (not a delegated one: RFC 8693 tokens act for a user, not as the agent), and counted against the agent’s request limit. \`200\` for a well-formed request, also for a token that is unknown or another agent’s: it means the token no longer works anywhere. When Redis or Postgres fails to take it, \`503 revocation_partial\` says it holds on the answering instance and in whichever store took it. ${LIMITS}`,
   tag: 'tokens',
   security: [{ clientBasic: [] }, { bearerAuth: [] }, {}],
   request: {
@@ -228,7 +228,7 @@ export const revokeToken = {
     '401': failure(
       401,
       ['invalid_client', 'invalid_token'],
-      'Neither valid client credentials nor a valid access token',
+      'Neither valid client credentials nor a valid access token of the agent (a delegated token is no credential)',
     ),
     ...OAUTH_RESPONSES,
     '503': oauthUnavailable(
