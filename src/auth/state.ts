@@ -53,7 +53,10 @@ export function createAuthState(deps: {
 }): AuthState {
   const { config, redis, log, events } = deps
   const t = config.tunables
-  let ring: Promise<KeyRing> | undefined
+  // The ring is kept, never the promise of it: each request awaits only its own key imports
+  // (Workers cancel what another request settles); a cold isolate's first requests may each
+  // import the keys once.
+  let ring: KeyRing | undefined
   // One origin in production (PUBLIC_URL); a few in development (localhost, 127.0.0.1, …).
   const identities = new BoundedLru<string, Issuer>({ maxEntries: 16 })
 
@@ -73,8 +76,8 @@ export function createAuthState(deps: {
     })
 
   return {
-    keys: () => {
-      ring ??= createKeyRing(config)
+    keys: async () => {
+      ring ??= await createKeyRing(config)
       return ring
     },
     identity: (origin) => {

@@ -67,18 +67,21 @@ export function createDatabase(options: DatabaseOptions): Database {
   // The driver is loaded on the first query, not with the module: its one bundle carries a
   // whole node-postgres client that costs ~20 ms to evaluate, which a cold start that is
   // served from cache (or /health) should not pay. esbuild keeps a dynamic import lazy.
-  let loading: Promise<NeonQueryFunction<false, false>> | undefined
-  const driver = () => {
-    loading ??= import('@neondatabase/serverless').then(({ neon, neonConfig }) => {
-      if (options.fetchEndpoint) {
-        // The driver reads its endpoint from this global config at call time. A template that
-        // depends only on each connection string's host and port keeps databases with
-        // different connection strings apart in one isolate (as Neon's local-proxy recipe does).
-        neonConfig.fetchEndpoint = endpointFromTemplate(options.fetchEndpoint)
-      }
-      return neon(options.url.reveal(), { disableWarningInBrowsers: true })
-    })
-    return loading
+  // The query function is kept, never the promise of it: each request awaits only its own
+  // import (Workers cancel what another request settles); requests racing the first query
+  // each build one, and the last one kept serves the rest.
+  let query: NeonQueryFunction<false, false> | undefined
+  const driver = async () => {
+    if (query) return query
+    const { neon, neonConfig } = await import('@neondatabase/serverless')
+    if (options.fetchEndpoint) {
+      // The driver reads its endpoint from this global config at call time. A template that
+      // depends only on each connection string's host and port keeps databases with
+      // different connection strings apart in one isolate (as Neon's local-proxy recipe does).
+      neonConfig.fetchEndpoint = endpointFromTemplate(options.fetchEndpoint)
+    }
+    query = neon(options.url.reveal(), { disableWarningInBrowsers: true })
+    return query
   }
 
   // One attempt: its own timeout, through the breaker, timed and reported.

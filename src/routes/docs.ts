@@ -84,43 +84,44 @@ export const getDocsPage = {
 
 export const docsOperations: readonly Operation[] = [getOpenApiDocument, getDocsPage]
 
-let policy: Promise<string> | undefined
+// The policy text, once computed (never a promise another request would await).
+let policy: string | undefined
 
 /**
  * The page's own CSP: scripts and styles from this origin only (the pinned files, each also
  * checked by its integrity), its inline script by hash, fetches to this origin.
  */
-function contentSecurityPolicy(): Promise<string> {
-  policy ??= crypto.subtle.digest('SHA-256', new TextEncoder().encode(INIT)).then((digest) => {
-    const hash = btoa(String.fromCharCode(...new Uint8Array(digest)))
-    return [
-      "default-src 'none'",
-      `script-src 'self' 'sha256-${hash}'`,
-      "style-src 'self'",
-      "img-src 'self' data:",
-      "connect-src 'self'",
-      "base-uri 'none'",
-      "form-action 'none'",
-      "frame-ancestors 'none'",
-    ].join('; ')
-  })
+async function contentSecurityPolicy(): Promise<string> {
+  if (policy !== undefined) return policy
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(INIT))
+  const hash = btoa(String.fromCharCode(...new Uint8Array(digest)))
+  policy = [
+    "default-src 'none'",
+    `script-src 'self' 'sha256-${hash}'`,
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ')
   return policy
 }
 
 /** The routes serving the document of `operations` (every operation of the app) and the page. */
 export function createDocsRoutes(operations: readonly Operation[]) {
-  const documents = new Map<string, Promise<string>>()
-  /** The document as JSON, built once per isolate (per version; an isolate has one). */
-  const serialised = (version: string): Promise<string> => {
-    let json = documents.get(version)
-    if (!json) {
-      json = import('../openapi/generate.ts').then((m) =>
-        JSON.stringify(m.openApiDocument(operations, version)),
-      )
-      documents.set(version, json)
-      // A failed build is not memoised: the next request tries again.
-      json.catch(() => documents.delete(version))
-    }
+  const documents = new Map<string, string>()
+  /**
+   * The document as JSON, built once per isolate (per version; an isolate has one). The text is
+   * kept, never a promise: each request awaits only its own import (Workers), and a failed
+   * build leaves nothing behind, so the next request tries again.
+   */
+  const serialised = async (version: string): Promise<string> => {
+    const built = documents.get(version)
+    if (built !== undefined) return built
+    const { openApiDocument } = await import('../openapi/generate.ts')
+    const json = JSON.stringify(openApiDocument(operations, version))
+    documents.set(version, json)
     return json
   }
   return new Hono<AppEnv>()
