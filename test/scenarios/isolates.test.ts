@@ -116,3 +116,24 @@ describe(`mock data (${s.runtime})`, () => {
     ).toBe(503)
   })
 })
+
+describe(`a cold isolate's first requests, all at once (${s.runtime})`, () => {
+  test('60 at once on a fresh isolate: keys, driver and documents made by each for itself, all answered', async () => {
+    // Nothing is shared between these requests but values: a request that awaited a promise
+    // another one made would hang in workerd when that one ended first.
+    const token = (await getToken(s)).access_token
+    const cold = s.withEnv({ ISOLATE: randomSecret(4), REDIS_KEY_PREFIX: `t:${randomSecret(6)}:` })
+    const paths = [context('demo-user-1'), context('demo-user-2'), '/openapi.json', '/docs']
+    const responses = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        cold.fetch(paths[i % paths.length]!, { headers: bearer(token) }),
+      ),
+    )
+    const statuses = responses.map((r) => r.status)
+    expect(statuses.filter((st) => st !== 200)).toEqual([])
+    const documents = await Promise.all(
+      responses.filter((_, i) => i % paths.length === 2).map((r) => r.text()),
+    )
+    expect(new Set(documents).size).toBe(1)
+  })
+})
