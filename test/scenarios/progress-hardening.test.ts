@@ -3,7 +3,8 @@
 // buffer, honest batch status. In both runtimes; each case says which finding it covers.
 import { describe, expect, test } from 'vitest'
 import { sql } from '../../src/db/client.ts'
-import { bearer, DEMO_AGENT, getToken, jsonPost } from '../support/agents.ts'
+import { DEMO_AGENT } from '../support/agents.ts'
+import { progressIsolate } from '../support/progress-isolate.ts'
 import { type Scenario, scenario } from '../support/scenario.ts'
 
 const PROGRESS = '/api/v1/agent/progress'
@@ -46,37 +47,7 @@ async function agent(id: string, users: string[] = ['demo-user-1']) {
 }
 
 /** One "isolate": its own services over the scenario (`env` decides the Redis prefix). */
-async function isolate(env: Record<string, string>, agentId?: string) {
-  const i = s.withEnv(env)
-  const auth = bearer((await getToken(i, agentId)).access_token)
-  await i.settle()
-  return {
-    s: i,
-    auth,
-    async post(body: unknown, headers: Record<string, string> = {}) {
-      const res = await i.fetch(PROGRESS, jsonPost(body, { ...auth, ...headers }))
-      return { res, body: await res.json() }
-    },
-    async batch(id: string) {
-      const res = await i.fetch(`${PROGRESS}/batches/${id}`, { headers: auth })
-      return { res, body: await res.json() }
-    },
-    async flush() {
-      await i.settle()
-      const res = await i.fetch('/api/v1/internal/flush', {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${s.env.CRON_SECRET}` },
-      })
-      expect(res.status).toBe(200)
-      await i.settle()
-      return (await res.json()) as { flushed: number; remaining: number; dead_letters: number }
-    },
-    async health() {
-      const res = await i.fetch('/api/v1/agent/health', { method: 'POST', headers: auth })
-      return res.json()
-    },
-  }
-}
+const isolate = (env: Record<string, string>, agentId?: string) => progressIsolate(s, env, agentId)
 
 const prefix = () => ({ REDIS_KEY_PREFIX: `t:${unique('p')}:` })
 

@@ -2,7 +2,8 @@
 // the Redis buffer and without it (direct commits), bursts included.
 import { describe, expect, test } from 'vitest'
 import { sql } from '../../src/db/client.ts'
-import { bearer, DEMO_AGENT_2, getToken, jsonPost } from '../support/agents.ts'
+import { DEMO_AGENT_2 } from '../support/agents.ts'
+import { progressIsolate } from '../support/progress-isolate.ts'
 import { type Scenario, scenario } from '../support/scenario.ts'
 
 const PROGRESS = '/api/v1/agent/progress'
@@ -45,37 +46,8 @@ const update = (over: Record<string, unknown> = {}) => ({
 })
 
 /** One "isolate" of a scenario: its own services (and, with Redis, its own key prefix). */
-async function isolate(s: Scenario, env: Record<string, string> = {}, agent?: string) {
-  const i = s.withEnv({ REDIS_KEY_PREFIX: `t:${unique('p')}:`, ...env })
-  const auth = bearer((await getToken(i, agent)).access_token)
-  await i.settle()
-  return {
-    s: i,
-    auth,
-    async post(body: unknown, headers: Record<string, string> = {}) {
-      const res = await i.fetch(PROGRESS, jsonPost(body, { ...auth, ...headers }))
-      return { res, body: await res.json() }
-    },
-    async batch(id: string) {
-      const res = await i.fetch(`${PROGRESS}/batches/${id}`, { headers: auth })
-      return { res, body: await res.json() }
-    },
-    async flush() {
-      await i.settle()
-      const res = await i.fetch('/api/v1/internal/flush', {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${s.env.CRON_SECRET}` },
-      })
-      expect(res.status).toBe(200)
-      await i.settle()
-      return (await res.json()) as { flushed: number; remaining: number; dead_letters: number }
-    },
-    async health() {
-      const res = await i.fetch('/api/v1/agent/health', { method: 'POST', headers: auth })
-      return res.json()
-    },
-  }
-}
+const isolate = (s: Scenario, env: Record<string, string> = {}, agent?: string) =>
+  progressIsolate(s, { REDIS_KEY_PREFIX: `t:${unique('p')}:`, ...env }, agent)
 
 async function events(s: Scenario, taskId: string) {
   return s
