@@ -6,20 +6,12 @@
 // test-results/browser/ (printed). In CI a missing browser fails the run; elsewhere it skips.
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
-import { LogLevel } from 'miniflare'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import {
-  inCI,
-  POSTGRES_URL,
-  postgresAvailable,
-  REDIS_URL,
-  redisAvailable,
-} from '../../local/engines.ts'
-import { type LocalStack, startLocalStack } from '../../local/stack.ts'
+import { inCI } from '../../local/engines.ts'
 import { prepareStaticAssets } from '../../local/static-assets.ts'
-import { startWorkerServer, type WorkerServer } from '../../local/worker-server.ts'
 import { OPERATIONS } from '../../src/routes/index.ts'
+import { type E2eServer, startE2eServer } from '../support/e2e-server.ts'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SHOTS = new URL('../../test-results/browser/', import.meta.url).pathname
@@ -29,42 +21,17 @@ if (!hasBrowser) {
   console.warn(`[skip] no Chromium at ${CHROMIUM} (CHROMIUM_PATH): the browser test is skipped`)
 }
 
-let stack: LocalStack
-let server: WorkerServer
+let e2e: E2eServer
 let browser: Browser
-const secret = Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) =>
-  b.toString(16).padStart(2, '0'),
-).join('')
 /** URLs the pages asked for outside the server: must stay empty (the pages work offline). */
 const offOrigin: string[] = []
 
 beforeAll(async () => {
   if (!hasBrowser) return
-  const [hasPostgres, hasRedis] = await Promise.all([postgresAvailable(), redisAvailable()])
-  stack = await startLocalStack({
-    postgresUrl: hasPostgres ? POSTGRES_URL : undefined,
-    redisUrl: hasRedis ? REDIS_URL : false,
-  })
-  const scenario = await stack.createScenario()
-  server = await startWorkerServer({
-    outfile: new URL('../../.wrangler/e2e-browser/worker.mjs', import.meta.url).pathname,
+  e2e = await startE2eServer({
+    name: 'e2e-browser',
     assets: await prepareStaticAssets(),
-    logLevel: LogLevel.WARN, // no line per request
-    bindings: {
-      APP_ENV: 'development',
-      DEV_AGENT_SECRET: secret,
-      DEV_JWT_SECRET: `${secret}-jwt`,
-      LOG_LEVEL: 'error',
-      DATABASE_URL: scenario.databaseUrl,
-      NEON_FETCH_ENDPOINT: scenario.neonFetchEndpoint,
-      REDIS_KEY_PREFIX: `e2e-browser:${secret.slice(0, 8)}:`,
-      ...(scenario.upstashUrl && scenario.upstashToken
-        ? {
-            UPSTASH_REDIS_REST_URL: scenario.upstashUrl,
-            UPSTASH_REDIS_REST_TOKEN: scenario.upstashToken,
-          }
-        : {}),
-    },
+    logLevel: 'error',
   })
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -76,8 +43,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close()
-  await server?.close()
-  await stack?.close()
+  await e2e?.close()
 })
 
 async function open(path: string): Promise<{ page: Page; errors: string[] }> {
@@ -91,19 +57,19 @@ async function open(path: string): Promise<{ page: Page; errors: string[] }> {
   // No network: only the server under test answers.
   await page.route('**/*', (route) => {
     const url = route.request().url()
-    if (url.startsWith(server.url)) return route.continue()
+    if (url.startsWith(e2e.server.url)) return route.continue()
     offOrigin.push(url)
     return route.abort('internetdisconnected')
   })
-  await page.goto(`${server.url}${path}`)
+  await page.goto(`${e2e.server.url}${path}`)
   return { page, errors }
 }
 
 async function accessToken(): Promise<string> {
-  const res = await fetch(`${server.url}/api/v1/agent/token`, {
+  const res = await fetch(`${e2e.server.url}/api/v1/agent/token`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ agent_id: 'demo-agent', agent_secret: secret }),
+    body: JSON.stringify({ agent_id: 'demo-agent', agent_secret: e2e.secret }),
   })
   expect(res.status).toBe(200)
   return ((await res.json()) as { access_token: string }).access_token
@@ -124,7 +90,7 @@ describe.skipIf(!hasBrowser)('in Chromium, offline', () => {
     await token.getByRole('button', { name: 'Try it out' }).click()
     await token
       .locator('textarea.body-param__text')
-      .fill(JSON.stringify({ agent_id: 'demo-agent', agent_secret: secret }))
+      .fill(JSON.stringify({ agent_id: 'demo-agent', agent_secret: e2e.secret }))
     await token.getByRole('button', { name: 'Execute' }).click()
     const live = token.locator('.live-responses-table tbody .response-col_status').first()
     await live.waitFor()
@@ -144,7 +110,7 @@ describe.skipIf(!hasBrowser)('in Chromium, offline', () => {
   test('/health/dashboard draws the report with a pasted token', async () => {
     const token = await accessToken()
     // Some traffic for the report to show.
-    await fetch(`${server.url}/health`)
+    await fetch(`${e2e.server.url}/health`)
     const { page, errors } = await open('/health/dashboard')
     await page.locator('#token').fill(token)
     await page.getByRole('button', { name: 'Show the report' }).click()
