@@ -114,9 +114,10 @@ export const jsonTokenExchange = z
     resource: z.optional(resourceUri),
   })
   .check(
-    // RFC 8693 §2.1: actor_token_type is REQUIRED when actor_token is present.
-    z.refine((v) => v.actor_token === undefined || v.actor_token_type !== undefined, {
-      message: 'Required with actor_token (RFC 8693 §2.1)',
+    // RFC 8693 §2.1: actor_token_type is REQUIRED when actor_token is present, and MUST NOT
+    // be included otherwise.
+    z.refine((v) => (v.actor_token === undefined) === (v.actor_token_type === undefined), {
+      message: 'Sent with actor_token, and only with it (RFC 8693 §2.1)',
       path: ['actor_token_type'],
     }),
   )

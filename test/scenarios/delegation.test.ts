@@ -225,6 +225,16 @@ describe(`token exchange, RFC 8693 (${s.runtime})`, () => {
       ],
       ['missing requested_subject', { subject_token: agent.access_token }, 400, 'invalid_request'],
       [
+        'actor_token_type without actor_token (RFC 8693 §2.1: MUST NOT)',
+        {
+          subject_token: agent.access_token,
+          actor_token_type: AT,
+          requested_subject: 'demo-user-1',
+        },
+        400,
+        'invalid_request',
+      ],
+      [
         'actor_token without actor_token_type (RFC 8693 §2.1: REQUIRED)',
         {
           subject_token: agent.access_token,
