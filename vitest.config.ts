@@ -48,7 +48,10 @@ export default defineConfig({
         },
       },
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
+        // The sources, not wrangler.toml's `main` (the deploy build's output in dist/worker/).
+        plugins: [
+          cloudflareTest({ main: './src/worker.ts', wrangler: { configPath: './wrangler.toml' } }),
+        ],
         resolve: { alias: runtimeModule('workers') },
         test: {
           name: 'workers',

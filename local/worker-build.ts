@@ -33,6 +33,34 @@ export function workerBuildOptions(outfile: string): BuildOptions {
   }
 }
 
+/** Where the Workers deploy build writes its modules; wrangler.toml's `main` is the entry. */
+export const WORKER_DIST_DIR = 'dist/worker'
+/** The entry module's name there (and in wrangler's output directory). */
+export const WORKER_ENTRY = 'worker.mjs'
+
+/**
+ * The modules `wrangler deploy` uploads: src/worker.ts with wrangler's settings, minified and
+ * split at every dynamic import, so an isolate compiles only what its requests load — the MCP
+ * server, the Neon driver, the OpenAPI generator and the HTML pages on first use. Built here
+ * because wrangler's own bundler inlines every analysable `import()` into one script; it
+ * uploads these as they are (wrangler.toml: no_bundle, find_additional_modules).
+ */
+export function workerDeployBuildOptions(outdir: string): BuildOptions {
+  const { outfile: _single, ...options } = workerBuildOptions('')
+  return {
+    ...options,
+    outdir,
+    splitting: true,
+    minify: true,
+    entryNames: 'worker',
+    chunkNames: 'chunks/[name]-[hash]',
+    // `.mjs`: wrangler.toml's module rule names them as ES modules, and only them (a rule for
+    // `.js` would also apply to the CommonJS files the Workers test pool loads).
+    outExtension: { '.js': '.mjs' },
+    metafile: true,
+  }
+}
+
 /** The baseline of every comparison: a bare Hono worker with one route, bundled the same way. */
 export const BARE_WORKER = `import { Hono } from 'hono'
 const app = new Hono()

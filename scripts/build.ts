@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, realpathSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { basename, delimiter, dirname, extname, join } from 'node:path'
+import { basename, delimiter, dirname, join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import {
   type ArtifactManifest,
@@ -147,7 +147,8 @@ async function buildCloudflare(): Promise<ArtifactManifest['cloudflare']> {
     WRANGLER_SEND_METRICS: 'false',
   })
   const main = await wranglerMain()
-  const entry = `${CLOUDFLARE_DIR}/${basename(main, extname(main))}.js`
+  // A bundled main (src/*.ts) is emitted as .js; a built one (no_bundle) keeps its name.
+  const entry = `${CLOUDFLARE_DIR}/${basename(main).replace(/\.ts$/, '.js')}`
   // What wrangler uploads: the modules, not the source map (no upload_source_maps) or README.
   const modules = (await filesUnder(at(CLOUDFLARE_DIR)))
     .filter((file) => !file.endsWith('.map') && file !== 'README.md')

@@ -2,10 +2,11 @@
 // metafile, and CPU profiles (V8's sampling profiler through node:inspector) of start-up and of
 // the hot paths, folded to their top frames. Figures here explain; the bench's own figures
 // (measured without the profiler) are the ones compared with goals.
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
+import { basename, join } from 'node:path'
 import * as esbuild from 'esbuild'
-import { workerBuildOptions } from '../../local/worker-build.ts'
+import { WORKER_ENTRY, workerDeployBuildOptions } from '../../local/worker-build.ts'
 import { type bundleBreakdown, packageOf } from '../artifacts/bundle-breakdown.ts'
 
 export interface ProfileNode {
@@ -77,28 +78,38 @@ export function foldProfile(profile: { nodes: ProfileNode[] }, options: FoldOpti
 }
 
 /**
- * The worker bundled unminified, and a map from its lines to the module each came from
- * (esbuild marks each module with a `// path` comment): start-up profiles name packages.
+ * The worker built as it deploys (split at its dynamic imports) but unminified, in `outdir`,
+ * and a map from a module file's lines to the package each came from (esbuild marks each
+ * source with a `// path` comment): profiles name packages. `entry` is the entry module.
  */
-export async function readableBundle(
-  outfile: string,
-): Promise<(url: string, line: number) => string | undefined> {
-  await esbuild.build({ ...workerBuildOptions(outfile), minify: false, sourcemap: false })
-  const lines = (await readFile(outfile, 'utf8')).split('\n')
-  const starts: { line: number; module: string }[] = []
-  lines.forEach((text, i) => {
-    const m = /^\/\/ ((?:node_modules|src)\/\S+)$/.exec(text)
-    if (m) starts.push({ line: i, module: packageOf(m[1]!) })
-  })
-  return (url, line) => {
-    if (!url.includes(outfile)) return undefined
+export async function readableBundle(outdir: string): Promise<{
+  entry: string
+  locate: (url: string, line: number) => string | undefined
+}> {
+  await esbuild.build({ ...workerDeployBuildOptions(outdir), minify: false, sourcemap: false })
+  const starts = new Map<string, { line: number; module: string }[]>()
+  for (const file of await readdir(outdir, { recursive: true })) {
+    if (!file.endsWith('.mjs')) continue
+    const marks: { line: number; module: string }[] = []
+    ;(await readFile(join(outdir, file), 'utf8')).split('\n').forEach((text, i) => {
+      const m = /^\/\/ ((?:node_modules|src)\/\S+)$/.exec(text)
+      if (m) marks.push({ line: i, module: packageOf(m[1]!) })
+    })
+    starts.set(join(outdir, file), marks)
+  }
+  const locate = (url: string, line: number) => {
+    const path = url.replace(/^file:\/\//, '').replace(/\?.*$/, '')
+    // A copy of the directory (start-up samples load each their own) maps like the original.
+    const file = [...starts.keys()].find((f) => path.endsWith(f.slice(outdir.length)))
+    if (!file || !path.includes(basename(outdir))) return undefined
     let found: string | undefined
-    for (const s of starts) {
+    for (const s of starts.get(file)!) {
       if (s.line > line) break
       found = s.module
     }
     return found ?? 'bundle'
   }
+  return { entry: join(outdir, WORKER_ENTRY), locate }
 }
 
 export function printBreakdown(title: string, b: Awaited<ReturnType<typeof bundleBreakdown>>) {

@@ -1,4 +1,4 @@
-// The Cloudflare artifact: the Worker bundle `wrangler deploy --dry-run` emitted, served by
+// The Cloudflare artifact: the Worker modules `wrangler deploy --dry-run` emitted, served by
 // workerd through Miniflare with the compatibility date from wrangler.toml (as recorded by the
 // build) and the deployment's vars and secrets as bindings.
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from 'miniflare'
@@ -18,8 +18,13 @@ describe('Cloudflare Worker bundle (dist/cloudflare)', () => {
       convertV4MiniflareOptions({
         log: new Log(LogLevel.WARN),
         cf: false, // no request.cf lookup: it needs the internet
-        modules: true,
-        scriptPath: at(cloudflare.entry),
+        // Every module wrangler would upload, the entry first, named as it names them
+        // (relative to the output directory: the chunks the entry imports lazily included).
+        modules: [
+          cloudflare.entry,
+          ...cloudflare.modules.filter((module) => module !== cloudflare.entry),
+        ].map((module) => ({ type: 'ESModule' as const, path: at(module) })),
+        modulesRoot: at(cloudflare.dir),
         compatibilityDate: cloudflare.compatibilityDate,
         bindings: env,
       }),

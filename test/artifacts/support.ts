@@ -145,6 +145,18 @@ export function smokeTests(send: () => Send, stack: () => ArtifactContext) {
     expect(result.result.structuredContent.user.id).toBe('demo-user-1')
   })
 
+  it('serves the lazily loaded OpenAPI document and pages from the bundle', async () => {
+    const openapi = await send()('/openapi.json')
+    expect(openapi.status).toBe(200)
+    expect(((await openapi.json()) as { openapi: string }).openapi).toMatch(/^3\.1\./)
+    for (const path of ['/', '/health/dashboard']) {
+      const page = await send()(path, { headers: { Accept: 'text/html' } })
+      expect(page.status, path).toBe(200)
+      expect(page.headers.get('content-type'), path).toMatch(/^text\/html/)
+      expect(await page.text(), path).toContain('<html')
+    }
+  })
+
   it('refuses a wrong agent secret', async () => {
     const res = await send()('/api/v1/agent/token', {
       method: 'POST',

@@ -3,6 +3,7 @@
 // its example decides the environment (npm run dev sets it itself).
 import { readFile } from 'node:fs/promises'
 import { expect, test } from 'vitest'
+import { WORKER_DIST_DIR, WORKER_ENTRY } from '../../../local/worker-build.ts'
 import { loadConfig } from '../../../src/config/index.ts'
 
 const read = (path: string) => readFile(new URL(`../../../${path}`, import.meta.url), 'utf8')
@@ -36,4 +37,15 @@ test('every named environment is one wrangler can be told explicitly', async () 
 test('.dev.vars.example sets no environment; npm run dev sets development itself', async () => {
   expect(await read('.dev.vars.example')).not.toMatch(/^\s*(APP_ENV|ENVIRONMENT|NODE_ENV)\s*=/m)
   expect(await read('scripts/dev.ts')).toMatch(/APP_ENV: 'development'/)
+})
+
+test('wrangler uploads the split build: main is its entry, [build] makes it, its chunks ride along', async () => {
+  const toml = (await read('wrangler.toml')).split(/^\[env\./m)[0]!
+  expect(toml).toMatch(new RegExp(`^main = "${WORKER_DIST_DIR}/${WORKER_ENTRY}"$`, 'm'))
+  expect(toml).toMatch(/^no_bundle = true$/m)
+  expect(toml).toMatch(/^find_additional_modules = true$/m)
+  expect(toml).toMatch(/^rules = \[\{ type = "ESModule", globs = \["\*\*\/\*\.mjs"\] \}\]$/m)
+  const build = /^\[build\]\ncommand = "npm run --silent ([\w:]+)"$/m.exec(toml)
+  const pkg = JSON.parse(await read('package.json')) as { scripts: Record<string, string> }
+  expect(pkg.scripts[build?.[1] ?? '']).toBe('node local/build-worker.ts')
 })
