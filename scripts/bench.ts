@@ -28,7 +28,7 @@ import { issueAccessToken, verifyAccessToken } from '../src/auth/access-token.ts
 import { createKeyRing } from '../src/auth/keys.ts'
 import { Secret } from '../src/kernel/secret.ts'
 import { ServiceCache } from '../src/services.ts'
-import { bundleBreakdown } from './artifacts/bundle-breakdown.ts'
+import { bundleBreakdown, startupBreakdown } from './artifacts/bundle-breakdown.ts'
 import {
   foldProfile,
   type ProfileNode,
@@ -190,6 +190,11 @@ async function sizeFigures(work: string) {
   if (explain) {
     printBreakdown('REST worker by package', rest)
     printBreakdown('whole worker by package', await bundleBreakdown(join(work, 'explain.js')))
+    const { startup: graph, modules: count } = await startupBreakdown(join(work, 'split'))
+    printBreakdown(
+      `compiled at start-up: the entry and its static imports (of ${count} modules)`,
+      graph,
+    )
     const { entry: readable, locate } = await readableBundle(join(work, 'readable'))
     const readableCopies = await copies(dirname(readable), WORKER_ENTRY, 40)
     const load = async () => {

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises'
 import { gzipSync } from 'node:zlib'
 import * as esbuild from 'esbuild'
-import { workerBuildOptions } from '../../local/worker-build.ts'
+import { workerBuildOptions, workerDeployBuildOptions } from '../../local/worker-build.ts'
 
 const root = new URL('../..', import.meta.url).pathname
 
@@ -75,4 +75,38 @@ export async function bundleBreakdown(
     .map(([name, b]) => ({ name, bytes: b, gzipShare: (b / total) * gzip }))
     .sort((a, b) => b.bytes - a.bytes)
   return { total, gzip, packages }
+}
+
+/**
+ * The deployed modules (split at the dynamic imports, minified): bytes per package of the
+ * entry and the chunks it imports statically — what an isolate compiles at start-up — and of
+ * every module, lazily loaded chunks included. Gzip shares as in `bundleBreakdown`.
+ */
+export async function startupBreakdown(outdir: string): Promise<{
+  startup: { total: number; gzip: number; packages: PackageBytes[] }
+  modules: number
+}> {
+  const result = await esbuild.build({ ...workerDeployBuildOptions(outdir), sourcemap: false })
+  const outputs = result.metafile!.outputs
+  const entry = Object.keys(outputs).find((file) => outputs[file]!.entryPoint)!
+  const graph = new Set<string>()
+  for (const stack = [entry]; stack.length > 0; ) {
+    const file = stack.pop()!
+    if (graph.has(file)) continue
+    graph.add(file)
+    for (const i of outputs[file]!.imports) if (i.kind === 'import-statement') stack.push(i.path)
+  }
+  const bytes = new Map<string, number>()
+  for (const file of graph) {
+    for (const [path, input] of Object.entries(outputs[file]!.inputs)) {
+      bytes.set(packageOf(path), (bytes.get(packageOf(path)) ?? 0) + input.bytesInOutput)
+    }
+  }
+  const code = Buffer.concat(await Promise.all([...graph].map((file) => readFile(file))))
+  const gzip = gzipSync(code, { level: 9 }).byteLength
+  const total = code.byteLength
+  const packages = [...bytes]
+    .map(([name, b]) => ({ name, bytes: b, gzipShare: (b / total) * gzip }))
+    .sort((a, b) => b.bytes - a.bytes)
+  return { startup: { total, gzip, packages }, modules: Object.keys(outputs).length }
 }
