@@ -176,7 +176,13 @@ async function sizeFigures(work: string) {
   })
   // The REST worker: the same build without the MCP and docs code only a dynamic import loads.
   const rest = await bundleBreakdown(join(work, 'rest.js'), { lazy: 'excluded' })
-  composition = { rest: rest.packages, restGzip: rest.gzip }
+  const { startup: graph, modules: count } = await startupBreakdown(join(work, 'split'))
+  composition = {
+    rest: rest.packages,
+    restGzip: rest.gzip,
+    startup: graph.packages,
+    startupGzip: graph.gzip,
+  }
   add({
     id: 'bundle.gzip.rest',
     group,
@@ -187,10 +193,17 @@ async function sizeFigures(work: string) {
     goal: { text: '≤ 125 KiB', met: rest.gzip / 1024 <= 125 },
     note: 'built by esbuild as wrangler does; wrangler’s own output is a little larger',
   })
+  add({
+    id: 'bundle.gzip.startup',
+    group,
+    label: `compiled at start-up: the entry module and its static imports (of ${count} modules), minified + gzip`,
+    value: graph.gzip / 1024,
+    unit: 'KiB',
+    baseline: bareBaseline(gzipSync(bare, { level: 9 }).byteLength),
+  })
   if (explain) {
     printBreakdown('REST worker by package', rest)
     printBreakdown('whole worker by package', await bundleBreakdown(join(work, 'explain.js')))
-    const { startup: graph, modules: count } = await startupBreakdown(join(work, 'split'))
     printBreakdown(
       `compiled at start-up: the entry and its static imports (of ${count} modules)`,
       graph,

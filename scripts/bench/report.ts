@@ -32,10 +32,10 @@ export function fmt(n: number): string {
 /** Why each library stays in the REST worker (the issue's "measured account"), by package. */
 const WHY: Record<string, string> = {
   '@neondatabase/serverless':
-    "Neon's own driver (the card's). Only its HTTP `neon()` query function is used, but the package ships as one pre-bundled file with the WebSocket Pool/Client, so nothing can be shaken out; the ORM adapters that speak Neon's HTTP protocol all wrap this package. Loaded by dynamic import on the first database call, so module start-up does not evaluate it.",
+    "Neon's own driver (the card's). Only its HTTP `neon()` query function is used, but the package ships as one pre-bundled file with the WebSocket Pool/Client, so nothing can be shaken out; the ORM adapters that speak Neon's HTTP protocol all wrap this package. A module of its own in the upload, loaded by dynamic import on the first database call: start-up neither compiles nor evaluates it.",
   '@upstash/redis':
     "Upstash's REST client (the card's): one class carrying every Redis command, so bundlers cannot drop the unused ones. No other well-kept client speaks Upstash's REST protocol.",
-  zod: 'Already `zod/mini`, the tree-shakable build: the contract schemas every route validates with. JSON Schema generation is loaded only with the docs.',
+  zod: 'Already `zod/mini`, the tree-shakable build: the contract schemas every route validates with. In the split upload its JSON Schema code (used only by the docs and MCP modules) still sits in the chunk start-up compiles: esbuild assigns whole files to chunks, and zod/mini’s index reaches those files.',
   '@upstash/ratelimit':
     "The card's limiter (Lua scripts run in Redis); our leases and per-isolate fallback wrap it.",
   '@upstash/core-analytics':
@@ -48,6 +48,9 @@ export interface Composition {
   /** The REST worker's bytes per package (minified, and its share of the gzipped bundle). */
   rest: { name: string; bytes: number; gzipShare: number }[]
   restGzip: number
+  /** What start-up compiles (the entry and its static imports), the same way. */
+  startup: { name: string; bytes: number; gzipShare: number }[]
+  startupGzip: number
 }
 
 function compositionLines(c: Composition): string[] {
@@ -70,6 +73,15 @@ function compositionLines(c: Composition): string[] {
       .slice(0, 4)
       .map((p) => `${p.name} ${kib(p.gzipShare)}`)
       .join(', ')} KiB |`,
+    '',
+    '## What start-up compiles',
+    '',
+    `The upload is split at its dynamic imports; an isolate's start-up compiles the entry and the chunks it imports statically: ${kib(c.startupGzip)} KiB gzipped (${kib(c.startup.reduce((t, p) => t + p.bytes, 0))} KiB minified). Largest: ${c.startup
+      .slice(0, 8)
+      .map((p) => `${p.name} ${kib(p.bytes)}`)
+      .join(
+        ', ',
+      )} KiB minified. What stays out until a request needs it: the Neon driver, the MCP server (SDK, classic zod, JSON Schema validator), the OpenAPI generator and the HTML pages.`,
     '',
   ]
 }
