@@ -19,8 +19,9 @@
 //  - public/ (Swagger UI's files for /docs, robots.txt) served in front of the worker, as
 //    Cloudflare's [assets] serve it.
 // `npm run dev:wrangler` (`--wrangler`) runs wrangler's own dev server (`wrangler dev --env
-// development`) on the same local stack instead of our Miniflare set-up; it rebuilds itself,
-// and the scheduled flush is dispatched to its /__scheduled route.
+// development`) on the same local stack instead of our Miniflare set-up; it rebuilds itself
+// (wrangler.toml's [build]), and the scheduled flush is dispatched to its
+// /cdn-cgi/handler/scheduled route.
 // A busy port is one line and exit 1, before anything is opened. Ctrl-C stops everything it
 // started.
 import { spawn } from 'node:child_process'
@@ -108,7 +109,9 @@ function portFree(port: number, host: string): Promise<void> {
 /**
  * `wrangler dev --env development` on `port`, given the local stack's settings as `--var`s
  * (what .dev.vars holds, wrangler reads itself: no secret goes on a command line). Resolves
- * once it answers /health; the scheduled flush goes to its --test-scheduled route.
+ * once it answers /health. The scheduled flush goes to /cdn-cgi/handler/scheduled: wrangler's
+ * --test-scheduled route is middleware its bundler adds, and wrangler.toml has it upload our
+ * own build (no_bundle), so only Miniflare's trigger handler remains.
  */
 async function startWranglerDev(
   bindings: Record<string, string>,
@@ -128,7 +131,6 @@ async function startWranglerDev(
       '127.0.0.1',
       '--port',
       String(port),
-      '--test-scheduled',
       '--show-interactive-dev-session=false',
       ...settings.flatMap(([name, value]) => ['--var', `${name}:${value}`]),
     ],
@@ -153,7 +155,7 @@ async function startWranglerDev(
   return {
     url,
     async scheduled(cron = '* * * * *') {
-      const res = await fetch(`${url}/__scheduled?cron=${encodeURIComponent(cron)}`)
+      const res = await fetch(`${url}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent(cron)}`)
       await res.body?.cancel()
       return { outcome: res.ok ? 'ok' : `HTTP ${res.status}` }
     },
