@@ -85,6 +85,8 @@ export async function bundleBreakdown(
 export async function startupBreakdown(outdir: string): Promise<{
   startup: { total: number; gzip: number; packages: PackageBytes[] }
   modules: number
+  /** The lazily loaded sources (LAZY_SOURCES) that start-up compiles nonetheless. */
+  eager: string[]
 }> {
   const result = await esbuild.build({ ...workerDeployBuildOptions(outdir), sourcemap: false })
   const outputs = result.metafile!.outputs
@@ -108,5 +110,19 @@ export async function startupBreakdown(outdir: string): Promise<{
   const packages = [...bytes]
     .map(([name, b]) => ({ name, bytes: b, gzipShare: (b / total) * gzip }))
     .sort((a, b) => b.bytes - a.bytes)
-  return { startup: { total, gzip, packages }, modules: Object.keys(outputs).length }
+  const eager = [...graph]
+    .flatMap((file) => Object.keys(outputs[file]!.inputs))
+    .filter((input) => LAZY_SOURCES.some((lazy) => lazy.test(input)))
+  return { startup: { total, gzip, packages }, modules: Object.keys(outputs).length, eager }
 }
+
+/**
+ * Sources only a dynamic import may load (each behind the route that needs it): the MCP
+ * server, the Neon driver, the OpenAPI generator, the HTML pages.
+ */
+export const LAZY_SOURCES: readonly RegExp[] = [
+  /(^|\/)src\/mcp\/server\.ts$/,
+  /\/@neondatabase\/serverless\//,
+  /(^|\/)src\/openapi\/generate\.ts$/,
+  /(^|\/)src\/routes\/html\//,
+]
