@@ -60,11 +60,11 @@ async function connect(sc: Scenario = s, scope?: string) {
 }
 
 /** A token for the MCP resource, as a client that asked for it (RFC 8707) gets it. */
-async function mcpToken(sc: Scenario = s, scope?: string): Promise<string> {
+async function mcpToken(sc: Scenario = s, scope?: string, agentId = DEMO_AGENT): Promise<string> {
   const res = await sc.fetch(
     '/api/v1/agent/token',
     jsonPost({
-      agent_id: DEMO_AGENT,
+      agent_id: agentId,
       agent_secret: agentSecret(sc),
       resource: MCP,
       ...(scope ? { scope } : {}),
@@ -383,16 +383,9 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
     // Whatever the server keeps per isolate, requests in flight together must not cross:
     // each answer carries its own id, its own agent's grants and its own user's data.
     const busy = roomyIsolate(s, { RATE_LIMIT_REQUESTS_PER_AGENT: '1000' })
-    const tokenOf = async (agent_id: string) => {
-      const res = await busy.fetch(
-        '/api/v1/agent/token',
-        jsonPost({ agent_id, agent_secret: agentSecret(busy), resource: MCP }),
-      )
-      return ((await res.json()) as { access_token: string }).access_token
-    }
     const tokens = {
-      [DEMO_AGENT]: await tokenOf(DEMO_AGENT),
-      [DEMO_AGENT_2]: await tokenOf(DEMO_AGENT_2),
+      [DEMO_AGENT]: await mcpToken(busy),
+      [DEMO_AGENT_2]: await mcpToken(busy, undefined, DEMO_AGENT_2),
     }
     const users = { [DEMO_AGENT]: ['demo-user-1', 'demo-user-2'], [DEMO_AGENT_2]: ['demo-user-3'] }
     // What each agent asks: a user of its own, another agent's user (refused), its list.
