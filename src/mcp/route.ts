@@ -162,6 +162,23 @@ function unstorableIn(text: string): SourceIssue | undefined {
 /** The levels of a tools/call above an update's `data`: message, params, arguments, updates, item. */
 const MESSAGE_LEVELS = 5
 
+type SdkServer = typeof import('../mcp/server.ts')
+
+/** The loaded module, kept as a value: once it is there, a request skips `import()` (~5 µs). */
+let sdkServer: SdkServer | undefined
+
+/**
+ * Each request its own import until one has finished: the module is evaluated once per
+ * isolate, and no request awaits a promise another request made. (Spelled through ../mcp/ so
+ * the size budget's REST worker, scripts/artifacts/bundle-breakdown.ts, recognises it as
+ * lazily loaded MCP code.)
+ */
+async function loadSdkServer(): Promise<SdkServer> {
+  const loaded = await import('../mcp/server.ts')
+  sdkServer = loaded
+  return loaded
+}
+
 async function serve(c: Context<AppEnv>, message: unknown, text: string): Promise<Response> {
   if (!isJsonMediaType(mediaType(c.req.header('content-type')))) {
     throw problems.unsupportedMediaType(['application/json'])
@@ -194,10 +211,7 @@ async function serve(c: Context<AppEnv>, message: unknown, text: string): Promis
       },
     })
   }
-  // Each request its own import: the module is evaluated once per isolate, and no request
-  // awaits a promise another request made. (Spelled through ../mcp/ so the size budget's REST
-  // worker, scripts/artifacts/bundle-breakdown.ts, recognises it as lazily loaded MCP code.)
-  const { handleMcp } = await import('../mcp/server.ts')
+  const { handleMcp } = sdkServer ?? (await loadSdkServer())
   const answer = await handleMcp(c, message, prefersStream(c.req.header('accept')))
   // Through c.body, so the headers requireAuth prepared (RateLimit-*) are kept.
   const headers = Object.fromEntries(answer.headers)

@@ -65,6 +65,11 @@ export async function handleMcp(
   message: unknown,
   stream: boolean,
 ): Promise<Response> {
+  // A server per request, not one per isolate: the SDK's Protocol holds one transport at a
+  // time (connect throws while one is attached), keys its in-flight handlers by JSON-RPC id
+  // (two clients' `id: 1` would collide) and aborts every in-flight handler when a transport
+  // closes; and a stateless transport refuses a second request. Building one costs ~4 µs
+  // here, less than closing one for reuse (~20 µs: close builds an McpError).
   const server = new Server(SERVER_INFO, {
     capabilities: {
       tools: { listChanged: false },

@@ -16,11 +16,18 @@ import {
   agentSecret,
   bearer,
   DEMO_AGENT,
+  DEMO_AGENT_2,
   decodeJwt,
   getToken,
   jsonPost,
 } from '../support/agents.ts'
-import { BASE_URL, randomSecret, type Scenario, scenario } from '../support/scenario.ts'
+import {
+  BASE_URL,
+  randomSecret,
+  roomyIsolate,
+  type Scenario,
+  scenario,
+} from '../support/scenario.ts'
 
 const s = await scenario()
 const MCP = `${BASE_URL}/mcp`
@@ -53,11 +60,11 @@ async function connect(sc: Scenario = s, scope?: string) {
 }
 
 /** A token for the MCP resource, as a client that asked for it (RFC 8707) gets it. */
-async function mcpToken(sc: Scenario = s, scope?: string): Promise<string> {
+async function mcpToken(sc: Scenario = s, scope?: string, agentId = DEMO_AGENT): Promise<string> {
   const res = await sc.fetch(
     '/api/v1/agent/token',
     jsonPost({
-      agent_id: DEMO_AGENT,
+      agent_id: agentId,
       agent_secret: agentSecret(sc),
       resource: MCP,
       ...(scope ? { scope } : {}),
@@ -371,6 +378,81 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0)
     },
   )
+
+  test('96 tools/call at once, two agents, JSON and SSE: each answer is its own request’s', async () => {
+    // Whatever the server keeps per isolate, requests in flight together must not cross:
+    // each answer carries its own id, its own agent's grants and its own user's data.
+    const busy = roomyIsolate(s, { RATE_LIMIT_REQUESTS_PER_AGENT: '1000' })
+    const tokens = {
+      [DEMO_AGENT]: await mcpToken(busy),
+      [DEMO_AGENT_2]: await mcpToken(busy, undefined, DEMO_AGENT_2),
+    }
+    const users = { [DEMO_AGENT]: ['demo-user-1', 'demo-user-2'], [DEMO_AGENT_2]: ['demo-user-3'] }
+    // What each agent asks: a user of its own, another agent's user (refused), its list.
+    const asks = [
+      [DEMO_AGENT, 'demo-user-1'],
+      [DEMO_AGENT_2, 'demo-user-3'],
+      [DEMO_AGENT, 'demo-user-2'],
+      [DEMO_AGENT_2, 'demo-user-1'],
+      [DEMO_AGENT, 'demo-user-3'],
+      [DEMO_AGENT_2, null],
+      [DEMO_AGENT, null],
+      [DEMO_AGENT_2, 'demo-user-2'],
+    ] as const
+    const requests = Array.from({ length: 96 }, (_, i) => {
+      const [agent, user] = asks[i % asks.length]!
+      return { agent, user, id: i % 2 ? `req-${i}` : i, stream: i % 3 === 0 }
+    })
+    const answers = await Promise.all(
+      requests.map(async ({ agent, user, id, stream }) => {
+        const res = await busy.fetch('/mcp', {
+          method: 'POST',
+          headers: {
+            'Content-Type': 'application/json',
+            Accept: stream
+              ? 'text/event-stream, application/json'
+              : 'application/json, text/event-stream',
+            'MCP-Protocol-Version': '2025-11-25',
+            ...bearer(tokens[agent]!),
+          },
+          body: JSON.stringify({
+            jsonrpc: '2.0',
+            id,
+            method: 'tools/call',
+            params: user
+              ? { name: 'get_user_context', arguments: { user_id: user } }
+              : { name: 'list_users', arguments: {} },
+          }),
+        })
+        const body = await res.text()
+        return {
+          status: res.status,
+          message: JSON.parse(stream ? /^data: (.*)$/m.exec(body)![1]! : body),
+        }
+      }),
+    )
+    answers.forEach(({ status, message }, i) => {
+      const { agent, user, id } = requests[i]!
+      const what = `#${i} ${agent} ${user ?? 'list_users'}`
+      expect(status, what).toBe(200)
+      expect(message.id, what).toBe(id)
+      const result = message.result as {
+        isError?: boolean
+        structuredContent: { users: { id: string }[]; user: { id: string } }
+      }
+      if (user === null) {
+        const listed = result.structuredContent.users.map((u) => u.id)
+        expect(listed, what).toEqual(users[agent])
+      } else if (users[agent]!.includes(user)) {
+        expect(result.isError, what).toBeFalsy()
+        expect(result.structuredContent.user.id, what).toBe(user)
+        expect(text(result), what).toMatch(new RegExp(`^Context of ${user}: `))
+      } else {
+        expect(result.isError, what).toBe(true)
+        expect(text(result), what).toContain('"code":"not_found"')
+      }
+    })
+  })
 
   test('malformed arguments are protocol errors (-32602) listing each field; nothing is stored', async () => {
     const token = await mcpToken()
