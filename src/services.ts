@@ -141,7 +141,11 @@ export class ServiceCache {
     const known = this.#byObject.get(envObject)
     if (known) return known
     const env = toEnvSource(envObject)
-    const fingerprint = JSON.stringify(Object.entries(env).sort(([a], [b]) => a.localeCompare(b)))
+    // Code-unit order: deterministic, and no collator to load (a first localeCompare costs a
+    // cold isolate ~10 ms of CPU building ICU's).
+    const fingerprint = JSON.stringify(
+      Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    )
     let services = this.#last?.fingerprint === fingerprint ? this.#last.services : undefined
     if (!services) {
       services = buildServices(env, this.#options)
