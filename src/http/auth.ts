@@ -21,6 +21,7 @@ import { ProblemError, problems } from '../contract/problem.ts'
 import type { Scope } from '../contract/token.ts'
 import { rateLimited, rateLimitHeaders } from '../ratelimit/answers.ts'
 import type { AppEnv } from './context.ts'
+import { prepareHeader } from './headers.ts'
 import { requestScope } from './scope.ts'
 
 /** Tokens longer than this are refused before any parsing (they are never ours). */
@@ -390,5 +391,7 @@ export async function consumeAgentRequest(c: Context<AppEnv>, agentId: string): 
     throw rateLimited(decision, now, 'Too many requests for this agent; retry after the reset')
   }
   const limitHeaders = rateLimitHeaders(decision, now)
-  for (const name in limitHeaders) c.header(name, limitHeaders[name])
+  for (const name in limitHeaders) {
+    prepareHeader(c, name.toLowerCase() as Lowercase<string>, limitHeaders[name]!)
+  }
 }

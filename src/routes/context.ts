@@ -4,6 +4,7 @@
 import { type Context, Hono } from 'hono'
 import { contextHeaders, userContextResponse, userIdParam } from '../contract/context.ts'
 import type { AppEnv } from '../http/context.ts'
+import { type HeaderRecord, respond } from '../http/headers.ts'
 import {
   type HeaderName,
   type Operation,
@@ -118,19 +119,19 @@ export const contextRoutes = new Hono<AppEnv>().get(
     const bypass = /\bno-cache\b/i.test(c.req.header('cache-control') ?? '')
     const served = await readUserContext(c, userId, bypass)
     const degraded = served.degraded !== undefined
-    const headers: Record<string, string> = {
-      'Content-Type': 'application/json',
-      'X-Cache': served.cacheStatus,
-      'Cache-Control': degraded ? 'private, no-store' : `private, max-age=${served.maxAge}`,
+    const headers: HeaderRecord = {
+      'content-type': 'application/json',
+      'x-cache': served.cacheStatus,
+      'cache-control': degraded ? 'private, no-store' : `private, max-age=${served.maxAge}`,
     }
-    if (served.etag && !degraded) headers.ETag = served.etag
-    if (degraded) headers['X-Degraded'] = served.degraded!
+    if (served.etag && !degraded) headers.etag = served.etag
+    if (degraded) headers['x-degraded'] = served.degraded!
 
     const ifNoneMatch = c.req.header('if-none-match')
     if (served.etag && !degraded && ifNoneMatch && matches(ifNoneMatch, served.etag)) {
-      return c.body(null, 304, headers)
+      return respond(c, null, 304, headers)
     }
-    return c.body(contextBody(served), 200, headers)
+    return respond(c, contextBody(served), 200, headers)
   },
 )
 
