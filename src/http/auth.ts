@@ -253,10 +253,11 @@ export async function authenticate(
 
   const { auth, config, clock } = services
   const now = clock.now()
-  const cached = auth.verified.get(token, now)
+  const cacheKey = token.slice(token.lastIndexOf('.') + 1)
+  const cached = auth.verified.get(cacheKey, now)?.value
   let claims: AccessClaims
-  if (cached) {
-    claims = cached.value
+  if (cached?.token === token) {
+    claims = cached.claims
     services.events.emit({ type: 'token.verified', cached: true })
   } else {
     const ring = await keyRing(c)
@@ -278,7 +279,7 @@ export async function authenticate(
     services.events.emit({ type: 'token.verified', cached: false })
     // Cached until exp (plus the clock tolerance verification also allows).
     const ttlMs = (claims.exp + config.tunables.tokenClockToleranceSeconds) * 1000 - now
-    auth.verified.set(token, claims, { now, ttlMs })
+    auth.verified.set(cacheKey, { token, claims }, { now, ttlMs })
   }
   // A cached token must still be inside its validity window, from this issuer (development may
   // be reached under several origins), and for this route's resource.
