@@ -66,7 +66,7 @@ export function preparedHeader(c: Context<AppEnv>, name: Lowercase<string>): str
  */
 export function respond(
   c: Context<AppEnv>,
-  body: string | null,
+  body: string | Uint8Array<ArrayBuffer> | null,
   status: number,
   own: HeaderRecord,
 ): Response {

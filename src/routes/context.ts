@@ -2,7 +2,12 @@
 // fallback ladder) are src/users/service.ts's; this route writes the answer: its caching
 // headers, `X-Degraded`, a 304 for a matching If-None-Match, the body around the cached JSON.
 import { type Context, Hono } from 'hono'
-import { contextHeaders, userContextResponse, userIdParam } from '../contract/context.ts'
+import {
+  contextAnswerText,
+  contextHeaders,
+  userContextResponse,
+  userIdParam,
+} from '../contract/context.ts'
 import type { AppEnv } from '../http/context.ts'
 import { type HeaderRecord, respond } from '../http/headers.ts'
 import {
@@ -105,9 +110,12 @@ export function readUserContext(
 
 /** The 200 body of a served context, as text (the cached members are embedded as they are). */
 export function contextBody(served: ServedContext): string {
-  const cachedAt =
-    served.cachedAt === null ? 'null' : `"${new Date(served.cachedAt).toISOString()}"`
-  return `{${served.members},"source":"${served.source}","cached_at":${cachedAt},"degraded":${served.degraded !== undefined}}`
+  return contextAnswerText(
+    served.members,
+    served.source,
+    served.cachedAt,
+    served.degraded !== undefined,
+  )
 }
 
 export const contextRoutes = new Hono<AppEnv>().get(
@@ -131,7 +139,9 @@ export const contextRoutes = new Hono<AppEnv>().get(
     if (served.etag && !degraded && ifNoneMatch && matches(ifNoneMatch, served.etag)) {
       return respond(c, null, 304, headers)
     }
-    return respond(c, contextBody(served), 200, headers)
+    // A fresh hit's body was built once, when its entry was stored (src/users/context.ts).
+    const built = served.source === 'cache' && !degraded ? served.body : undefined
+    return respond(c, built ?? contextBody(served), 200, headers)
   },
 )
 
