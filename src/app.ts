@@ -1,18 +1,17 @@
 // The one Hono app, deployed unchanged to Cloudflare Workers (src/worker.ts) and Vercel's
 // edge runtime (api/index.ts). Read top to bottom, this file is the request path:
 //
-//   request id → services → logging/timing → security headers → body limit
+//   request id and the headers every answer carries → services → logging/timing → body limit
 //   → routes (auth → rate limit → validation → handler) → problem+json for every error
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
-import { requestId } from 'hono/request-id'
 import { MAX_BODY_BYTES } from './contract/common.ts'
 import { ProblemError, problems } from './contract/problem.ts'
 import type { AppEnv } from './http/context.ts'
+import { responseHeaders } from './http/headers.ts'
 import { observe } from './http/observe.ts'
 import { problemResponse } from './http/problem.ts'
-import { securityHeaders } from './http/security-headers.ts'
 import { attachServices } from './http/services.ts'
 import { routeGroups } from './routes/index.ts'
 import { ServiceCache } from './services.ts'
@@ -28,10 +27,9 @@ export function createApp(options: AppOptions = {}) {
   const services = options.services ?? new ServiceCache()
 
   const app = new Hono<AppEnv>()
-    .use(requestId({ limitLength: 128 }))
+    .use(responseHeaders())
     .use(attachServices(services))
     .use(observe())
-    .use(securityHeaders())
     .use(
       bodyLimit({
         maxSize: MAX_BODY_BYTES,

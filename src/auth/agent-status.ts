@@ -59,6 +59,11 @@ export class AgentStatusCache {
     this.#entries.set(agentId, status, { now, ttlMs: this.#ttlMs, staleMs: this.#ttlMs * 10 })
   }
 
+  /** The agent's status while a fresh answer is cached, else undefined (ask `status`). */
+  fresh(agentId: string, now: number): AgentStatus | undefined {
+    return this.#entries.get(agentId, now)?.value
+  }
+
   /**
    * The agent's status: fresh from the cache, else from the database; when the database
    * fails, a stale answer, else undefined (unknown).
@@ -69,8 +74,8 @@ export class AgentStatusCache {
     now: number,
     scope?: CallScope,
   ): Promise<AgentStatus | undefined> {
-    const hit = this.#entries.get(agentId, now)
-    if (hit) return hit.value
+    const hit = this.fresh(agentId, now)
+    if (hit) return hit
     try {
       const rows = await db.query<{ active: boolean; tokens_not_before_ms: string | null }>(
         sql`SELECT active, (extract(epoch FROM tokens_not_before) * 1000)::bigint AS tokens_not_before_ms

@@ -40,6 +40,9 @@ export class GrantCache {
     now: number,
     scope?: CallScope,
   ): Promise<boolean> {
+    // The hot path: a fresh answer, without the batch machinery below.
+    const hit = this.cached(agentId, userId, now, scope)
+    if (hit && !hit.stale) return hit.granted
     const answers = await this.checkMany(db, agentId, [userId], now, scope)
     return answers.get(userId) === true
   }

@@ -30,19 +30,43 @@ export function revocationSubjects(claims: AccessClaims): RevocationSubject[] {
 }
 
 /**
- * Why a verified token no longer holds (`revoked`, `agent_inactive`), or undefined. Lookups run
- * side by side, each from its own short cache (REVOCATION_CHECK_TTL_MS, GRANT_CACHE_TTL_MS).
+ * Why a verified token no longer holds (`revoked`, `agent_inactive`), or undefined: at once
+ * when every answer is cached, else a promise. Lookups run side by side, each from its own
+ * short cache (REVOCATION_CHECK_TTL_MS, GRANT_CACHE_TTL_MS).
  */
-export async function tokenRefusal(
+export function tokenRefusal(
   deps: { auth: Pick<AuthState, 'revocations' | 'agents'>; db?: Database },
   claims: AccessClaims,
   now: number,
   scope?: CallScope,
-): Promise<'revoked' | 'agent_inactive' | undefined> {
+): Refusal | undefined | Promise<Refusal | undefined> {
+  const { auth, db } = deps
+  const subjects = revocationSubjects(claims)
+  // A busy agent's answers are all cached: decided at once, without a promise per lookup.
+  const status = db ? auth.agents.fresh(claims.client_id, now) : undefined
+  if (!db || status) {
+    const revoked = subjects.map((subject) => auth.revocations.known(subject, now))
+    if (!revoked.includes(undefined)) {
+      if (revoked.includes(true)) return 'revoked'
+      return status ? statusRefusal(status, claims.iat) : undefined
+    }
+  }
+  return lookUp(deps, claims, subjects, now, scope)
+}
+
+type Refusal = 'revoked' | 'agent_inactive'
+
+async function lookUp(
+  deps: { auth: Pick<AuthState, 'revocations' | 'agents'>; db?: Database },
+  claims: AccessClaims,
+  subjects: readonly RevocationSubject[],
+  now: number,
+  scope?: CallScope,
+): Promise<Refusal | undefined> {
   const { auth, db } = deps
   const [status, ...revoked] = await Promise.all([
     db ? auth.agents.status(db, claims.client_id, now, scope) : undefined,
-    ...revocationSubjects(claims).map((subject) => auth.revocations.isRevoked(subject, now, scope)),
+    ...subjects.map((subject) => auth.revocations.isRevoked(subject, now, scope)),
   ])
   if (revoked.some(Boolean)) return 'revoked'
   return status ? statusRefusal(status, claims.iat) : undefined

@@ -304,19 +304,27 @@ export class RevocationList {
   }
 
   /**
+   * What `isRevoked` answers without asking a store, when it can: this isolate's revocations,
+   * the per-isolate mode (no store configured), or a recent answer. Undefined: a store must say.
+   */
+  known(subject: RevocationSubject, now: number): boolean | undefined {
+    if (this.#isolate.has(subject, now)) return true
+    if (!this.#options.redis && !this.#db) return false
+    return this.#answers.get(`${subject.sub}\u0000${subject.jti}`, now)?.value
+  }
+
+  /**
    * Whether the token is revoked: this isolate's revocations, a recent answer, then Redis, then
    * (when Redis cannot answer) Postgres. Throws a 503 `auth_unavailable` ProblemError when
    * Redis is configured and neither store can answer for a token not checked recently (see
    * the top of this file).
    */
   async isRevoked(subject: RevocationSubject, now: number, scope?: CallScope): Promise<boolean> {
-    if (this.#isolate.has(subject, now)) return true
+    const known = this.known(subject, now)
+    if (known !== undefined) return known
     const { redis, checkTtlMs } = this.#options
     const db = this.#db
-    if (!redis && !db) return false
     const cacheKey = `${subject.sub}\u0000${subject.jti}`
-    const cached = this.#answers.get(cacheKey, now)
-    if (cached) return cached.value
     const remember = (found: boolean) => {
       // "Revoked" is remembered for at least a second (the token expires soon enough anyway);
       // "not revoked" for the check TTL, the staleness every isolate accepts.

@@ -21,6 +21,7 @@ export function grantScopes(
   return wanted.every((s) => allowed.includes(s)) ? wanted : undefined
 }
 
+/** Whether `needed` (one scope) is among `granted`'s; on every request, so without parsing. */
 export function hasScope(granted: string, needed: string): boolean {
-  return parseScopes(granted).includes(needed)
+  return needed !== '' && !needed.includes(' ') && ` ${granted} `.includes(` ${needed} `)
 }

@@ -26,8 +26,12 @@ export interface AuthState {
    * built once per origin: the hot path reads it on every request.
    */
   identity(origin: string): Issuer
-  /** Verified tokens until their exp, so a hot agent is not re-verified each time. */
-  verified: BoundedLru<string, AccessClaims>
+  /**
+   * Verified tokens until their exp, so a hot agent is not re-verified each time. Keyed by the
+   * token's signature (its last segment): hashing the whole token, hundreds of characters, on every
+   * request cost more than the rest of the lookup; an entry is a hit only for the same token.
+   */
+  verified: BoundedLru<string, { token: string; claims: AccessClaims }>
   revocations: RevocationList
   /** Whether an agent is active and since when its tokens hold (cached like grants). */
   agents: AgentStatusCache

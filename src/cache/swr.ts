@@ -33,6 +33,11 @@ export interface SwrOptions<V> {
   staleMs: number
   negativeTtlMs: number
   sizeOf: (value: V) => number
+  /**
+   * What is kept of a loaded value, given when it is stored (ms since epoch): e.g. with an
+   * answer built once per entry instead of on every hit. Default: the value as loaded.
+   */
+  keep?: (value: V, storedAt: number) => V
   now: () => number
   onRead?: (status: CacheStatus | 'ERROR') => void
 }
@@ -120,7 +125,7 @@ export class SwrCache<V> {
     generation.loads++
     try {
       const value = await load()
-      if (this.#generations.get(key) === generation) this.#store(key, value)
+      if (this.#generations.get(key) === generation) return this.#store(key, value)
       return value
     } finally {
       if (--generation.loads === 0 && this.#generations.get(key) === generation) {
@@ -129,13 +134,17 @@ export class SwrCache<V> {
     }
   }
 
-  #store(key: string, value: V | null): void {
-    const { now, ttlMs, staleMs, negativeTtlMs, sizeOf } = this.#options
+  /** Stores the value (as `keep` makes it) and returns what was stored. */
+  #store(key: string, value: V | null): V | null {
+    const { now, ttlMs, staleMs, negativeTtlMs, sizeOf, keep } = this.#options
+    const at = now()
     if (value === null) {
-      this.#lru.set(key, null, { now: now(), ttlMs: negativeTtlMs, bytes: key.length })
-      return
+      this.#lru.set(key, null, { now: at, ttlMs: negativeTtlMs, bytes: key.length })
+      return null
     }
-    this.#lru.set(key, value, { now: now(), ttlMs, staleMs, bytes: sizeOf(value) + key.length })
+    const kept = keep ? keep(value, at) : value
+    this.#lru.set(key, kept, { now: at, ttlMs, staleMs, bytes: sizeOf(kept) + key.length })
+    return kept
   }
 }
 

@@ -17,6 +17,20 @@ export type ContextSource = (typeof CONTEXT_SOURCES)[number]
 
 export const CACHE_STATUSES = ['HIT', 'MISS', 'STALE', 'BYPASS'] as const
 
+/**
+ * The 200 answer's text around a user's members (`"user":…,"context":…,"progress":…`, as
+ * cached): its source, `cached_at` (ms since the epoch, or null) and whether it is degraded.
+ */
+export function contextAnswerText(
+  members: string,
+  source: ContextSource,
+  cachedAt: number | null,
+  degraded: boolean,
+): string {
+  const at = cachedAt === null ? 'null' : `"${new Date(cachedAt).toISOString()}"`
+  return `{${members},"source":"${source}","cached_at":${at},"degraded":${degraded}}`
+}
+
 export const taskProgress = onFirstUse(() =>
   z
     .strictObject({

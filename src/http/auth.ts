@@ -21,6 +21,7 @@ import { ProblemError, problems } from '../contract/problem.ts'
 import type { Scope } from '../contract/token.ts'
 import { rateLimited, rateLimitHeaders } from '../ratelimit/answers.ts'
 import type { AppEnv } from './context.ts'
+import { prepareHeader } from './headers.ts'
 import { requestScope } from './scope.ts'
 
 /** Tokens longer than this are refused before any parsing (they are never ours). */
@@ -252,10 +253,11 @@ export async function authenticate(
 
   const { auth, config, clock } = services
   const now = clock.now()
-  const cached = auth.verified.get(token, now)
+  const cacheKey = token.slice(token.lastIndexOf('.') + 1)
+  const cached = auth.verified.get(cacheKey, now)?.value
   let claims: AccessClaims
-  if (cached) {
-    claims = cached.value
+  if (cached?.token === token) {
+    claims = cached.claims
     services.events.emit({ type: 'token.verified', cached: true })
   } else {
     const ring = await keyRing(c)
@@ -277,7 +279,7 @@ export async function authenticate(
     services.events.emit({ type: 'token.verified', cached: false })
     // Cached until exp (plus the clock tolerance verification also allows).
     const ttlMs = (claims.exp + config.tunables.tokenClockToleranceSeconds) * 1000 - now
-    auth.verified.set(token, claims, { now, ttlMs })
+    auth.verified.set(cacheKey, { token, claims }, { now, ttlMs })
   }
   // A cached token must still be inside its validity window, from this issuer (development may
   // be reached under several origins), and for this route's resource.
@@ -390,5 +392,7 @@ export async function consumeAgentRequest(c: Context<AppEnv>, agentId: string): 
     throw rateLimited(decision, now, 'Too many requests for this agent; retry after the reset')
   }
   const limitHeaders = rateLimitHeaders(decision, now)
-  for (const name in limitHeaders) c.header(name, limitHeaders[name])
+  for (const name in limitHeaders) {
+    prepareHeader(c, name.toLowerCase() as Lowercase<string>, limitHeaders[name]!)
+  }
 }

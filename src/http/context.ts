@@ -4,8 +4,15 @@ import type { Logger } from '../kernel/log.ts'
 import type { Trace } from '../kernel/trace.ts'
 import type { Services } from '../services.ts'
 
+/** Response header names in lower case: one spelling, so a route's value replaces a prepared one. */
+export type HeaderRecord = Record<Lowercase<string>, string>
+
 export interface AppVariables {
   requestId: string
+  /** The headers every answer of this request carries unless it sets its own (./headers.ts). */
+  prepared: HeaderRecord
+  /** The answer `respond` built, with the prepared headers already in it. */
+  answered?: Response
   services: Services
   trace: Trace
   /** The request's logger (request id bound). */

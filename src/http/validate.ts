@@ -45,6 +45,9 @@ export function validate<const O extends Operation>(
     }
     steps.push(jsonBody(request.json, options) as MiddlewareHandler<AppEnv>)
   }
+  // One validator (most operations): itself, without a chain around it.
+  if (steps.length === 1)
+    return steps[0]! as MiddlewareHandler<AppEnv, string, { out: Validated<O> }>
   return async (c, next) => {
     const run = async (i: number): Promise<void> => {
       const step = steps[i]

@@ -64,11 +64,14 @@ class StructuredLogger implements Logger {
   readonly #sink: LogSink
   readonly #threshold: number
   readonly #base: LogFields
+  /** A child's own fields (its parent's `#base` is shared, not copied). */
+  readonly #own: LogFields | undefined
 
-  constructor(sink: LogSink, threshold: number, base: LogFields) {
+  constructor(sink: LogSink, threshold: number, base: LogFields, own?: LogFields) {
     this.#sink = sink
     this.#threshold = threshold
     this.#base = base
+    this.#own = own
   }
 
   enabled(level: LogLevel): boolean {
@@ -92,12 +95,13 @@ class StructuredLogger implements Logger {
   }
 
   child(fields: LogFields): Logger {
-    return new StructuredLogger(this.#sink, this.#threshold, { ...this.#base, ...fields })
+    const own = this.#own ? { ...this.#own, ...fields } : fields
+    return new StructuredLogger(this.#sink, this.#threshold, this.#base, own)
   }
 
   #write(level: LogLevel, msg: string, fields?: LogFields): void {
     if (RANK[level] < this.#threshold) return
-    const record = redact({ ...this.#base, ...fields }) as LogFields
+    const record = redact({ ...this.#base, ...this.#own, ...fields }) as LogFields
     this.#sink(JSON.stringify({ level, msg, time: new Date().toISOString(), ...record }))
   }
 }

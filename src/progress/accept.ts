@@ -128,7 +128,7 @@ export async function acceptProgress(
       if (
         flushDue(result, now, { batchSize: t.progressBatchSize, delayMs: t.progressBatchDelayMs })
       ) {
-        scope.defer?.(flushProgress(services, scope))
+        scope.defer?.(flushProgress(services, scope, { counts: false }))
       }
       return {
         batch_id: batch.id,

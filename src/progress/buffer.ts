@@ -542,6 +542,8 @@ type Script = ReturnType<RedisStore['client']['createScript']>
 export class ProgressBuffer {
   readonly #redis: RedisStore
   readonly #options: BufferOptions
+  /** The flush lease this isolate holds, until when (ms): a value, awaited by no one. */
+  #leased: { token: string; until: number } | undefined
   readonly #keys: {
     items: string
     ready: string
@@ -1046,16 +1048,29 @@ export class ProgressBuffer {
   }
 
   /** One flush at a time across all isolates: true when this caller holds the lease now. */
-  async acquireLease(token: string, ttlMs: number, scope?: CallScope): Promise<boolean> {
+  /**
+   * The flush lease (one flush at a time across isolates), for `ttlMs` from `now`. While this
+   * isolate holds it, the answer is no without a round trip: Redis would say the same.
+   */
+  async acquireLease(
+    token: string,
+    ttlMs: number,
+    scope?: CallScope,
+    now: number = Date.now(),
+  ): Promise<boolean> {
+    if (this.#leased && now < this.#leased.until) return false
     const result = await this.#redis.run(
       'progress-lease',
       (r) => r.set(this.#keys.lease, token, { nx: true, px: ttlMs }),
       scope,
     )
-    return result === 'OK'
+    if (result !== 'OK') return false
+    this.#leased = { token, until: now + ttlMs }
+    return true
   }
 
   async releaseLease(token: string, scope?: CallScope): Promise<void> {
+    if (this.#leased?.token === token) this.#leased = undefined
     await this.#redis.run(
       'progress-lease',
       () => this.#scripts.release.exec([this.#keys.lease], [token]),

@@ -26,9 +26,9 @@ import { type BatchRow, recordBatches, writeFlushed } from './writer.ts'
 export interface FlushReport {
   /** Updates committed (or found committed already) and acknowledged. */
   flushed: number
-  /** Updates still buffered (ready or claimed); -1 when they could not be counted. */
+  /** Updates still buffered (ready or claimed); -1 when not counted or they could not be. */
   remaining: number
-  /** Dead letters now held; -1 when they could not be counted. */
+  /** Dead letters now held; -1 when not counted or they could not be. */
   deadLetters: number
   /** Updates this flush moved to the dead letters. */
   buried: number
@@ -59,12 +59,14 @@ const MAX_ISOLATION_WRITES = 64
 /**
  * Flushes the buffer. `drain` (the scheduled job, the cron route) takes everything waiting;
  * without it (a request crossed a threshold) only a due buffer is flushed, so triggers that
- * arrive after the flush that served them do not cost a transaction of stragglers.
+ * arrive after the flush that served them do not cost a transaction of stragglers. `counts:
+ * false` (a request's trigger, whose report nobody reads) skips the round trip that counts
+ * what remains: `remaining` and `deadLetters` are then -1.
  */
 export async function flushProgress(
   services: ProgressDeps,
   scope: CallScope = {},
-  options: { drain?: boolean } = {},
+  options: { drain?: boolean; counts?: boolean } = {},
 ): Promise<FlushReport> {
   const { progress, db, clock, config } = services
   const buffer = progress.buffer
@@ -79,7 +81,7 @@ export async function flushProgress(
   const leaseMs = config.tunables.progressClaimTimeoutMs
   let leased: boolean
   try {
-    leased = await buffer.acquireLease(token, leaseMs, scope)
+    leased = await buffer.acquireLease(token, leaseMs, scope, clock.now())
   } catch {
     // Redis is down: nothing can be claimed; the items wait, durably, for the next flush.
     return { ...idle, remaining: -1, deadLetters: -1, skipped: 'buffer_unavailable' }
@@ -131,6 +133,7 @@ export async function flushProgress(
   return { flushed, buried, rounds, ...(await counts()), ...(error ? { error } : {}) }
 
   async function counts(): Promise<{ remaining: number; deadLetters: number }> {
+    if (options.counts === false) return { remaining: -1, deadLetters: -1 }
     try {
       const stats = await buffer!.stats(scope)
       return { remaining: stats.ready + stats.processing, deadLetters: stats.deadLetters }

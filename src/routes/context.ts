@@ -2,8 +2,14 @@
 // fallback ladder) are src/users/service.ts's; this route writes the answer: its caching
 // headers, `X-Degraded`, a 304 for a matching If-None-Match, the body around the cached JSON.
 import { type Context, Hono } from 'hono'
-import { contextHeaders, userContextResponse, userIdParam } from '../contract/context.ts'
+import {
+  contextAnswerText,
+  contextHeaders,
+  userContextResponse,
+  userIdParam,
+} from '../contract/context.ts'
 import type { AppEnv } from '../http/context.ts'
+import { type HeaderRecord, respond } from '../http/headers.ts'
 import {
   type HeaderName,
   type Operation,
@@ -104,9 +110,12 @@ export function readUserContext(
 
 /** The 200 body of a served context, as text (the cached members are embedded as they are). */
 export function contextBody(served: ServedContext): string {
-  const cachedAt =
-    served.cachedAt === null ? 'null' : `"${new Date(served.cachedAt).toISOString()}"`
-  return `{${served.members},"source":"${served.source}","cached_at":${cachedAt},"degraded":${served.degraded !== undefined}}`
+  return contextAnswerText(
+    served.members,
+    served.source,
+    served.cachedAt,
+    served.degraded !== undefined,
+  )
 }
 
 export const contextRoutes = new Hono<AppEnv>().get(
@@ -118,19 +127,21 @@ export const contextRoutes = new Hono<AppEnv>().get(
     const bypass = /\bno-cache\b/i.test(c.req.header('cache-control') ?? '')
     const served = await readUserContext(c, userId, bypass)
     const degraded = served.degraded !== undefined
-    const headers: Record<string, string> = {
-      'Content-Type': 'application/json',
-      'X-Cache': served.cacheStatus,
-      'Cache-Control': degraded ? 'private, no-store' : `private, max-age=${served.maxAge}`,
+    const headers: HeaderRecord = {
+      'content-type': 'application/json',
+      'x-cache': served.cacheStatus,
+      'cache-control': degraded ? 'private, no-store' : `private, max-age=${served.maxAge}`,
     }
-    if (served.etag && !degraded) headers.ETag = served.etag
-    if (degraded) headers['X-Degraded'] = served.degraded!
+    if (served.etag && !degraded) headers.etag = served.etag
+    if (degraded) headers['x-degraded'] = served.degraded!
 
     const ifNoneMatch = c.req.header('if-none-match')
     if (served.etag && !degraded && ifNoneMatch && matches(ifNoneMatch, served.etag)) {
-      return c.body(null, 304, headers)
+      return respond(c, null, 304, headers)
     }
-    return c.body(contextBody(served), 200, headers)
+    // A fresh hit's body was built once, when its entry was stored (src/users/context.ts).
+    const built = served.source === 'cache' && !degraded ? served.body : undefined
+    return respond(c, built ?? contextBody(served), 200, headers)
   },
 )
 

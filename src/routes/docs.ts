@@ -132,7 +132,7 @@ export function createDocsRoutes(operations: readonly Operation[]) {
     .get(getDocsPage.path, async (c) =>
       c.html(PAGE, 200, {
         'Cache-Control': CACHEABLE,
-        // A route's own header replaces the one securityHeaders prepared; the others apply.
+        // A route's own header replaces the prepared one (src/http/headers.ts); the others apply.
         'Content-Security-Policy': await contentSecurityPolicy(),
       }),
     )

@@ -15,6 +15,7 @@ import {
   progressRequest,
 } from '../contract/progress.ts'
 import type { AppEnv } from '../http/context.ts'
+import { respond } from '../http/headers.ts'
 import { idempotencyKeyFrom } from '../http/idempotency-key.ts'
 import { type Operation, problem, RATE_LIMIT, unavailable } from '../http/operation.ts'
 import { requestScope } from '../http/scope.ts'
@@ -159,7 +160,10 @@ export const progressRoutes = new Hono<AppEnv>()
       batch: 'updates' in request,
       idempotencyKey: idempotencyKeyFrom(c.req.header('idempotency-key')),
     })
-    return c.json(body, 202, { Location: `/api/v1/agent/progress/batches/${body.batch_id}` })
+    return respond(c, JSON.stringify(body), 202, {
+      'content-type': 'application/json',
+      location: `/api/v1/agent/progress/batches/${body.batch_id}`,
+    })
   })
   .get(
     getProgressBatch.path,

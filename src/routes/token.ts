@@ -46,6 +46,7 @@ import {
 } from '../contract/token.ts'
 import { authenticate, consumeAgentRequest, failClosed, isBearer, issuerFor } from '../http/auth.ts'
 import type { AppEnv } from '../http/context.ts'
+import { preparedHeader } from '../http/headers.ts'
 import { type Operation, RATE_LIMIT, type ResponseDoc } from '../http/operation.ts'
 import { clientAddress, requestScope } from '../http/scope.ts'
 import { rateLimitHeaders } from '../ratelimit/answers.ts'
@@ -366,7 +367,7 @@ async function answer(c: Context<AppEnv>, response: Response): Promise<Response>
   const budget = c.get('failureBudget')
   if (!budget) return response
   await budget.refund()
-  if (!response.headers.has('RateLimit-Limit')) {
+  if (!response.headers.has('RateLimit-Limit') && !preparedHeader(c, 'ratelimit-limit')) {
     const headers = rateLimitHeaders(budget.decision, c.get('services').clock.now())
     for (const [name, value] of Object.entries(headers)) response.headers.set(name, value)
   }

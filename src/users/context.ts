@@ -3,7 +3,7 @@
 // payload and no hashing (the ETag is computed once per load).
 import { SwrCache } from '../cache/swr.ts'
 import type { Tunables } from '../config/tunables.ts'
-import type { TaskProgress } from '../contract/context.ts'
+import { contextAnswerText, type TaskProgress } from '../contract/context.ts'
 import type { ProgressStatus } from '../contract/progress.ts'
 import { type CallOptions, type Database, sql } from '../db/client.ts'
 import type { EventBus } from '../kernel/events.ts'
@@ -12,6 +12,11 @@ export interface CachedContext {
   /** `"user":…,"context":…,"progress":…` — the payload's members, ready to embed. */
   members: string
   etag: string
+  /**
+   * A fresh hit's whole 200 body, encoded once when the entry is stored (`cached_at` is then
+   * known): a hit costs no string building or UTF-8 encoding of the payload.
+   */
+  hit?: { cachedAt: number; body: Uint8Array<ArrayBuffer> }
 }
 
 interface ContextRow {
@@ -64,6 +69,8 @@ async function etagOf(members: string): Promise<string> {
   return `W/"${hex.join('')}"`
 }
 
+const UTF8 = new TextEncoder()
+
 export function contextCache(t: Tunables, now: () => number, events?: EventBus) {
   return new SwrCache<CachedContext>({
     maxEntries: t.contextCacheMaxEntries,
@@ -72,7 +79,14 @@ export function contextCache(t: Tunables, now: () => number, events?: EventBus) 
     staleMs: t.contextCacheStaleMs,
     negativeTtlMs: t.contextCacheNegativeTtlMs,
     // UTF-16 code units ≈ bytes for the mostly-ASCII JSON; close enough for a bound.
-    sizeOf: (value) => value.members.length * 2 + value.etag.length,
+    sizeOf: (value) => value.members.length * 2 + value.etag.length + (value.hit?.body.length ?? 0),
+    keep: (value, storedAt) => ({
+      ...value,
+      hit: {
+        cachedAt: storedAt,
+        body: UTF8.encode(contextAnswerText(value.members, 'cache', storedAt, false)),
+      },
+    }),
     now,
     onRead: (status) => events?.emit({ type: 'cache.read', cache: 'user-context', status }),
   })

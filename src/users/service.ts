@@ -86,6 +86,8 @@ export interface ServedContext {
   /** Seconds a client may reuse this answer. */
   maxAge: number
   degraded?: string
+  /** The 200 body, encoded, when it was built once for this cached entry (a fresh hit). */
+  body?: Uint8Array<ArrayBuffer>
 }
 
 /**
@@ -232,6 +234,7 @@ function fromCache(
   expiresAt: number,
   now: number,
 ): ServedContext {
+  const built = source === 'cache' && value.hit?.cachedAt === storedAt ? value.hit.body : undefined
   return {
     members: value.members,
     etag: value.etag,
@@ -239,5 +242,6 @@ function fromCache(
     cacheStatus,
     cachedAt: storedAt,
     maxAge: Math.max(0, Math.floor((expiresAt - now) / 1000)),
+    ...(built && { body: built }),
   }
 }

@@ -201,6 +201,26 @@ describe('progress buffer and flush', () => {
   )
 
   test.runIf(hasRedis)(
+    'the lease is one across isolates: held here, another isolate is told so by Redis',
+    async () => {
+      const { services: make } = stack()
+      const env = { REDIS_KEY_PREFIX: `t:${crypto.randomUUID().slice(0, 8)}:` }
+      const here = make(env).progress.buffer!
+      const other = make(env)
+      expect(await here.acquireLease('here', 10_000)).toBe(true)
+      try {
+        // This isolate knows it holds it (no round trip); the other one asks Redis.
+        expect(await here.acquireLease('again', 10_000)).toBe(false)
+        expect(await flushProgress(other)).toMatchObject({ flushed: 0, skipped: 'lease_held' })
+      } finally {
+        await here.releaseLease('here')
+      }
+      expect(await other.progress.buffer!.acquireLease('other', 10_000)).toBe(true)
+      await other.progress.buffer!.releaseLease('other')
+    },
+  )
+
+  test.runIf(hasRedis)(
     'the same key in two requests is accepted once; the depth bound refuses whole requests',
     async () => {
       const { services: make } = stack()

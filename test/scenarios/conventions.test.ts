@@ -1,6 +1,6 @@
 // Conventions every route shares (CONTRACT.md "Conventions"), in both runtimes.
 import { describe, expect, test } from 'vitest'
-import { bearer, getToken } from '../support/agents.ts'
+import { bearer, getToken, jsonPost } from '../support/agents.ts'
 import { scenario } from '../support/scenario.ts'
 
 const s = await scenario()
@@ -40,6 +40,67 @@ describe(`conventions (${s.runtime})`, () => {
     expect(res.headers.get('strict-transport-security')).toContain('max-age=')
     expect(res.headers.get('ratelimit-limit')).toMatch(/^\d+$/)
     expect(res.headers.get('server-timing')).toMatch(/total/)
+  })
+
+  test('120 requests at once: each answer carries its own request id, headers and body', async () => {
+    // The headers every answer carries are prepared per request (src/http/headers.ts) and the
+    // hot routes build their answer in one go: nothing may leak from one request to another.
+    const auth = bearer((await getToken(s)).access_token)
+    const ask = (i: number) => {
+      const id = `burst-${i}`
+      const kind = i % 4
+      if (kind === 0 || kind === 1) {
+        const user = kind === 0 ? 'demo-user-1' : 'demo-user-2'
+        const res = s.fetch(`/api/v1/agent/users/${user}/context`, {
+          headers: { ...auth, 'X-Request-Id': id },
+        })
+        return { id, kind, user, res }
+      }
+      if (kind === 2) {
+        const update = {
+          user_id: 'demo-user-1',
+          task_id: `burst-${i}`,
+          status: 'in_progress',
+          progress: i % 101,
+          occurred_at: new Date(Date.now() - 1000).toISOString(),
+          idempotency_key: `burst-${crypto.randomUUID()}`,
+        }
+        const res = s.fetch(
+          '/api/v1/agent/progress',
+          jsonPost(update, { ...auth, 'X-Request-Id': id }),
+        )
+        return { id, kind, user: '', res }
+      }
+      const res = s.fetch(`/api/v1/agent/users/nobody-${i}/context`, {
+        headers: { ...auth, 'X-Request-Id': id },
+      })
+      return { id, kind, user: '', res }
+    }
+    const asked = Array.from({ length: 120 }, (_, i) => ask(i))
+    const answers = await Promise.all(asked.map(async (a) => ({ ...a, res: await a.res })))
+    const batches = new Set<string>()
+    for (const { id, kind, user, res } of answers) {
+      expect(res.headers.get('x-request-id')).toBe(id)
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff')
+      expect(res.headers.get('server-timing')).toMatch(/^total;dur=/)
+      expect(res.headers.get('ratelimit-limit')).toMatch(/^\d+$/)
+      const body = await res.json()
+      if (kind === 0 || kind === 1) {
+        expect(res.status).toBe(200)
+        expect(res.headers.get('cache-control')).toMatch(/^private, (max-age=\d+|no-store)$/)
+        expect(body.user.id).toBe(user)
+      } else if (kind === 2) {
+        expect(res.status).toBe(202)
+        expect(res.headers.get('cache-control')).toBe('no-store')
+        expect(res.headers.get('location')).toBe(`/api/v1/agent/progress/batches/${body.batch_id}`)
+        batches.add(body.batch_id)
+      } else {
+        expect(res.status).toBe(404)
+        expect(res.headers.get('cache-control')).toBe('no-store')
+        expect(body.request_id).toBe(id)
+      }
+    }
+    expect(batches.size).toBe(30)
   })
 
   test('an unknown route is a problem+json 404 with the request id', async () => {

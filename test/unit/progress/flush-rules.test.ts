@@ -164,6 +164,17 @@ describe('flushProgress without stores', () => {
     })
   })
 
+  test('a flush a request triggered (counts: false) makes no round trip to count', async () => {
+    const { buffer, calls } = fakeBuffer({ lease: false })
+    const db = fakeDatabase(new Error('unused'))
+    expect(await flushProgress(deps({ buffer, db }).deps, {}, { counts: false })).toMatchObject({
+      skipped: 'lease_held',
+      remaining: -1,
+      deadLetters: -1,
+    })
+    expect(calls).toEqual(['lease'])
+  })
+
   test('an outage while writing puts the claim back, reports the error, releases the lease', async () => {
     const outage = Object.assign(new Error('fetch failed'), { name: 'TypeError' })
     const { buffer, calls } = fakeBuffer({ claims: [[update(1), update(2)]] })
