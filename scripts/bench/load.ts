@@ -109,6 +109,23 @@ export async function httpLoad(options: {
     const context = `${app.url}/api/v1/agent/users/demo-user-1/context`
     for (let i = 0; i < 3; i++) await (await fetch(context, { headers: auth })).arrayBuffer()
 
+    // The progress route warmed up the same way (its grant and dedupe caches), for each user.
+    for (const user of ['demo-user-1', 'demo-user-2']) {
+      const res = await fetch(`${app.url}/api/v1/agent/progress`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          user_id: user,
+          task_id: 'load-warm-up',
+          status: 'in_progress',
+          progress: 1,
+          occurred_at: new Date(Date.now() - 1000).toISOString(),
+          idempotency_key: `load-warm-up-${user}-${Date.now()}`,
+        }),
+      })
+      if (res.status !== 202) throw new Error(`progress warm-up: ${res.status} ${await res.text()}`)
+    }
+
     const common = { connections: options.connections, duration: options.seconds }
     const bareResult = await run({ ...common, url: `${bare.url}/bare` }, bare.pid)
     const hit = await run({ ...common, url: context, headers: auth }, app.pid)
