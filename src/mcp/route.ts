@@ -213,7 +213,8 @@ async function serve(c: Context<AppEnv>, message: unknown, text: string): Promis
   }
   const { handleMcp } = sdkServer ?? (await loadSdkServer())
   const answer = await handleMcp(c, message, prefersStream(c.req.header('accept')))
-  // Through c.body, so the headers requireAuth prepared (RateLimit-*) are kept.
+  // Through c.body: the headers every answer carries (RateLimit-* among them) are added to it
+  // by responseHeaders (src/http/headers.ts) once it is returned.
   const headers = Object.fromEntries(answer.headers)
   const status = answer.status as 200
   return answer.body ? c.body(answer.body, status, headers) : c.body(null, status, headers)

@@ -70,6 +70,8 @@ async function etagOf(members: string): Promise<string> {
 }
 
 const UTF8 = new TextEncoder()
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the whole Latin-1 range, on purpose
+const LATIN1 = /^[\x00-\xff]*$/
 
 export function contextCache(t: Tunables, now: () => number, events?: EventBus) {
   return new SwrCache<CachedContext>({
@@ -78,8 +80,13 @@ export function contextCache(t: Tunables, now: () => number, events?: EventBus) 
     ttlMs: t.contextCacheTtlMs,
     staleMs: t.contextCacheStaleMs,
     negativeTtlMs: t.contextCacheNegativeTtlMs,
-    // UTF-16 code units ≈ bytes for the mostly-ASCII JSON; close enough for a bound.
-    sizeOf: (value) => value.members.length * 2 + value.etag.length + (value.hit?.body.length ?? 0),
+    // What an entry holds: `members` (V8 keeps a Latin-1 string at one byte a character, any
+    // other at two) and the hit body's UTF-8 bytes. Counting `members` at two bytes a character
+    // throughout made the hit body's copy cost a third of the cache's room for JSON.
+    sizeOf: (value) =>
+      value.members.length * (LATIN1.test(value.members) ? 1 : 2) +
+      value.etag.length +
+      (value.hit?.body.length ?? 0),
     keep: (value, storedAt) => ({
       ...value,
       hit: {
