@@ -125,6 +125,9 @@ const REQUIRED = [
   'exp',
 ] as const
 
+/** RFC 7515 §7.1: three base64url segments, unpadded (§2). */
+const COMPACT_JWS = /^[\w-]+\.[\w-]+\.[\w-]+$/
+
 export async function verifyAccessToken(
   ring: KeyRing,
   token: string,
@@ -141,6 +144,8 @@ export async function verifyAccessToken(
     allowExpired?: boolean
   },
 ): Promise<AccessClaims> {
+  // One spelling per token: jose also decodes padded or otherwise non-canonical segments.
+  if (!COMPACT_JWS.test(token)) throw new TokenError('malformed')
   let payload: Record<string, unknown>
   try {
     const result = await jwtVerify(

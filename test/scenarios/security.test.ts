@@ -103,6 +103,10 @@ function forgeries(d: Deployment): [string, () => Promise<string>][] {
       },
     ],
     [
+      'our own token with its signature padded (RFC 7515 §2: base64url without padding)',
+      async () => `${await sign(await validClaims(sc))}==`,
+    ],
+    [
       'a tampered payload',
       async () => {
         const [header, , signature] = (await sign(await validClaims(sc))).split('.')
