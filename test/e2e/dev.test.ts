@@ -34,8 +34,8 @@ afterAll(async () => {
   )
 })
 
-function start(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['scripts/dev.ts'], {
+function start(env: Record<string, string>, args: string[] = []) {
+  const child = spawn(process.execPath, ['scripts/dev.ts', ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
   })
@@ -204,5 +204,45 @@ describe('npm run dev', () => {
         await admin.end()
       }
     },
+  )
+})
+
+describe('npm run dev:wrangler', () => {
+  test.skipIf(!hasPostgres)(
+    "wrangler's dev server on the local stack: the scheduled flush reaches the worker every interval",
+    async () => {
+      // wrangler uploads our own build (no_bundle), so its --test-scheduled route is gone: the
+      // flush must go to Miniflare's trigger handler (once it answered 404 every minute).
+      const name = `dev_check_${crypto.randomUUID().slice(0, 8)}`
+      const admin = new Client({ connectionString: POSTGRES_URL })
+      await admin.connect()
+      await admin.query(`CREATE DATABASE ${name}`)
+      const databaseUrl = Object.assign(new URL(POSTGRES_URL), { pathname: `/${name}` }).toString()
+      try {
+        const dev = start(
+          {
+            LOCAL_POSTGRES_URL: databaseUrl,
+            // Nothing answers there: this test is about the trigger, not the buffer.
+            REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+            PORT: String(await freePort()),
+            DEV_CRON_INTERVAL_MS: '1000',
+          },
+          ['--wrangler'],
+        )
+        const [, base] = await dev.until(/Agent API \(development\) on (http:\/\/\S+)/, 150_000)
+        expect((await fetch(`${base}/health`)).status).toBe(200)
+        const runs = () =>
+          (dev.output() + dev.errors()).match(/"msg":"scheduled run"/g)?.length ?? 0
+        for (let i = 0; runs() < 2 && i < 100; i++) await new Promise((r) => setTimeout(r, 200))
+        expect(runs()).toBeGreaterThanOrEqual(2)
+        expect(dev.errors()).not.toMatch(/scheduled flush/)
+        dev.child.kill('SIGINT')
+        await dev.exited
+      } finally {
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+        await admin.end()
+      }
+    },
+    200_000,
   )
 })
