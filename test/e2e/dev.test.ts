@@ -24,6 +24,20 @@ function freePort(): Promise<number> {
   })
 }
 
+/** Runs `work` with a database of its own on the local PostgreSQL, dropped afterwards. */
+async function withOwnDatabase(work: (databaseUrl: string) => Promise<void>): Promise<void> {
+  const name = `dev_check_${crypto.randomUUID().slice(0, 8)}`
+  const admin = new Client({ connectionString: POSTGRES_URL })
+  await admin.connect()
+  await admin.query(`CREATE DATABASE ${name}`)
+  try {
+    await work(Object.assign(new URL(POSTGRES_URL), { pathname: `/${name}` }).toString())
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    await admin.end()
+  }
+}
+
 const children: ChildProcess[] = []
 afterAll(async () => {
   for (const child of children) {
@@ -107,103 +121,99 @@ describe('npm run dev', () => {
   test.runIf(hasPostgres)(
     'says which stores run, commits without Redis, uses Redis once it appears, flushes on its cron',
     { timeout: 120_000 },
-    async () => {
-      // A database of its own, dropped afterwards.
-      const name = `dev_check_${crypto.randomUUID().slice(0, 8)}`
-      const admin = new Client({ connectionString: POSTGRES_URL })
-      await admin.connect()
-      await admin.query(`CREATE DATABASE ${name}`)
-      const databaseUrl = Object.assign(new URL(POSTGRES_URL), { pathname: `/${name}` }).toString()
-      const redisPort = await freePort()
-      let redis: ChildProcess | undefined
-      const db = new Client({ connectionString: databaseUrl })
-      try {
-        const dev = start({
-          LOCAL_POSTGRES_URL: databaseUrl,
-          REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-          PORT: String(await freePort()),
-          DEV_CRON_INTERVAL_MS: '1000',
-          // From the shell, as a developer may: a short open period, so Redis is probed soon.
-          BREAKER_OPEN_MS: '500',
-        })
-        const [, base] = await dev.until(/Agent API \(development\) on (http:\/\/\S+)/)
-        expect(dev.output()).toContain(
-          `database: PostgreSQL at 127.0.0.1:5432/${name} (LOCAL_POSTGRES_URL)`,
-        )
-        expect(dev.output()).toContain(`redis: nothing answers on 127.0.0.1:${redisPort} yet`)
-
-        const vars = parseEnv(await readFile(`${root}.dev.vars`, 'utf8')) as Record<string, string>
-        const token = await fetch(`${base}/api/v1/agent/token`, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify({ agent_id: 'demo-agent', agent_secret: vars.DEV_AGENT_SECRET }),
-        })
-        expect(token.status).toBe(200)
-        const auth = {
-          Authorization: `Bearer ${((await token.json()) as { access_token: string }).access_token}`,
-        }
-        const post = async (taskId: string) => {
-          const res = await fetch(`${base}/api/v1/agent/progress`, {
-            method: 'POST',
-            headers: { ...auth, 'Content-Type': 'application/json' },
-            body: JSON.stringify({
-              user_id: 'demo-user-1',
-              task_id: taskId,
-              status: 'in_progress',
-              progress: 5,
-              occurred_at: new Date(Date.now() - 1000).toISOString(),
-            }),
+    () =>
+      withOwnDatabase(async (databaseUrl) => {
+        const redisPort = await freePort()
+        let redis: ChildProcess | undefined
+        const db = new Client({ connectionString: databaseUrl })
+        try {
+          const dev = start({
+            LOCAL_POSTGRES_URL: databaseUrl,
+            REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+            PORT: String(await freePort()),
+            DEV_CRON_INTERVAL_MS: '1000',
+            // From the shell, as a developer may: a short open period, so Redis is probed soon.
+            BREAKER_OPEN_MS: '500',
           })
-          expect(res.status).toBe(202)
-          return (await res.json()) as { status: string }
-        }
-        expect((await post('dev-before-redis')).status).toBe('committed')
-
-        redis = spawn('redis-server', [
-          '--port',
-          String(redisPort),
-          '--bind',
-          '127.0.0.1',
-          '--save',
-          '',
-          '--appendonly',
-          'no',
-        ])
-        children.push(redis)
-        for (let i = 0; i < 50 && !(await reachable(`redis://127.0.0.1:${redisPort}`)); i++) {
-          await new Promise((r) => setTimeout(r, 100))
-        }
-        // The app's Redis breaker lets a probe through after its open period: then Redis is used.
-        let status = ''
-        let queuedTask = ''
-        for (let i = 0; status !== 'queued' && i < 60; i++) {
-          queuedTask = `dev-after-redis-${i}`
-          status = (await post(queuedTask)).status
-          if (status !== 'queued') await new Promise((r) => setTimeout(r, 500))
-        }
-        expect(status).toBe('queued')
-
-        // Nobody calls the flush route: the dev server's cron drains the buffer by itself.
-        await db.connect()
-        let flushed = 0
-        for (let i = 0; flushed === 0 && i < 100; i++) {
-          const rows = await db.query(
-            'SELECT count(*)::int AS n FROM progress_events WHERE task_id = $1',
-            [queuedTask],
+          const [, base] = await dev.until(/Agent API \(development\) on (http:\/\/\S+)/)
+          expect(dev.output()).toContain(
+            `database: PostgreSQL at 127.0.0.1:5432${new URL(databaseUrl).pathname} (LOCAL_POSTGRES_URL)`,
           )
-          flushed = rows.rows[0].n
-          if (!flushed) await new Promise((r) => setTimeout(r, 200))
+          expect(dev.output()).toContain(`redis: nothing answers on 127.0.0.1:${redisPort} yet`)
+
+          const vars = parseEnv(await readFile(`${root}.dev.vars`, 'utf8')) as Record<
+            string,
+            string
+          >
+          const token = await fetch(`${base}/api/v1/agent/token`, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ agent_id: 'demo-agent', agent_secret: vars.DEV_AGENT_SECRET }),
+          })
+          expect(token.status).toBe(200)
+          const auth = {
+            Authorization: `Bearer ${((await token.json()) as { access_token: string }).access_token}`,
+          }
+          const post = async (taskId: string) => {
+            const res = await fetch(`${base}/api/v1/agent/progress`, {
+              method: 'POST',
+              headers: { ...auth, 'Content-Type': 'application/json' },
+              body: JSON.stringify({
+                user_id: 'demo-user-1',
+                task_id: taskId,
+                status: 'in_progress',
+                progress: 5,
+                occurred_at: new Date(Date.now() - 1000).toISOString(),
+              }),
+            })
+            expect(res.status).toBe(202)
+            return (await res.json()) as { status: string }
+          }
+          expect((await post('dev-before-redis')).status).toBe('committed')
+
+          redis = spawn('redis-server', [
+            '--port',
+            String(redisPort),
+            '--bind',
+            '127.0.0.1',
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+          ])
+          children.push(redis)
+          for (let i = 0; i < 50 && !(await reachable(`redis://127.0.0.1:${redisPort}`)); i++) {
+            await new Promise((r) => setTimeout(r, 100))
+          }
+          // The app's Redis breaker lets a probe through after its open period: then Redis is used.
+          let status = ''
+          let queuedTask = ''
+          for (let i = 0; status !== 'queued' && i < 60; i++) {
+            queuedTask = `dev-after-redis-${i}`
+            status = (await post(queuedTask)).status
+            if (status !== 'queued') await new Promise((r) => setTimeout(r, 500))
+          }
+          expect(status).toBe('queued')
+
+          // Nobody calls the flush route: the dev server's cron drains the buffer by itself.
+          await db.connect()
+          let flushed = 0
+          for (let i = 0; flushed === 0 && i < 100; i++) {
+            const rows = await db.query(
+              'SELECT count(*)::int AS n FROM progress_events WHERE task_id = $1',
+              [queuedTask],
+            )
+            flushed = rows.rows[0].n
+            if (!flushed) await new Promise((r) => setTimeout(r, 200))
+          }
+          expect(flushed).toBe(1)
+          dev.child.kill('SIGTERM')
+          expect(await dev.exited).toBe(0)
+        } finally {
+          await db.end().catch(() => {})
+          redis?.kill('SIGTERM')
         }
-        expect(flushed).toBe(1)
-        dev.child.kill('SIGTERM')
-        expect(await dev.exited).toBe(0)
-      } finally {
-        await db.end().catch(() => {})
-        redis?.kill('SIGTERM')
-        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-        await admin.end()
-      }
-    },
+      }),
   )
 })
 
@@ -213,12 +223,7 @@ describe('npm run dev:wrangler', () => {
     async () => {
       // wrangler uploads our own build (no_bundle), so its --test-scheduled route is gone: the
       // flush must go to Miniflare's trigger handler (once it answered 404 every minute).
-      const name = `dev_check_${crypto.randomUUID().slice(0, 8)}`
-      const admin = new Client({ connectionString: POSTGRES_URL })
-      await admin.connect()
-      await admin.query(`CREATE DATABASE ${name}`)
-      const databaseUrl = Object.assign(new URL(POSTGRES_URL), { pathname: `/${name}` }).toString()
-      try {
+      await withOwnDatabase(async (databaseUrl) => {
         const dev = start(
           {
             LOCAL_POSTGRES_URL: databaseUrl,
@@ -238,10 +243,7 @@ describe('npm run dev:wrangler', () => {
         expect(dev.errors()).not.toMatch(/scheduled flush/)
         dev.child.kill('SIGINT')
         await dev.exited
-      } finally {
-        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-        await admin.end()
-      }
+      })
     },
     200_000,
   )
