@@ -221,6 +221,25 @@ describe('progress buffer and flush', () => {
   )
 
   test.runIf(hasRedis)(
+    'the lease under a burst: 60 flush triggers at once from two isolates, exactly one holds it, twice over',
+    async () => {
+      const { services: make } = stack()
+      const env = { REDIS_KEY_PREFIX: `t:${crypto.randomUUID().slice(0, 8)}:` }
+      const isolates = [make(env).progress.buffer!, make(env).progress.buffer!]
+      for (const round of [1, 2]) {
+        const tokens = Array.from({ length: 60 }, (_, i) => `r${round}-${i}`)
+        const won = await Promise.all(
+          tokens.map((token, i) => isolates[i % 2]!.acquireLease(token, 10_000)),
+        )
+        const winners = tokens.filter((_, i) => won[i])
+        expect(winners).toHaveLength(1)
+        const winner = tokens.indexOf(winners[0]!)
+        await isolates[winner % 2]!.releaseLease(winners[0]!)
+      }
+    },
+  )
+
+  test.runIf(hasRedis)(
     'the same key in two requests is accepted once; the depth bound refuses whole requests',
     async () => {
       const { services: make } = stack()
