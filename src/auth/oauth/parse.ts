@@ -132,18 +132,27 @@ export function basicCredentials(header: string | undefined): Credentials | unde
  * sent with an empty value is treated as omitted (RFC 6749 §3.1, §3.2).
  */
 export function formFields(text: string): Record<string, string> {
-  const fields: Record<string, string> = {}
+  // No prototype: `toString=1` is a parameter like any other, not one "already there".
+  const fields: Record<string, string> = Object.create(null)
   for (const [key, value] of new URLSearchParams(text)) {
     if (value === '') continue
     // RFC 8707 lets `resource` repeat; a token here has one audience, so one is taken.
-    if (key === 'resource' && key in fields) {
+    if (key === 'resource' && Object.hasOwn(fields, key)) {
       throw oauthError('invalid_target', 'Ask for one resource per token request')
     }
-    if (key in fields) throw oauthError('invalid_request', `Parameter ${key} is repeated`)
-    if (value.length > 8192) throw oauthError('invalid_request', `Parameter ${key} is too long`)
+    if (Object.hasOwn(fields, key)) {
+      throw oauthError('invalid_request', `${parameterName(key)} is repeated`)
+    }
+    if (value.length > 8192)
+      throw oauthError('invalid_request', `${parameterName(key)} is too long`)
     fields[key] = value
   }
   return fields
+}
+
+/** A parameter named in an answer only when its name has OAuth's shape: not request data. */
+function parameterName(key: string): string {
+  return /^[a-z_]{1,40}$/.test(key) ? `Parameter ${key}` : 'A parameter'
 }
 
 function parseJson(text: string): unknown {

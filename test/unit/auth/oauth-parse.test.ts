@@ -77,6 +77,27 @@ describe('parseTokenRequest', () => {
     })
   })
 
+  test('parameters named like Object.prototype members are unknown parameters, ignored (RFC 6749 §3.1)', async () => {
+    const { value } = input(
+      FORM,
+      'grant_type=client_credentials&client_id=a&client_secret=s&toString=1&hasOwnProperty=2&constructor=3&__proto__=4',
+    )
+    expect(await parseTokenRequest(value)).toMatchObject({
+      request: { grant: 'client_credentials' },
+    })
+  })
+
+  test('a repeated parameter is named only when its name has OAuth shape (no request data echoed)', async () => {
+    const { value } = input(
+      FORM,
+      'grant_type=client_credentials&client_id=a&client_secret=s&X%00y=1&X%00y=2',
+    )
+    expect(failure(await parseTokenRequest(value))).toMatchObject({
+      code: 'invalid_request',
+      extensions: { error_description: 'A parameter is repeated' },
+    })
+  })
+
   test('credentials in the body and by Basic: invalid_request', async () => {
     const { value } = input(
       FORM,
