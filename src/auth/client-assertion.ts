@@ -25,7 +25,8 @@ export class AssertionError extends Error {
  * The assertion's `jti` and `exp` (s) once it holds: signed by `jwk` with an allowed algorithm,
  * `iss` = `sub` = `clientId`, `aud` one of `audiences` (the issuer or the token endpoint),
  * `exp` in the future but no more than `maxLifetimeSeconds` away (and after `iat` by no more,
- * when `iat` is present), `nbf` passed. Times in seconds; `now` in ms. Throws AssertionError.
+ * when `iat` is present, which must not be in the future), `nbf` passed. Times in seconds;
+ * `now` in ms. Throws AssertionError.
  */
 export async function verifyClientAssertion(
   assertion: string,
@@ -73,6 +74,11 @@ export async function verifyClientAssertion(
   }
   if (typeof iat === 'number' && exp - iat > options.maxLifetimeSeconds) {
     throw new AssertionError('lifetime')
+  }
+  // Issued later than now (beyond the tolerance): a clock to distrust, or an assertion minted
+  // ahead for later use; the lifetime checks above cannot see it (exp − iat is then small).
+  if (typeof iat === 'number' && iat > nowSeconds + options.toleranceSeconds) {
+    throw new AssertionError('issued_in_future')
   }
   return { jti, exp }
 }

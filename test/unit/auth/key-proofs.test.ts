@@ -163,6 +163,7 @@ describe('verifyClientAssertion (RFC 7523 §3)', () => {
       ['expired', assertion({ iat: nowS - 120, exp: nowS - 60 }), 'ERR_JWT_EXPIRED'],
       ['exp too far', assertion({ iat: undefined, exp: nowS + 306 }), 'lifetime'],
       ['iat to exp too long', assertion({ iat: nowS - 200, exp: nowS + 200 }), 'lifetime'],
+      ['issued in the future', assertion({ iat: nowS + 3600, exp: nowS + 60 }), 'issued_in_future'],
       ['wrong aud', assertion({ aud: 'https://other.test' }), 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
       ['wrong iss', assertion({ iss: 'agent-2' }), 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
       ['wrong sub', assertion({ sub: 'agent-2' }), 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
