@@ -13,9 +13,11 @@ import {
   CallToolRequestSchema,
   type CallToolResult,
   ErrorCode,
+  InitializeRequestSchema,
   ListToolsRequestSchema,
   McpError,
   type Tool as McpTool,
+  PingRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js'
 import { CfWorkerJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/cfworker'
 import type { Context } from 'hono'
@@ -65,6 +67,8 @@ export async function handleMcp(
   message: unknown,
   stream: boolean,
 ): Promise<Response> {
+  const invalid = invalidParams(message)
+  if (invalid) return invalid
   // A server per request, not one per isolate: the SDK's Protocol holds one transport at a
   // time (connect throws while one is attached), keys its in-flight handlers by JSON-RPC id
   // (two clients' `id: 1` would collide) and aborts every in-flight handler when a transport
@@ -92,6 +96,41 @@ export async function handleMcp(
   })
   await server.connect(transport)
   return transport.handleRequest(c.req.raw, { parsedBody: message })
+}
+
+/** The requests this server answers, by method, with the SDK's own schemas for them. */
+const REQUESTS = {
+  initialize: InitializeRequestSchema,
+  ping: PingRequestSchema,
+  'tools/list': ListToolsRequestSchema,
+  'tools/call': CallToolRequestSchema,
+} as const
+
+/**
+ * A request to one of REQUESTS whose params do not match: JSON-RPC's -32602 (JSON-RPC 2.0
+ * §5.1), with the paths of what is wrong (at most two steps, fixed names of the protocol).
+ * The SDK itself would answer -32603 Internal error quoting zod's text, which carries the
+ * request's values. Undefined when the message is anything else (the SDK answers it).
+ */
+function invalidParams(message: unknown): Response | undefined {
+  if (message === null || typeof message !== 'object') return undefined
+  const { method, id } = message as { method?: unknown; id?: unknown }
+  if (typeof method !== 'string' || !Object.hasOwn(REQUESTS, method)) return undefined
+  if (typeof id !== 'string' && typeof id !== 'number') return undefined
+  const parsed = REQUESTS[method as keyof typeof REQUESTS].safeParse(message)
+  if (parsed.success) return undefined
+  const paths = [
+    ...new Set(parsed.error.issues.map((issue) => issue.path.slice(0, 2).map(String).join('.'))),
+  ]
+  return Response.json({
+    jsonrpc: '2.0',
+    id,
+    error: {
+      code: ErrorCode.InvalidParams,
+      message: 'Invalid params',
+      data: { errors: paths.map((path) => ({ path, message: 'Invalid value' })) },
+    },
+  })
 }
 
 /**

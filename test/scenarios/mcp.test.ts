@@ -525,6 +525,48 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
     expect(method.error.code).toBe(-32601)
   })
 
+  test('params of the wrong shape are -32602 Invalid params (JSON-RPC 2.0 §5.1), never -32603, with no value quoted', async () => {
+    const token = await mcpToken()
+    const cases: [unknown, string][] = [
+      [
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'tools/call',
+          params: { name: 'list_users', arguments: [] },
+        },
+        'params.arguments',
+      ],
+      [
+        {
+          jsonrpc: '2.0',
+          id: 2,
+          method: 'tools/call',
+          params: { name: 'list_users', arguments: 'x' },
+        },
+        'params.arguments',
+      ],
+      [{ jsonrpc: '2.0', id: 3, method: 'tools/call', params: {} }, 'params.name'],
+      [{ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 5 } }, 'params.name'],
+      [
+        { jsonrpc: '2.0', id: 5, method: 'initialize', params: { secret: 'hunter2' } },
+        'params.protocolVersion',
+      ],
+    ]
+    for (const [message, path] of cases) {
+      const res = await rpc(token, message)
+      expect(res.status).toBeLessThan(500)
+      const body = await res.json()
+      const id = (message as { id: number }).id
+      expect(body, JSON.stringify(message)).toMatchObject({ id, error: { code: -32602 } })
+      expect(body.error.data.errors.map((e: { path: string }) => e.path)).toContain(path)
+      expect(JSON.stringify(body)).not.toMatch(/expected|hunter2|list_users/)
+    }
+    // A well-formed call still answers.
+    const ok = await (await rpc(token, call('list_users', {}))).json()
+    expect(ok.result.isError).toBeFalsy()
+  })
+
   test('hostile requests: 4xx or JSON-RPC errors, never a 5xx, nothing echoed', async () => {
     const token = await mcpToken()
     const restToken = (await getToken(s)).access_token
