@@ -25,6 +25,12 @@ const resourceUri = describe(
   'RFC 8707: the resource the access token is for — this API (`PUBLIC_URL`, the default) or its MCP endpoint (`PUBLIC_URL/mcp`); one per request. Anything else: `invalid_target`.',
 )
 
+/** RFC 8693 §2.1: the logical name of the service a delegated token is for. */
+const audienceName = describe(
+  boundedString(1, 2048),
+  'RFC 8693 §2.1: the service the delegated token is for, by name; here the names are the resource identifiers (`PUBLIC_URL` or `PUBLIC_URL/mcp`). One per request; with `resource`, the same one. Anything else: `invalid_target`.',
+)
+
 const SCOPE_TEXT = `Space-separated scopes (${SCOPES.join(', ')}); default: all the agent may hold.`
 
 /** JSON form 1: `{ agent_id, agent_secret, scope? }` (grant_type optional). */
@@ -112,6 +118,7 @@ export const jsonTokenExchange = z
       describe(scopeString, 'At most the subject token’s scopes (default: all of them).'),
     ),
     resource: z.optional(resourceUri),
+    audience: z.optional(audienceName),
   })
   .check(
     // RFC 8693 §2.1: actor_token_type is REQUIRED when actor_token is present, and MUST NOT
@@ -196,12 +203,13 @@ export const tokenForm = z
     actor_token_type: z.optional(accessTokenType),
     requested_subject: z.optional(jsonTokenExchange.shape.requested_subject),
     requested_token_type: z.optional(accessTokenType),
+    audience: jsonTokenExchange.shape.audience,
     ...clientAssertionFields,
   })
   .register(z.globalRegistry, {
     id: 'TokenRequestForm',
     description:
-      'RFC 6749 §4.4 and §6. Client credentials in the body (`client_id`, `client_secret`) or by HTTP Basic, never both. Parameters may not repeat; each value is at most 8192 characters; unknown parameters are ignored.',
+      'RFC 6749 §4.4 and §6. Client credentials in the body (`client_id`, `client_secret`) or by HTTP Basic, never both. Parameters may not repeat (a repeated `resource` or `audience` is `invalid_target`: a token here has one audience); each value is at most 8192 characters; unknown parameters are ignored.',
   })
 
 export const revokeForm = z

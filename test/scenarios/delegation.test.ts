@@ -86,6 +86,84 @@ describe(`token exchange, RFC 8693 (${s.runtime})`, () => {
     ).toBe(200)
   })
 
+  test('audience (RFC 8693 §2.1) names the target: ours by their resource URIs; anything else, two, or one disagreeing with resource is invalid_target', async () => {
+    const sc = isolate()
+    const agent = await getToken(sc)
+    const base = { subject_token: agent.access_token, requested_subject: 'demo-user-1' }
+    const mcp = `${BASE_URL}/mcp`
+    const as = await discover(sc)
+    const res = await oauth.genericTokenEndpointRequest(
+      as,
+      { client_id: DEMO_AGENT },
+      oauth.None(),
+      EXCHANGE,
+      new URLSearchParams({ ...base, subject_token_type: AT, audience: mcp }),
+      options(sc),
+    )
+    const tokens = await oauth.processGenericTokenEndpointResponse(
+      as,
+      { client_id: DEMO_AGENT },
+      res,
+    )
+    expect(decodeJwt(tokens.access_token).payload.aud).toBe(mcp)
+    // The same in JSON, and with a resource naming the same target.
+    const json = await sc.fetch(
+      TOKEN,
+      jsonPost({ grant_type: EXCHANGE, subject_token_type: AT, ...base, audience: BASE_URL }),
+    )
+    expect(json.status).toBe(200)
+    const viaJson = (await json.json()) as { access_token: string }
+    expect(decodeJwt(viaJson.access_token).payload.aud).toBe(BASE_URL)
+    const both = await exchange(sc, { ...base, audience: mcp, resource: mcp })
+    expect(both.status).toBe(200)
+
+    const refused = async (init: RequestInit) => {
+      const r = await sc.fetch(TOKEN, init)
+      return { status: r.status, error: ((await r.json()) as { error?: string }).error }
+    }
+    const form = (pairs: [string, string][]) => ({
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams([
+        ['grant_type', EXCHANGE],
+        ['subject_token_type', AT],
+        ...Object.entries(base),
+        ...pairs,
+      ]).toString(),
+    })
+    const invalidTarget = { status: 400, error: 'invalid_target' }
+    for (const [name, init] of [
+      ['another service', form([['audience', 'https://elsewhere.example/']])],
+      ['a logical name we do not serve', form([['audience', 'payments']])],
+      ['our issuer with a trailing slash', form([['audience', `${BASE_URL}/`]])],
+      [
+        'two audiences',
+        form([
+          ['audience', BASE_URL],
+          ['audience', mcp],
+        ]),
+      ],
+      [
+        'audience and resource naming two targets',
+        form([
+          ['audience', BASE_URL],
+          ['resource', mcp],
+        ]),
+      ],
+      [
+        'JSON, another service',
+        jsonPost({ grant_type: EXCHANGE, subject_token_type: AT, ...base, audience: 'x' }),
+      ],
+    ] as const) {
+      expect({ name, ...(await refused(init)) }).toEqual({ name, ...invalidTarget })
+    }
+    // An audience that is not storable text is a malformed request, not a target.
+    expect(await refused(form([['audience', 'a\u0000b']]))).toEqual({
+      status: 400,
+      error: 'invalid_request',
+    })
+  })
+
   test('a delegated token serves its user only: another user the agent holds is the unknown user’s 404', async () => {
     const agent = await getToken(s)
     const res = await exchange(s, {

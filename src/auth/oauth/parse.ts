@@ -54,6 +54,8 @@ export type TokenRequest =
       requestedSubject: string
       scope?: string
       resource?: string
+      /** RFC 8693 §2.1: the target service by name (ours are named by their resource URIs). */
+      audience?: string
       credentials?: Credentials
     }
 
@@ -136,9 +138,10 @@ export function formFields(text: string): Record<string, string> {
   const fields: Record<string, string> = Object.create(null)
   for (const [key, value] of new URLSearchParams(text)) {
     if (value === '') continue
-    // RFC 8707 lets `resource` repeat; a token here has one audience, so one is taken.
-    if (key === 'resource' && Object.hasOwn(fields, key)) {
-      throw oauthError('invalid_target', 'Ask for one resource per token request')
+    // RFC 8707 lets `resource` repeat, RFC 8693 `audience`; a token here has one audience,
+    // so the request names one target (RFC 8693 §2.2.2: otherwise `invalid_target`).
+    if ((key === 'resource' || key === 'audience') && Object.hasOwn(fields, key)) {
+      throw oauthError('invalid_target', `Ask for one ${key} per token request`)
     }
     if (Object.hasOwn(fields, key)) {
       throw oauthError('invalid_request', `${parameterName(key)} is repeated`)
@@ -284,6 +287,7 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
           requestedSubject: req.requested_subject,
           scope: req.scope,
           resource: req.resource,
+          audience: req.audience,
           credentials: basic,
         }
       }
@@ -345,6 +349,7 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
               'requested_token_type',
               'scope',
               'resource',
+              'audience',
             ]),
           })
           return {
@@ -354,6 +359,7 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
             requestedSubject: exchange.requested_subject,
             scope,
             resource,
+            audience: exchange.audience,
             credentials,
           }
         }

@@ -272,6 +272,31 @@ export function requestedResource(
   return resource
 }
 
+/**
+ * The target an RFC 8693 request names by `resource` (RFC 8707) and/or `audience` (a logical
+ * name; this deployment's services are named by their resource identifiers), or undefined
+ * when it names none. A token here has one audience: an unknown name, or a `resource` and an
+ * `audience` naming two targets, is `invalid_target` (RFC 8693 §2.2.2).
+ */
+function requestedTarget(
+  issuer: Issuer,
+  resource: string | undefined,
+  audience: string | undefined,
+): string | undefined {
+  const named = requestedResource(issuer, resource)
+  if (audience === undefined) return named
+  if (!issuer.resources.includes(audience)) {
+    throw oauthError(
+      'invalid_target',
+      `Unknown audience; this server's are ${issuer.resources.join(' and ')}`,
+    )
+  }
+  if (named !== undefined && named !== audience) {
+    throw oauthError('invalid_target', 'resource and audience name different targets')
+  }
+  return audience
+}
+
 async function tokens(
   deps: TokenDeps,
   grant: 'client_credentials' | 'refresh_token',
@@ -532,7 +557,8 @@ async function exchangeGrant(
     throw oauthError('invalid_grant', 'A delegated token cannot be exchanged for another user')
   }
   const subject = tokens[0]!
-  const resource = requestedResource(context.issuer, request.resource) ?? subject.aud
+  const resource =
+    requestedTarget(context.issuer, request.resource, request.audience) ?? subject.aud
   const narrowest = tokens.reduce<string[]>(
     (allowed, t) => allowed.filter((s) => parseScopes(t.scope).includes(s)),
     parseScopes(subject.scope),
