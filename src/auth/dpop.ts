@@ -19,7 +19,10 @@ export class DpopError extends Error {
   }
 }
 
-/** Proof keys already imported (by `alg` and JWK as sent): a client signs with one key for long. */
+/**
+ * Proof keys already imported, by `alg` and key (see `proofKeyId`): a client signs with one key
+ * for long.
+ */
 export interface DpopKeyCache {
   get(id: string): { key: CryptoKey; jkt: string } | undefined
   set(id: string, entry: { key: CryptoKey; jkt: string }): void
@@ -59,6 +62,39 @@ export async function accessTokenHash(token: string): Promise<string> {
   return base64url(await sha256(token))
 }
 
+/** RFC 7638 §3.2: the members a key's thumbprint covers, by `kty`. */
+const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = {
+  EC: ['crv', 'kty', 'x', 'y'],
+  OKP: ['crv', 'kty', 'x'],
+  RSA: ['e', 'kty', 'n'],
+}
+
+/**
+ * Where a proof's key is cached: its `alg` and the key's thumbprint members, as JSON (no two
+ * keys share one), or undefined — not cached — when the JWK has any other member. DPoP clients
+ * send exactly those members; another member (`key_ops`, `use`, `ext`) may change how the key
+ * imports, and padding one would let a single client fill the cache with large ids of one key.
+ */
+function proofKeyId(alg: unknown, jwk: Record<string, unknown>): string | undefined {
+  const members = THUMBPRINT_MEMBERS[String(jwk.kty)]
+  if (!members || Object.keys(jwk).length !== members.length) return undefined
+  const values: unknown[] = [alg]
+  for (const member of members) {
+    const value = jwk[member]
+    if (typeof value !== 'string') return undefined
+    values.push(value)
+  }
+  return JSON.stringify(values)
+}
+
+/**
+ * What one cached proof key is charged against DPOP_KEY_CACHE_MAX_BYTES: its id (2 bytes a
+ * character) and 1 KiB for the imported key, whose size the platform does not tell.
+ */
+export function proofKeyBytes(id: string): number {
+  return 2 * id.length + 1024
+}
+
 /**
  * Checks one DPoP proof (RFC 9449 §4.3): one header value; `typ` dpop+jwt; an allowed
  * asymmetric `alg`; a public `jwk` that verifies the signature; `jti`; `htm` = `method`; `htu` =
@@ -86,7 +122,7 @@ export async function verifyDpopProof(
   if (proof.includes(',') || proof.length > 8192) throw new DpopError('malformed')
   let payload: Record<string, unknown>
   let jwk: Record<string, unknown>
-  let cacheId: string
+  let cacheId: string | undefined
   let known: { key: CryptoKey; jkt: string } | undefined
   let imported: CryptoKey | undefined
   try {
@@ -97,9 +133,8 @@ export async function verifyDpopProof(
     // thumbprint of a key no one can import.
     const curve = CURVE_OF[String(header.alg)]
     if (curve !== undefined && jwk.crv !== curve) throw new DpopError('key_mismatch')
-    // The same header as a proof verified before names the same key, imported for that alg.
-    cacheId = `${String(header.alg)}\u0000${JSON.stringify(jwk)}`
-    known = expected.keys?.get(cacheId)
+    cacheId = proofKeyId(header.alg, jwk)
+    known = cacheId === undefined ? undefined : expected.keys?.get(cacheId)
     const options = {
       typ: 'dpop+jwt',
       algorithms: [...CLIENT_KEY_ALGS],
@@ -141,7 +176,7 @@ export async function verifyDpopProof(
   let jkt = known?.jkt
   if (jkt === undefined) {
     jkt = await calculateJwkThumbprint(jwk as Parameters<typeof calculateJwkThumbprint>[0])
-    if (imported) expected.keys?.set(cacheId, { key: imported, jkt })
+    if (imported && cacheId !== undefined) expected.keys?.set(cacheId, { key: imported, jkt })
   }
   return {
     jkt,

@@ -108,7 +108,10 @@ export function createAuthState(deps: {
       onDefect: (err) => log.error('agent status lookup failed (not an outage)', { error: err }),
     }),
     grants: new GrantCache({ maxEntries: t.grantCacheMaxEntries, ttlMs: t.grantCacheTtlMs }),
-    dpopKeys: new BoundedLru({ maxEntries: t.tokenCacheMaxEntries }),
+    dpopKeys: new BoundedLru({
+      maxEntries: t.tokenCacheMaxEntries,
+      maxBytes: t.dpopKeyCacheMaxBytes,
+    }),
     replays: new ReplayCache({
       redis,
       maxEntries: t.replayCacheMaxEntries,

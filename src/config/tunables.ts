@@ -100,6 +100,14 @@ export const NUMERIC_TUNABLES = {
     min: 0,
     max: 1_000_000,
   },
+  dpopKeyCacheMaxBytes: {
+    variable: 'DPOP_KEY_CACHE_MAX_BYTES',
+    description:
+      'Bytes of imported DPoP proof keys kept per isolate (each charged its key material and 1 KiB); 0: none kept',
+    default: 1024 * 1024,
+    min: 0,
+    max: 64 * 1024 * 1024,
+  },
   revocationCheckTtlMs: {
     variable: 'REVOCATION_CHECK_TTL_MS',
     description: 'How long an isolate trusts a "not revoked" answer from Redis',

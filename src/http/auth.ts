@@ -10,7 +10,7 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import { type AccessClaims, TokenError, verifyAccessToken } from '../auth/access-token.ts'
 import { CLIENT_KEY_ALGS } from '../auth/client-assertion.ts'
-import { DpopError, type DpopProof, verifyDpopProof } from '../auth/dpop.ts'
+import { DpopError, type DpopProof, proofKeyBytes, verifyDpopProof } from '../auth/dpop.ts'
 import { dpopNonceHolds, issueDpopNonce } from '../auth/dpop-nonce.ts'
 import type { KeyRing } from '../auth/keys.ts'
 import { tokenRefusal } from '../auth/principal.ts'
@@ -107,7 +107,12 @@ async function checkResourceProof(
       keys: {
         get: (id) => services.auth.dpopKeys.get(id, now)?.value,
         // Kept while used (an hour unused, or evicted by newer ones): a key never changes.
-        set: (id, entry) => services.auth.dpopKeys.set(id, entry, { now, ttlMs: 3_600_000 }),
+        set: (id, entry) =>
+          services.auth.dpopKeys.set(id, entry, {
+            now,
+            ttlMs: 3_600_000,
+            bytes: proofKeyBytes(id),
+          }),
       },
     })
   } catch (err) {

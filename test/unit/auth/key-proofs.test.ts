@@ -3,8 +3,14 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
 import { describe, expect, test } from 'vitest'
 import { AssertionError, verifyClientAssertion } from '../../../src/auth/client-assertion.ts'
-import { accessTokenHash, DpopError, verifyDpopProof } from '../../../src/auth/dpop.ts'
+import {
+  accessTokenHash,
+  DpopError,
+  proofKeyBytes,
+  verifyDpopProof,
+} from '../../../src/auth/dpop.ts'
 import { ReplayCache, ReplayCacheFull } from '../../../src/auth/replay.ts'
+import { BoundedLru } from '../../../src/cache/lru.ts'
 
 const NOW = Date.UTC(2026, 10, 29, 12, 0, 0)
 const nowS = NOW / 1000
@@ -77,6 +83,49 @@ describe('verifyDpopProof (RFC 9449 §4.3)', () => {
       .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
       .sign(other)
     expect(await reason(verifyDpopProof(forged, { ...expected, keys }))).toMatch(/SIGNATURE/)
+  })
+
+  test('the key cache keeps a key sent as its thumbprint members only, each charged its size', async () => {
+    const cache = new BoundedLru<string, { key: CryptoKey; jkt: string }>({
+      maxEntries: 1000,
+      maxBytes: 4 * proofKeyBytes('x'.repeat(200)),
+    })
+    let hits = 0
+    const keys = {
+      get: (id: string) => {
+        const hit = cache.get(id, NOW)?.value
+        if (hit) hits++
+        return hit
+      },
+      set: (id: string, entry: { key: CryptoKey; jkt: string }) =>
+        void cache.set(id, entry, { now: NOW, ttlMs: 60_000, bytes: proofKeyBytes(id) }),
+    }
+    // A JWK with another member (padded here to most of a proof) is checked, never kept.
+    const padded = await verifyDpopProof(
+      await proof({}, { jwk: { ...jwk, kid: 'k'.repeat(4000) } }),
+      {
+        ...expected,
+        keys,
+      },
+    )
+    expect(padded.jkt).toBe(await calculateJwkThumbprint(jwk))
+    expect(cache.size).toBe(0)
+    // Exactly the members, in any order: one entry, then hits.
+    const reordered = { y: jwk.y, x: jwk.x, kty: jwk.kty, crv: jwk.crv }
+    await verifyDpopProof(await proof(), { ...expected, keys })
+    await verifyDpopProof(await proof({}, { jwk: reordered }), { ...expected, keys })
+    expect([cache.size, hits]).toEqual([1, 1])
+    // Many clients' keys: the bytes stay within the bound, the newest kept.
+    for (let i = 0; i < 12; i++) {
+      const k = await generateKeyPair('ES256', { extractable: true })
+      const own = await exportJWK(k.publicKey)
+      const signed = await new SignJWT({ jti: `j${i}`, htm: 'GET', htu: URL_, iat: nowS })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: own })
+        .sign(k.privateKey)
+      await verifyDpopProof(signed, { ...expected, keys })
+      expect(cache.bytes).toBeLessThanOrEqual(4 * proofKeyBytes('x'.repeat(200)))
+    }
+    expect(cache.size).toBeGreaterThan(1)
   })
 
   test('with an access token: ath must be its hash; without one, no ath', async () => {
