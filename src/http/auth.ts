@@ -106,13 +106,17 @@ async function checkResourceProof(
       ...(keys && { nonceHolds: (n: unknown) => dpopNonceHolds(keys, n, now, nonceTtl) }),
       keys: {
         get: (id) => services.auth.dpopKeys.get(id, now)?.value,
-        // Kept while used (an hour unused, or evicted by newer ones): a key never changes.
-        set: (id, entry) =>
+        // Only the key the token is bound to (a proof by any other is refused below, and
+        // keeping its key would let one client evict the others'). Kept while used (an hour
+        // unused, or evicted by newer ones): a key never changes.
+        set: (id, entry) => {
+          if (entry.jkt !== jkt) return
           services.auth.dpopKeys.set(id, entry, {
             now,
             ttlMs: 3_600_000,
             bytes: proofKeyBytes(id),
-          }),
+          })
+        },
       },
     })
   } catch (err) {
