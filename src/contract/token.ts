@@ -25,10 +25,10 @@ const resourceUri = describe(
   'RFC 8707: the resource the access token is for — this API (`PUBLIC_URL`, the default) or its MCP endpoint (`PUBLIC_URL/mcp`); one per request. Anything else: `invalid_target`.',
 )
 
-/** RFC 8693 §2.1: the logical name of the service a delegated token is for. */
-const audienceName = describe(
+/** RFC 8693 §2.1: the logical name of the service a token is for. */
+const audienceTarget = describe(
   boundedString(1, 2048),
-  'RFC 8693 §2.1: the service the delegated token is for, by name; here the names are the resource identifiers (`PUBLIC_URL` or `PUBLIC_URL/mcp`). One per request; with `resource`, the same one. Anything else: `invalid_target`.',
+  'RFC 8693 §2.1 (taken on every grant, as many servers do): the service the token is for, by name; here the names are the resource identifiers (`PUBLIC_URL` or `PUBLIC_URL/mcp`), so it is another way to say `resource`. One per request; with `resource`, the same one. Anything else: `invalid_target`.',
 )
 
 const SCOPE_TEXT = `Space-separated scopes (${SCOPES.join(', ')}); default: all the agent may hold.`
@@ -46,6 +46,7 @@ export const jsonClientCredentials = z
     ),
     scope: z.optional(describe(scopeString, SCOPE_TEXT)),
     resource: z.optional(resourceUri),
+    audience: z.optional(audienceTarget),
   })
   .register(z.globalRegistry, {
     id: 'TokenRequestClientCredentials',
@@ -65,6 +66,7 @@ export const jsonRefresh = z
     ),
     scope: z.optional(describe(scopeString, 'At most the original grant’s scopes.')),
     resource: z.optional(resourceUri),
+    audience: z.optional(audienceTarget),
     agent_id: z.optional(
       describe(identifier, 'The agent’s id (or send the credentials by HTTP Basic).'),
     ),
@@ -118,7 +120,7 @@ export const jsonTokenExchange = z
       describe(scopeString, 'At most the subject token’s scopes (default: all of them).'),
     ),
     resource: z.optional(resourceUri),
-    audience: z.optional(audienceName),
+    audience: z.optional(audienceTarget),
   })
   .check(
     // RFC 8693 §2.1: actor_token_type is REQUIRED when actor_token is present, and MUST NOT
@@ -203,7 +205,7 @@ export const tokenForm = z
     actor_token_type: z.optional(accessTokenType),
     requested_subject: z.optional(jsonTokenExchange.shape.requested_subject),
     requested_token_type: z.optional(accessTokenType),
-    audience: jsonTokenExchange.shape.audience,
+    audience: jsonClientCredentials.shape.audience,
     ...clientAssertionFields,
   })
   .register(z.globalRegistry, {

@@ -11,7 +11,7 @@ import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth
 import { createRemoteJWKSet, customFetch as joseFetch, jwtVerify } from 'jose'
 import * as oauth from 'oauth4webapi'
 import { describe, expect, test } from 'vitest'
-import { agentSecret, bearer, DEMO_AGENT } from '../support/agents.ts'
+import { agentSecret, bearer, DEMO_AGENT, decodeJwt } from '../support/agents.ts'
 import { newSigningKey } from '../support/keys.ts'
 import { discover as discoverWith, into, peerOptions } from '../support/peers.ts'
 import { BASE_URL, randomSecret, type Scenario, scenario } from '../support/scenario.ts'
@@ -159,6 +159,63 @@ describe(`oauth4webapi (${s.runtime})`, () => {
       .processClientCredentialsResponse(as, client, badTarget)
       .catch((e: unknown) => e)
     expect(eTarget).toMatchObject({ error: 'invalid_target', status: 400 })
+  })
+
+  test('audience (RFC 8693 §2.1) on client credentials and refresh names the target as resource does', async () => {
+    const as = await discover()
+    const clientAuth = oauth.ClientSecretBasic(secret)
+    const mcp = `${BASE_URL}/mcp`
+    const grant = async (parameters: URLSearchParams) =>
+      oauth.processClientCredentialsResponse(
+        as,
+        client,
+        await oauth.clientCredentialsGrantRequest(as, client, clientAuth, parameters, options()),
+      )
+    const first = await grant(new URLSearchParams({ audience: mcp }))
+    const aud = (token: string) => decodeJwt(token).payload.aud
+    expect(aud(first.access_token)).toBe(mcp)
+    // A refresh keeps the family's target, or moves it where audience says.
+    const kept = await oauth.processRefreshTokenResponse(
+      as,
+      client,
+      await oauth.refreshTokenGrantRequest(as, client, clientAuth, first.refresh_token!, options()),
+    )
+    expect(aud(kept.access_token)).toBe(mcp)
+    const moved = await oauth.processRefreshTokenResponse(
+      as,
+      client,
+      await oauth.refreshTokenGrantRequest(as, client, clientAuth, kept.refresh_token!, {
+        ...options(),
+        additionalParameters: { audience: BASE_URL },
+      }),
+    )
+    expect(aud(moved.access_token)).toBe(BASE_URL)
+    // JSON, as the contract's form 1.
+    const json = await s.fetch('/api/v1/agent/token', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ agent_id: DEMO_AGENT, agent_secret: secret, audience: mcp }),
+    })
+    expect(aud(((await json.json()) as { access_token: string }).access_token)).toBe(mcp)
+
+    for (const parameters of [
+      [['audience', 'https://elsewhere.example/']],
+      [['audience', 'payments']],
+      [
+        ['audience', BASE_URL],
+        ['audience', mcp],
+      ],
+      [
+        ['audience', BASE_URL],
+        ['resource', mcp],
+      ],
+    ]) {
+      const refused = await grant(new URLSearchParams(parameters)).catch((e: unknown) => e)
+      expect({ parameters, refused }).toMatchObject({
+        parameters,
+        refused: { error: 'invalid_target', status: 400 },
+      })
+    }
   })
 })
 

@@ -36,14 +36,24 @@ export type Credentials =
   | { agentId: string; secret: string; assertion?: undefined }
   | { agentId: string; assertion: string; secret?: undefined }
 
-/** RFC 8707: the resource the access token is asked for, when the request names one. */
+/**
+ * A token request. `resource` (RFC 8707) and `audience` (RFC 8693 §2.1, on every grant): the
+ * target the access token is asked for, when the request names one.
+ */
 export type TokenRequest =
-  | { grant: 'client_credentials'; credentials: Credentials; scope?: string; resource?: string }
+  | {
+      grant: 'client_credentials'
+      credentials: Credentials
+      scope?: string
+      resource?: string
+      audience?: string
+    }
   | {
       grant: 'refresh_token'
       refreshToken: string
       scope?: string
       resource?: string
+      audience?: string
       credentials?: Credentials
     }
   | {
@@ -54,7 +64,6 @@ export type TokenRequest =
       requestedSubject: string
       scope?: string
       resource?: string
-      /** RFC 8693 §2.1: the target service by name (ours are named by their resource URIs). */
       audience?: string
       credentials?: Credentials
     }
@@ -275,6 +284,7 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
           refreshToken: req.refresh_token,
           scope: req.scope,
           resource: req.resource,
+          audience: req.audience,
           credentials: oneOf(bodyCredentials(req.agent_id, req.agent_secret), basic),
         }
       }
@@ -302,6 +312,7 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
         credentials: { agentId: req.agent_id, secret: req.agent_secret },
         scope: req.scope,
         resource: req.resource,
+        audience: req.audience,
       }
     }
 
@@ -309,7 +320,7 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
       const fields = formFields(await input.body())
       // Held to the JSON body's schemas; grant_type is checked below, in OAuth's order.
       validated(TOKEN_FORM_FIELDS, fields)
-      const { scope, resource } = fields
+      const { scope, resource, audience } = fields
       const credentials = oneOf(
         bodyCredentials(fields.client_id, fields.client_secret, assertionOf(fields)),
         basic,
@@ -323,7 +334,7 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
           if (!credentials?.agentId || !(credentials.secret || credentials.assertion)) {
             throw oauthError('invalid_client', 'Client credentials are required')
           }
-          return { grant: 'client_credentials', credentials, scope, resource }
+          return { grant: 'client_credentials', credentials, scope, resource, audience }
         case 'refresh_token':
           if (!fields.refresh_token) {
             throw oauthError('invalid_request', 'refresh_token is required', [
@@ -335,6 +346,7 @@ export function parseTokenRequest(input: OAuthInput): Promise<Parsed<TokenReques
             refreshToken: fields.refresh_token,
             scope,
             resource,
+            audience,
             credentials,
           }
         case TOKEN_EXCHANGE_GRANT: {

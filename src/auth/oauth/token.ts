@@ -273,10 +273,11 @@ export function requestedResource(
 }
 
 /**
- * The target an RFC 8693 request names by `resource` (RFC 8707) and/or `audience` (a logical
- * name; this deployment's services are named by their resource identifiers), or undefined
- * when it names none. A token here has one audience: an unknown name, or a `resource` and an
- * `audience` naming two targets, is `invalid_target` (RFC 8693 §2.2.2).
+ * The target a token request names by `resource` (RFC 8707) and/or `audience` (RFC 8693 §2.1,
+ * a logical name, which many servers also take on other grants; this deployment's services are
+ * named by their resource identifiers), or undefined when it names none. A token here has one
+ * audience: an unknown name, or a `resource` and an `audience` naming two targets, is
+ * `invalid_target` (RFC 8707 §2, RFC 8693 §2.2.2).
  */
 function requestedTarget(
   issuer: Issuer,
@@ -381,7 +382,7 @@ async function clientCredentialsGrant(
 ): Promise<TokenResponse> {
   const agent = await authenticateClient(deps, request.credentials, call, context.issuer)
   context.onClient(agent.id)
-  const resource = requestedResource(context.issuer, request.resource)
+  const resource = requestedTarget(context.issuer, request.resource, request.audience)
   const scopes = grantScopes(request.scope, agent.allowedScopes)
   if (!scopes) throw oauthError('invalid_scope', 'A requested scope is not allowed for this agent')
   const scope = formatScopes(scopes)
@@ -426,7 +427,7 @@ async function refreshGrant(
   const client = await authenticateClient(deps, credentials, call, context.issuer)
   context.onClient(client.id)
   // Checked before the token is touched: a refused request spends nothing.
-  const resource = requestedResource(context.issuer, request.resource)
+  const resource = requestedTarget(context.issuer, request.resource, request.audience)
   // A bound family refreshes only with a proof by its key (RFC 9449 §5).
   const bound = await databaseCall(() =>
     familyBinding(requireDatabase(deps), request.refreshToken, deps.config.environment, call.trace),
