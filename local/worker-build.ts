@@ -97,6 +97,26 @@ app.get('*', async (c) => {
 })
 export default app`
 
+/**
+ * The least a progress write can cost: a bare Hono worker whose one route reads the JSON body
+ * and writes it to Redis with one Upstash REST call (`SET … PX`, no client library), then
+ * answers 202 — the durable acceptance every buffered write needs.
+ */
+export const BARE_REDIS_WORKER = `import { Hono } from 'hono'
+const app = new Hono()
+app.post('*', async (c) => {
+  const update = await c.req.json()
+  const res = await fetch(c.env.UPSTASH_REDIS_REST_URL, {
+    method: 'POST',
+    headers: { authorization: 'Bearer ' + c.env.UPSTASH_REDIS_REST_TOKEN },
+    body: JSON.stringify(['SET', 'bench:bare:' + update.idempotency_key, JSON.stringify(update), 'PX', '60000']),
+  })
+  if (!res.ok) return c.json({ error: res.status }, 503)
+  await res.json()
+  return c.json({ accepted: true }, 202)
+})
+export default app`
+
 export async function buildBareWorker(
   entry: string,
   outfile: string,

@@ -82,32 +82,50 @@ export function foldProfile(profile: { nodes: ProfileNode[] }, options: FoldOpti
  * and a map from a module file's lines to the package each came from (esbuild marks each
  * source with a `// path` comment): profiles name packages. `entry` is the entry module.
  */
+/**
+ * Maps lines of unminified esbuild output to the package each came from (esbuild marks each
+ * source with a `// path` comment): `files` are the output files, by absolute path.
+ */
+export async function moduleMarks(
+  files: string[],
+): Promise<Map<string, { line: number; module: string }[]>> {
+  const starts = new Map<string, { line: number; module: string }[]>()
+  for (const file of files) {
+    const marks: { line: number; module: string }[] = []
+    ;(await readFile(file, 'utf8')).split('\n').forEach((text, i) => {
+      const m = /^\/\/ ((?:node_modules|src)\/\S+)$/.exec(text)
+      if (m) marks.push({ line: i, module: packageOf(m[1]!) })
+    })
+    starts.set(file, marks)
+  }
+  return starts
+}
+
+/** The module a line of a marked file belongs to (see moduleMarks). */
+export function markAt(marks: { line: number; module: string }[], line: number): string {
+  let found: string | undefined
+  for (const s of marks) {
+    if (s.line > line) break
+    found = s.module
+  }
+  return found ?? 'bundle'
+}
+
 export async function readableBundle(outdir: string): Promise<{
   entry: string
   locate: (url: string, line: number) => string | undefined
 }> {
   await esbuild.build({ ...workerDeployBuildOptions(outdir), minify: false, sourcemap: false })
-  const starts = new Map<string, { line: number; module: string }[]>()
-  for (const file of await readdir(outdir, { recursive: true })) {
-    if (!file.endsWith('.mjs')) continue
-    const marks: { line: number; module: string }[] = []
-    ;(await readFile(join(outdir, file), 'utf8')).split('\n').forEach((text, i) => {
-      const m = /^\/\/ ((?:node_modules|src)\/\S+)$/.exec(text)
-      if (m) marks.push({ line: i, module: packageOf(m[1]!) })
-    })
-    starts.set(join(outdir, file), marks)
-  }
+  const files = (await readdir(outdir, { recursive: true }))
+    .filter((file) => file.endsWith('.mjs'))
+    .map((file) => join(outdir, file))
+  const starts = await moduleMarks(files)
   const locate = (url: string, line: number) => {
     const path = url.replace(/^file:\/\//, '').replace(/\?.*$/, '')
     // A copy of the directory (start-up samples load each their own) maps like the original.
     const file = [...starts.keys()].find((f) => path.endsWith(f.slice(outdir.length)))
     if (!file || !path.includes(basename(outdir))) return undefined
-    let found: string | undefined
-    for (const s of starts.get(file)!) {
-      if (s.line > line) break
-      found = s.module
-    }
-    return found ?? 'bundle'
+    return markAt(starts.get(file)!, line)
   }
   return { entry: join(outdir, WORKER_ENTRY), locate }
 }
