@@ -18,6 +18,7 @@ import {
   McpError,
   type Tool as McpTool,
   PingRequestSchema,
+  SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/sdk/types.js'
 import { CfWorkerJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/cfworker'
 import type { Context } from 'hono'
@@ -69,6 +70,8 @@ export async function handleMcp(
 ): Promise<Response> {
   const invalid = invalidParams(message)
   if (invalid) return invalid
+  const unsupported = unsupportedVersion(c.req.header('mcp-protocol-version'), message)
+  if (unsupported) return unsupported
   // A server per request, not one per isolate: the SDK's Protocol holds one transport at a
   // time (connect throws while one is attached), keys its in-flight handlers by JSON-RPC id
   // (two clients' `id: 1` would collide) and aborts every in-flight handler when a transport
@@ -96,6 +99,27 @@ export async function handleMcp(
   })
   await server.connect(transport)
   return transport.handleRequest(c.req.raw, { parsedBody: message })
+}
+
+/**
+ * MCP Streamable HTTP (2025-06-18 §2.7): a request after initialization naming a protocol
+ * version the server does not support is a 400. Answered here, as the SDK would but without
+ * quoting the header's value back: only the versions supported are named.
+ */
+function unsupportedVersion(version: string | undefined, message: unknown): Response | undefined {
+  if (version === undefined || SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return undefined
+  if ((message as { method?: unknown } | null)?.method === 'initialize') return undefined
+  return Response.json(
+    {
+      jsonrpc: '2.0',
+      error: {
+        code: -32000,
+        message: `Bad Request: Unsupported protocol version (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`,
+      },
+      id: null,
+    },
+    { status: 400 },
+  )
 }
 
 /** The requests this server answers, by method, with the SDK's own schemas for them. */

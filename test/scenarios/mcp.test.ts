@@ -590,6 +590,10 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
         'bad protocol version',
         await rpc(token, call('list_users', {}), { 'MCP-Protocol-Version': '1999-01-01' }),
       ],
+      [
+        'a protocol version that is no version',
+        await rpc(token, call('list_users', {}), { 'MCP-Protocol-Version': 'echo-me-back' }),
+      ],
       ['no Accept', await rpc(token, call('list_users', {}), { Accept: 'application/json' })],
       ['text/plain', await rpc(token, call('list_users', {}), { 'Content-Type': 'text/plain' })],
       [
@@ -623,6 +627,7 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
       huge: 413,
       'big but under the limit': 200,
       'bad protocol version': 400,
+      'a protocol version that is no version': 400,
       'no Accept': 406,
       'text/plain': 415,
       'unpaired surrogate id': 400,
@@ -641,6 +646,7 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
       const body = await res.text()
       expect(body, what).not.toContain('tools/li')
       expect(body, what).not.toContain('xxxxxxxx')
+      expect(body, what).not.toMatch(/echo-me-back|1999-01-01/)
     }
   })
 
