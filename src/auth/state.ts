@@ -47,6 +47,11 @@ export interface AuthState {
     tokenFailuresPerAddress: Limiter
     requestsPerAgent: Limiter
   }
+  /**
+   * Attempts this isolate has counted against a failure budget and not yet settled, by the
+   * budget's key: a refusal while some are in flight may be theirs, not failures'.
+   */
+  attemptsInFlight: BoundedLru<string, number>
 }
 
 export function createAuthState(deps: {
@@ -108,6 +113,7 @@ export function createAuthState(deps: {
       onDefect: (err) => log.error('agent status lookup failed (not an outage)', { error: err }),
     }),
     grants: new GrantCache({ maxEntries: t.grantCacheMaxEntries, ttlMs: t.grantCacheTtlMs }),
+    attemptsInFlight: new BoundedLru({ maxEntries: t.rateLimitMaxIdentifiers }),
     dpopKeys: new BoundedLru({
       maxEntries: t.tokenCacheMaxEntries,
       maxBytes: t.dpopKeyCacheMaxBytes,

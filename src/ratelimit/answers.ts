@@ -14,12 +14,19 @@ export function rateLimitHeaders(decision: LimitDecision, now: number): Record<s
 }
 
 /** The 429 `rate_limited` problem for a spent limit, its headers and Retry-After (≥ 1 s). */
-export function rateLimited(decision: LimitDecision, now: number, detail: string): ProblemError {
+export function rateLimited(
+  decision: LimitDecision,
+  now: number,
+  detail: string,
+  /** Seconds until a retry may succeed, when sooner than the window's reset. */
+  retryAfter?: number,
+): ProblemError {
   const headers = rateLimitHeaders(decision, now)
+  const reset = Math.max(1, Number(headers['RateLimit-Reset']))
   return new ProblemError({
     status: 429,
     code: 'rate_limited',
     detail,
-    headers: { ...headers, 'Retry-After': String(Math.max(1, Number(headers['RateLimit-Reset']))) },
+    headers: { ...headers, 'Retry-After': String(Math.min(reset, retryAfter ?? reset)) },
   })
 }

@@ -16,7 +16,8 @@
 //    more requests than the limit are allowed; an isolate may hold up to lease − 1 units it has
 //    not spent yet (others then see the limit reached that much earlier).
 //  - RateLimit-Remaining. What Redis last said remains (the lowest answer this window: answers
-//    to concurrent calls arrive in any order, and a lower one is a later count), plus the units
+//    to concurrent calls arrive in any order, and a lower one is a later count; a refund's
+//    answer replaces it, since a refund raises what remains), plus the units
 //    of this isolate's lease not yet spent. With one isolate that is exact; with several it is
 //    off by what other isolates spent since this one last asked Redis (at most a lease of its
 //    own requests ago) and by their unspent leases (at most lease − 1 each).
@@ -138,7 +139,17 @@ export function createLimiter(options: LimiterOptions): Limiter {
       // The library's windows follow the wall clock, as its own check does.
       if (Date.now() >= reset) return
       try {
-        await take(id, -1, ctx)
+        const result = await take(id, -1, ctx)
+        // A refund raises the count Redis keeps: its answer replaces the lowest one seen,
+        // else RateLimit-Remaining would stay at a burst's low until the window's reset.
+        seen.set(
+          id,
+          { remaining: result.remaining, reset: result.reset },
+          {
+            now: ctx.now,
+            ttlMs: result.reset - ctx.now,
+          },
+        )
       } catch (err) {
         // The unit stays counted: the limit errs on the safe side.
         options.onRedisError?.(err)

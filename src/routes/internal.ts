@@ -41,6 +41,7 @@ async function flush(c: Context<AppEnv>) {
     requestScope(c),
   )
   if (!(await authorized(c))) {
+    budget.settle()
     throw new ProblemError({
       status: 401,
       code: 'invalid_token',

@@ -459,6 +459,8 @@ export const tokenRoutes = new Hono<AppEnv>()
     const status = err instanceof ProblemError ? err.problem.status : 500
     if (budget && (!countsAgainstBudget(status) || c.get('clientAuthenticated'))) {
       await budget.refund()
+    } else {
+      budget?.settle()
     }
     if (!(err instanceof ProblemError)) {
       // A bug or an outage nobody classified: logged by name, answered without internals.

@@ -106,6 +106,9 @@ describe.each(MODES)(`failure budgets under bursts (${s.runtime}, %s)`, (mode) =
       iso.fetch(TOKEN, jsonPost({ agent_id: DEMO_AGENT, agent_secret: secret }, from)),
     )
     expect(locked.status).toBe(429)
+    // Nothing in flight now: the budget is spent by failures, until the window's reset.
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(1)
+    expect(((await locked.json()) as { detail: string }).detail).toMatch(/failed attempts/)
     const elsewhere = await inMode(mode, () =>
       iso.fetch(
         TOKEN,
@@ -137,6 +140,35 @@ describe.each(MODES)(`failure budgets under bursts (${s.runtime}, %s)`, (mode) =
     })
     expect(counts).toEqual({ 401: 100, 429: 50 })
     expect(checked).toBe(100)
+  })
+
+  test('40 correct secrets of one agent from one address at once: the refused are told to retry in a second, and get their tokens', async () => {
+    const iso = isolate(mode)
+    const from = s.from('198.51.100.40')
+    const ask = () =>
+      iso.fetch(TOKEN, jsonPost({ agent_id: DEMO_AGENT, agent_secret: secret }, from))
+    let waiting = 40
+    let rounds = 0
+    const first = await inMode(mode, () => Promise.all(Array.from({ length: waiting }, ask)))
+    report('40 correct secrets, one (agent, address), limit 10', mode, tally(first))
+    expect(first.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(10)
+    let answers = first
+    while (waiting > 0) {
+      rounds++
+      for (const r of answers.filter((x) => x.status !== 200)) {
+        expect(r.status).toBe(429)
+        expect(r.headers.get('retry-after')).toBe('1')
+        expect(((await r.json()) as { detail: string }).detail).toMatch(/at once/)
+      }
+      waiting = answers.filter((x) => x.status !== 200).length
+      if (waiting === 0) break
+      expect(rounds).toBeLessThanOrEqual(4) // 40 through a budget of 10 in flight
+      answers = await inMode(mode, () => Promise.all(Array.from({ length: waiting }, ask)))
+    }
+    // Every count was given back: the agent is not locked out.
+    const after = await inMode(mode, ask)
+    expect(after.status).toBe(200)
+    expect(after.headers.get('ratelimit-remaining')).toBe('9')
   })
 
   test('a success gives its count back: successes never lock an agent out', async () => {

@@ -5,7 +5,10 @@
 // succeeds, so N guesses sent at once get exactly the budget's worth of answers and the rest
 // a 429: a check that read the budget, awaited the database and only then recorded the failure
 // would let every concurrent guess through. The price: at most the budget's worth of attempts
-// of one client from one address can be in flight at once (the SDK sends one at a time).
+// of one client from one address can be in flight at once (the SDK sends one at a time). A
+// refusal while this isolate still has attempts of that budget in flight may be theirs, not
+// failures' (a burst of correct requests): it says so and asks for a retry in a second rather
+// than after the window's reset — still without checking anything.
 import type { EventBus } from '../../kernel/events.ts'
 import type { CallScope } from '../../kernel/scope.ts'
 import { rateLimited } from '../../ratelimit/answers.ts'
@@ -17,13 +20,18 @@ export interface FailureBudget {
   readonly decision: LimitDecision
   /** The attempt did not fail (or failed through no fault of the client): uncount it. */
   refund(): Promise<void>
+  /** The attempt failed by the client's fault: its count stays; it is no longer in flight. */
+  settle(): void
 }
 
 export interface BudgetDeps {
-  auth: Pick<AuthState, 'limits'>
+  auth: Pick<AuthState, 'limits' | 'attemptsInFlight'>
   clock: { now(): number }
   events: EventBus
 }
+
+/** How long an attempt is taken to be in flight at most, should it never be settled. */
+const IN_FLIGHT_MS = 60_000
 
 /**
  * Counts an attempt against the per-(client, address) budget (when `clientKey` names the
@@ -35,26 +43,62 @@ export async function spendFailureBudget(
   attempt: { clientKey: string | undefined; address: string },
   scope: CallScope,
 ): Promise<FailureBudget> {
-  const { limits } = deps.auth
+  const { limits, attemptsInFlight } = deps.auth
   const { clientKey, address } = attempt
   const now = deps.clock.now()
   const ctx = { now, ...scope }
+  const keys = [clientKey ? `agent|${clientKey}|${address}` : undefined, `address|${address}`]
   const [perClient, perAddress] = await Promise.all([
     clientKey ? limits.tokenFailuresPerAgent.consume(`${clientKey}|${address}`, ctx) : undefined,
     limits.tokenFailuresPerAddress.consume(address, ctx),
   ])
-  const tickets = [perClient, perAddress].filter((t): t is LimitTicket => t !== undefined)
-  const refund = async () => {
-    await Promise.all(tickets.map((t) => t.refund({ now: deps.clock.now(), ...scope })))
+  const counted = [
+    { ticket: perClient, key: keys[0] },
+    { ticket: perAddress, key: keys[1] },
+  ].filter((c): c is { ticket: LimitTicket; key: string } => c.ticket !== undefined)
+  const giveBack = async () => {
+    await Promise.all(counted.map((c) => c.ticket.refund({ now: deps.clock.now(), ...scope })))
   }
-  const blocked = tickets.find((t) => !t.allowed)
+  const blocked = counted.find((c) => !c.ticket.allowed)
   if (blocked) {
-    await refund() // the other budget's count: this attempt is refused, not tried
+    await giveBack() // the other budget's count: this attempt is refused, not tried
     deps.events.emit({ type: 'ratelimit.limited', limiter: 'token-failures' })
-    throw rateLimited(blocked, now, 'Too many failed attempts; retry after the reset')
+    if ((attemptsInFlight.get(blocked.key, now)?.value ?? 0) > 0) {
+      throw rateLimited(
+        blocked.ticket,
+        now,
+        'Too many attempts of this client at once; retry in a second',
+        1,
+      )
+    }
+    throw rateLimited(blocked.ticket, now, 'Too many failed attempts; retry after the reset')
   }
-  const decision = tickets.reduce((a, b) => (b.remaining < a.remaining ? b : a))
-  return { decision, refund }
+  for (const { key } of counted) {
+    const inFlight = attemptsInFlight.get(key, now)?.value ?? 0
+    attemptsInFlight.set(key, inFlight + 1, { now, ttlMs: IN_FLIGHT_MS })
+  }
+  let settled = false
+  const settle = () => {
+    if (settled) return
+    settled = true
+    const at = deps.clock.now()
+    for (const { key } of counted) {
+      const inFlight = attemptsInFlight.get(key, at)?.value ?? 0
+      if (inFlight <= 1) attemptsInFlight.delete(key)
+      else attemptsInFlight.set(key, inFlight - 1, { now: at, ttlMs: IN_FLIGHT_MS })
+    }
+  }
+  const decision = counted
+    .map((c) => c.ticket)
+    .reduce((a, b) => (b.remaining < a.remaining ? b : a))
+  return {
+    decision,
+    settle,
+    refund: async () => {
+      settle()
+      await giveBack()
+    },
+  }
 }
 
 /**
