@@ -14,6 +14,7 @@ import {
   type CallToolResult,
   ErrorCode,
   InitializeRequestSchema,
+  isInitializeRequest,
   ListToolsRequestSchema,
   McpError,
   type Tool as McpTool,
@@ -108,7 +109,8 @@ export async function handleMcp(
  */
 function unsupportedVersion(version: string | undefined, message: unknown): Response | undefined {
   if (version === undefined || SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return undefined
-  if ((message as { method?: unknown } | null)?.method === 'initialize') return undefined
+  // Exactly the SDK's exemption (a well-formed initialize request), or it checks and quotes.
+  if (isInitializeRequest(message)) return undefined
   return Response.json(
     {
       jsonrpc: '2.0',

@@ -594,6 +594,14 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
         'a protocol version that is no version',
         await rpc(token, call('list_users', {}), { 'MCP-Protocol-Version': 'echo-me-back' }),
       ],
+      [
+        'a bad protocol version on an initialize that is no initialize request',
+        await rpc(
+          token,
+          { jsonrpc: '2.0', method: 'initialize', params: {} },
+          { 'MCP-Protocol-Version': 'echo-me-back' },
+        ),
+      ],
       ['no Accept', await rpc(token, call('list_users', {}), { Accept: 'application/json' })],
       ['text/plain', await rpc(token, call('list_users', {}), { 'Content-Type': 'text/plain' })],
       [
@@ -628,6 +636,7 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
       'big but under the limit': 200,
       'bad protocol version': 400,
       'a protocol version that is no version': 400,
+      'a bad protocol version on an initialize that is no initialize request': 400,
       'no Accept': 406,
       'text/plain': 415,
       'unpaired surrogate id': 400,
