@@ -74,8 +74,11 @@ export async function spendFailureBudget(
     throw rateLimited(blocked.ticket, now, 'Too many failed attempts; retry after the reset')
   }
   for (const { key } of counted) {
-    const inFlight = attemptsInFlight.get(key, now)?.value ?? 0
-    attemptsInFlight.set(key, inFlight + 1, { now, ttlMs: IN_FLIGHT_MS })
+    // The first attempt's expiry is kept: one never settled (a request cancelled mid-check)
+    // leaves no count behind past it, however many follow.
+    const entry = attemptsInFlight.get(key, now)
+    const ttlMs = entry ? entry.expiresAt - now : IN_FLIGHT_MS
+    attemptsInFlight.set(key, (entry?.value ?? 0) + 1, { now, ttlMs })
   }
   let settled = false
   const settle = () => {
@@ -83,9 +86,9 @@ export async function spendFailureBudget(
     settled = true
     const at = deps.clock.now()
     for (const { key } of counted) {
-      const inFlight = attemptsInFlight.get(key, at)?.value ?? 0
-      if (inFlight <= 1) attemptsInFlight.delete(key)
-      else attemptsInFlight.set(key, inFlight - 1, { now: at, ttlMs: IN_FLIGHT_MS })
+      const entry = attemptsInFlight.get(key, at)
+      if (!entry || entry.value <= 1) attemptsInFlight.delete(key)
+      else attemptsInFlight.set(key, entry.value - 1, { now: at, ttlMs: entry.expiresAt - at })
     }
   }
   const decision = counted
