@@ -1009,7 +1009,7 @@ async function loadFigures(stack: StackHandle, work: string) {
   if (alone && aloneWrite != null && alone.bare.workerdCpuUs && alone.bareWrite.workerdCpuUs) {
     const floor = alone.bareWrite.workerdCpuUs / alone.bare.workerdCpuUs
     notes.push(
-      `The progress write’s floor (workerd alone): a 202 means the update is durable, so every write makes at least one Redis call before it answers. A bare Hono worker doing only that (read the JSON body, one Upstash REST \`SET\`, answer 202) costs ${floor.toFixed(2)}× the bare route’s CPU${floor > 3 ? ', already above the 3× goal' : ''}; the progress write costs ${(aloneWrite / alone.bareWrite.workerdCpuUs).toFixed(2)}× that bare write (\`npm run bench -- --explain\` profiles both routes in workerd’s isolate).`,
+      `The progress write’s floor (workerd alone): a 202 means the update is durable, so every write makes at least one Redis call before it answers. A bare Hono worker doing only that (read the JSON body, one Upstash REST \`SET\`, answer 202) costs ${floor.toFixed(2)}× the bare route’s CPU${floor > 3 ? ', already above the 3× goal' : ''}; the progress write costs ${(aloneWrite / alone.bareWrite.workerdCpuUs).toFixed(2)}× that bare write (\`npm run bench -- --explain\` profiles the app’s routes in workerd’s isolate).`,
     )
   }
   for (const p of profiles) {
