@@ -51,7 +51,7 @@ export interface AuthState {
    * Attempts this isolate has counted against a failure budget and not yet settled, by the
    * budget's key: a refusal while some are in flight may be theirs, not failures'.
    */
-  attemptsInFlight: BoundedLru<string, number>
+  attemptsInFlight: BoundedLru<string, { n: number }>
 }
 
 export function createAuthState(deps: {

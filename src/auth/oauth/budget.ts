@@ -47,49 +47,43 @@ export async function spendFailureBudget(
   const { clientKey, address } = attempt
   const now = deps.clock.now()
   const ctx = { now, ...scope }
-  const keys = [clientKey ? `agent|${clientKey}|${address}` : undefined, `address|${address}`]
+  const clientHeld = clientKey ? `agent|${clientKey}|${address}` : undefined
+  const addressHeld = `address|${address}`
+  // In flight from before its count is asked for (answers to concurrent counts arrive in any
+  // order) until it is settled: kept, given back, or refused.
+  const held = [clientHeld, addressHeld]
+    .filter((key): key is string => key !== undefined)
+    .map((key) => ({ key, counter: holdAttempt(attemptsInFlight, key, now) }))
+  let settled = false
+  const settle = () => {
+    if (settled) return
+    settled = true
+    for (const { key, counter } of held) releaseAttempt(attemptsInFlight, key, counter)
+  }
   const [perClient, perAddress] = await Promise.all([
     clientKey ? limits.tokenFailuresPerAgent.consume(`${clientKey}|${address}`, ctx) : undefined,
     limits.tokenFailuresPerAddress.consume(address, ctx),
   ])
   const counted = [
-    { ticket: perClient, key: keys[0] },
-    { ticket: perAddress, key: keys[1] },
-  ].filter((c): c is { ticket: LimitTicket; key: string } => c.ticket !== undefined)
+    { ticket: perClient, key: clientHeld },
+    { ticket: perAddress, key: addressHeld },
+  ].filter(
+    (c): c is { ticket: LimitTicket; key: string } => c.ticket !== undefined && c.key !== undefined,
+  )
   const giveBack = async () => {
     await Promise.all(counted.map((c) => c.ticket.refund({ now: deps.clock.now(), ...scope })))
   }
   const blocked = counted.find((c) => !c.ticket.allowed)
   if (blocked) {
+    settle()
+    // Others still in flight here may all succeed and give their counts back.
+    const others = attemptsInFlight.get(blocked.key, deps.clock.now())?.value.n ?? 0
     await giveBack() // the other budget's count: this attempt is refused, not tried
     deps.events.emit({ type: 'ratelimit.limited', limiter: 'token-failures' })
-    if ((attemptsInFlight.get(blocked.key, now)?.value ?? 0) > 0) {
-      throw rateLimited(
-        blocked.ticket,
-        now,
-        'Too many attempts of this client at once; retry in a second',
-        1,
-      )
+    if (others > 0) {
+      throw rateLimited(blocked.ticket, now, 'Too many attempts at once; retry in a second', 1)
     }
     throw rateLimited(blocked.ticket, now, 'Too many failed attempts; retry after the reset')
-  }
-  for (const { key } of counted) {
-    // The first attempt's expiry is kept: one never settled (a request cancelled mid-check)
-    // leaves no count behind past it, however many follow.
-    const entry = attemptsInFlight.get(key, now)
-    const ttlMs = entry ? entry.expiresAt - now : IN_FLIGHT_MS
-    attemptsInFlight.set(key, (entry?.value ?? 0) + 1, { now, ttlMs })
-  }
-  let settled = false
-  const settle = () => {
-    if (settled) return
-    settled = true
-    const at = deps.clock.now()
-    for (const { key } of counted) {
-      const entry = attemptsInFlight.get(key, at)
-      if (!entry || entry.value <= 1) attemptsInFlight.delete(key)
-      else attemptsInFlight.set(key, entry.value - 1, { now: at, ttlMs: entry.expiresAt - at })
-    }
   }
   const decision = counted
     .map((c) => c.ticket)
@@ -98,10 +92,44 @@ export async function spendFailureBudget(
     decision,
     settle,
     refund: async () => {
-      settle()
-      await giveBack()
+      // Still in flight until its count is back: a refusal meanwhile is told to retry soon.
+      try {
+        await giveBack()
+      } finally {
+        settle()
+      }
     },
   }
+}
+
+/**
+ * Counts one attempt in flight under `key` and returns the counter it went into. A counter
+ * keeps its first attempt's expiry: one never settled (a request cancelled mid-check) leaves
+ * nothing behind past it, however many follow; after it, a new counter starts.
+ */
+function holdAttempt(
+  inFlight: AuthState['attemptsInFlight'],
+  key: string,
+  now: number,
+): { n: number } {
+  const entry = inFlight.get(key, now)
+  if (entry) {
+    entry.value.n++
+    return entry.value
+  }
+  const counter = { n: 1 }
+  inFlight.set(key, counter, { now, ttlMs: IN_FLIGHT_MS })
+  return counter
+}
+
+/** Takes an attempt out of the counter it went into; a counter since replaced is left alone. */
+function releaseAttempt(
+  inFlight: AuthState['attemptsInFlight'],
+  key: string,
+  counter: { n: number },
+): void {
+  counter.n--
+  if (counter.n <= 0 && inFlight.peek(key)?.value === counter) inFlight.delete(key)
 }
 
 /**
