@@ -76,7 +76,8 @@ const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = {
  * imports, and padding one would let a single client fill the cache with large ids of one key.
  */
 function proofKeyId(alg: unknown, jwk: Record<string, unknown>): string | undefined {
-  const members = THUMBPRINT_MEMBERS[String(jwk.kty)]
+  const kty = String(jwk.kty)
+  const members = Object.hasOwn(THUMBPRINT_MEMBERS, kty) ? THUMBPRINT_MEMBERS[kty] : undefined
   if (!members || Object.keys(jwk).length !== members.length) return undefined
   const values: unknown[] = [alg]
   for (const member of members) {
