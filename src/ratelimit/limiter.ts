@@ -17,7 +17,8 @@
 //    not spent yet (others then see the limit reached that much earlier).
 //  - RateLimit-Remaining. What Redis last said remains (the lowest answer this window: answers
 //    to concurrent calls arrive in any order, and a lower one is a later count; a refund's
-//    answer replaces it, since a refund raises what remains), plus the units
+//    answer replaces it, since a refund raises what remains: one arriving after a later
+//    count's answer overstates it until the next answer), plus the units
 //    of this isolate's lease not yet spent. With one isolate that is exact; with several it is
 //    off by what other isolates spent since this one last asked Redis (at most a lease of its
 //    own requests ago) and by their unspent leases (at most lease − 1 each).
