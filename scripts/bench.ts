@@ -891,7 +891,7 @@ async function directFigures(stack: StackHandle) {
       chart: 'trips',
       // Traced once with the stand-in's SQL: the requests over one per update are the
       // revocation check, which without Redis asks Postgres once per REVOCATION_CHECK_TTL_MS.
-      note: `${r.note}; above one per update: the revocation check, which without Redis asks Postgres once per REVOCATION_CHECK_TTL_MS (2 s) per agent, whatever the rate`,
+      note: `${r.note}; above one per update: the revocation check, which without Redis asks Postgres once per REVOCATION_CHECK_TTL_MS (2 s by default) for each token an instance serves, whatever the rate`,
     })
   }
 }
@@ -932,6 +932,12 @@ async function progressFigures(stack: StackHandle) {
 }
 
 // --- HTTP load through workerd ------------------------------------------------------------------
+
+/** Said beside a load figure when any of its answers (or its baseline's) was not a 2xx. */
+function notAllAnswered(...results: { label: string; non2xx: number }[]): string {
+  const failed = results.filter((r) => r.non2xx > 0)
+  return failed.map((r) => `; ${r.non2xx} answers of ${r.label} were not 2xx`).join('')
+}
 
 async function loadFigures(stack: StackHandle, work: string) {
   section('HTTP load through workerd (autocannon, 20 connections)')
@@ -974,10 +980,11 @@ async function loadFigures(stack: StackHandle, work: string) {
           unit: 'µs',
           baseline: { label: 'bare Hono route', value: bare.workerdCpuUs },
           chart: 'cpu',
-          note:
+          note: `${
             host === 'miniflare'
               ? 'from /proc; includes Miniflare’s entry worker before each request and its outbound-interceptor worker behind each subrequest'
-              : 'from /proc, the runtime itself',
+              : 'from /proc, the runtime itself'
+          }${notAllAnswered(r, bare)}`,
           // Issue 16: a progress write within 3× the bare route's CPU in the runtime.
           ...(r.id === 'progress-write'
             ? {
@@ -1000,7 +1007,7 @@ async function loadFigures(stack: StackHandle, work: string) {
         value: write.workerdCpuUs,
         unit: 'µs',
         baseline: { label: bareWrite.label, value: bareWrite.workerdCpuUs },
-        note: `the bare write itself: ${bareWrite.workerdCpuUs.toFixed(0)} µs, ${(bareWrite.workerdCpuUs / (bare.workerdCpuUs ?? Number.NaN)).toFixed(2)}× the bare route`,
+        note: `the bare write itself: ${bareWrite.workerdCpuUs.toFixed(0)} µs, ${(bareWrite.workerdCpuUs / (bare.workerdCpuUs ?? Number.NaN)).toFixed(2)}× the bare route${notAllAnswered(write, bareWrite)}`,
       })
     }
   }

@@ -78,11 +78,6 @@ export function foldProfile(profile: { nodes: ProfileNode[] }, options: FoldOpti
 }
 
 /**
- * The worker built as it deploys (split at its dynamic imports) but unminified, in `outdir`,
- * and a map from a module file's lines to the package each came from (esbuild marks each
- * source with a `// path` comment): profiles name packages. `entry` is the entry module.
- */
-/**
  * Maps lines of unminified esbuild output to the package each came from (esbuild marks each
  * source with a `// path` comment): `files` are the output files, by absolute path.
  */
@@ -111,6 +106,11 @@ export function markAt(marks: { line: number; module: string }[], line: number):
   return found ?? 'bundle'
 }
 
+/**
+ * The worker built as it deploys (split at its dynamic imports) but unminified, in `outdir`,
+ * and a map from a module file's lines to the package each came from (esbuild marks each
+ * source with a `// path` comment): profiles name packages. `entry` is the entry module.
+ */
 export async function readableBundle(outdir: string): Promise<{
   entry: string
   locate: (url: string, line: number) => string | undefined

@@ -5,7 +5,7 @@
 // workerd process's CPU time from /proc, for CPU per request inside the real runtime, and
 // with `profile` takes a V8 CPU profile of the worker's isolate through workerd's inspector.
 import { spawn } from 'node:child_process'
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { basename, dirname, join } from 'node:path'
@@ -117,11 +117,28 @@ async function serveWorkerd(
   bindings: Record<string, string>,
   inspector?: number,
 ): Promise<Served> {
-  const port = await freePort()
+  // A port found free may be taken before workerd binds it: then workerd exits, and another
+  // port is tried.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startWorkerd(scriptPath, bindings, await freePort(), inspector)
+    } catch (err) {
+      if (attempt >= 3) throw err
+    }
+  }
+}
+
+async function startWorkerd(
+  scriptPath: string,
+  bindings: Record<string, string>,
+  port: number,
+  inspector?: number,
+): Promise<Served> {
   const config = join(dirname(scriptPath), `${basename(scriptPath, '.mjs')}.capnp`)
   const textBindings = Object.entries(bindings)
     .map(([name, value]) => `(name = ${capnpText(name)}, text = ${capnpText(value)})`)
     .join(',\n      ')
+  // The config holds the bindings (a Redis token among them): removed once workerd has read it.
   await writeFile(
     config,
     `using Workerd = import "/workerd/workerd.capnp";
@@ -140,6 +157,7 @@ const config :Workerd.Config = (
   sockets = [(name = "http", address = ${capnpText(`127.0.0.1:${port}`)}, http = (), service = "main")],
 );
 `,
+    { mode: 0o600 },
   )
   const args = [
     'serve',
@@ -151,25 +169,32 @@ const config :Workerd.Config = (
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString()
   })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const close = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill()
+    await exited
+  }
   const url = `http://127.0.0.1:${port}`
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`workerd exited: ${stderr}`)
-    const up = await fetch(url, { method: 'HEAD' }).then(
-      () => true,
-      () => false,
-    )
-    if (up) break
-    if (i > 200) throw new Error(`workerd did not start: ${stderr}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
+  try {
+    for (let i = 0; ; i++) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`workerd exited: ${stderr}`)
+      }
+      const up = await fetch(url, { method: 'HEAD' }).then(
+        () => true,
+        () => false,
+      )
+      if (up) break
+      if (i > 400) throw new Error(`workerd did not start within 20 s: ${stderr}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  } catch (err) {
+    await close()
+    throw err
+  } finally {
+    await rm(config, { force: true })
   }
-  return {
-    url,
-    pid: child.pid ?? null,
-    close: async () => {
-      child.kill()
-      await new Promise((resolve) => child.once('exit', resolve))
-    },
-  }
+  return { url, pid: child.pid ?? null, close }
 }
 
 function serve(host: Host, scriptPath: string, bindings: Record<string, string>) {
@@ -346,10 +371,15 @@ export async function httpLoad(options: {
 
   const hosts: HostResults[] = []
   for (const host of ['miniflare', 'workerd'] as const) {
-    const app = await serve(host, appScript, options.env)
-    const bare = await serve(host, bareScript, {})
-    const bareWrite = await serve(host, bareWriteScript, redis)
+    const servers: Served[] = []
+    const started = async (served: Promise<Served>) => {
+      servers.push(await served)
+      return servers.at(-1)!
+    }
     try {
+      const app = await started(serve(host, appScript, options.env))
+      const bare = await started(serve(host, bareScript, {}))
+      const bareWrite = await started(serve(host, bareWriteScript, redis))
       const auth = await warmUp(app.url, options.env)
       const bareResult = await run({ ...common, url: `${bare.url}/bare` }, bare.pid)
       const write = routes(bareWrite.url, {}).find((r) => r.id === 'progress-write')!
@@ -373,9 +403,7 @@ export async function httpLoad(options: {
         routes: measured,
       })
     } finally {
-      await app.close()
-      await bare.close()
-      await bareWrite.close()
+      for (const server of servers) await server.close()
     }
   }
 
