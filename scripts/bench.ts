@@ -949,6 +949,7 @@ async function loadFigures(stack: StackHandle, work: string) {
     seconds: 5,
     connections: 20,
     profile: explain,
+    ...(stack.redis ? { redisRequests: () => stats(stack, 'redis') } : {}),
   })
   for (const { host, bare, bareWrite, routes } of hosts) {
     // The ids of the Miniflare figures are those of earlier versions; workerd alone is new.
@@ -984,7 +985,7 @@ async function loadFigures(stack: StackHandle, work: string) {
             host === 'miniflare'
               ? 'from /proc; includes Miniflare’s entry worker before each request and its outbound-interceptor worker behind each subrequest'
               : 'from /proc, the runtime itself'
-          }${notAllAnswered(r, bare)}`,
+          }${r.redisPerRequest === null ? '' : `; ${r.redisPerRequest.toFixed(2)} Redis requests per request`}${notAllAnswered(r, bare)}`,
           // Issue 16: a progress write within 3× the bare route's CPU in the runtime.
           ...(r.id === 'progress-write'
             ? {

@@ -28,6 +28,8 @@ export interface LoadResult {
   non2xx: number
   /** CPU the workerd process spent per request (from /proc), or null where unreadable. */
   workerdCpuUs: number | null
+  /** Redis requests per request (the stand-in's count), when a counter was given. */
+  redisPerRequest: number | null
 }
 
 /** Our workerd children (Miniflare spawns workerd directly). */
@@ -250,10 +252,13 @@ async function profileIsolate(
 async function run(
   opts: autocannon.Options,
   pid: number | null,
+  redisRequests?: () => Promise<number>,
 ): Promise<Omit<LoadResult, 'id' | 'label'>> {
+  const redisBefore = await redisRequests?.()
   const cpuBefore = pid === null ? null : await cpuMicros(pid)
   const result = await autocannon(opts)
   const cpuAfter = pid === null ? null : await cpuMicros(pid)
+  const redisAfter = await redisRequests?.()
   const workerdCpuUs =
     cpuBefore === null || cpuAfter === null || result.requests.total === 0
       ? null
@@ -263,6 +268,10 @@ async function run(
     p99: result.latency.p99,
     non2xx: result.non2xx + result.errors,
     workerdCpuUs,
+    redisPerRequest:
+      redisBefore === undefined || redisAfter === undefined || result.requests.total === 0
+        ? null
+        : (redisAfter - redisBefore) / result.requests.total,
   }
 }
 
@@ -347,6 +356,8 @@ export async function httpLoad(options: {
   connections: number
   /** Also profile each route in workerd alone (its isolate, by package and frame). */
   profile?: boolean
+  /** Reads how many requests the Redis stand-in has served (for Redis calls per request). */
+  redisRequests?: () => Promise<number>
 }): Promise<{
   hosts: HostResults[]
   profiles: { label: string; frames: Frame[]; byPackage: Frame[] }[]
@@ -389,7 +400,7 @@ export async function httpLoad(options: {
         measured.push({
           id: route.id,
           label: route.label,
-          ...(await run({ ...common, ...route.opts }, app.pid)),
+          ...(await run({ ...common, ...route.opts }, app.pid, options.redisRequests)),
         })
       }
       hosts.push({
