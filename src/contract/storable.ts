@@ -177,6 +177,9 @@ export const storableJsonObject = (maxBytes: number) =>
       for (const issue of issues) {
         ctx.issues.push({ code: 'custom', message: issue.message, input: value, path: issue.path })
       }
+      // Refused already; and measuring a value nested past the limit would mean serialising it
+      // (JSON.stringify recurses: deep enough, it throws, and the refusal became a 500).
+      if (issues.length > 0) return
       if (jsonByteLength(value) > maxBytes) {
         ctx.issues.push({
           code: 'custom',

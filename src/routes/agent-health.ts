@@ -20,6 +20,8 @@ export const reportAgentHealth = {
   request: {
     json: heartbeat,
     optional: true,
+    // `details` measured as sent (its limit is in bytes as sent), like progress `data`.
+    jsonSources: ['details'],
     body: {
       description: 'The heartbeat (optional)',
       content: {

@@ -204,6 +204,34 @@ describe(`hostile input in every field (${s.runtime})`, () => {
   }
 })
 
+describe(`deeply nested JSON under the body limit (${s.runtime})`, () => {
+  // 20 KB of brackets: past any recursion a runtime allows, well under the 64 KiB body limit.
+  const deep = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`
+  const post = (path: string, text: string) =>
+    iso.fetch(path, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/json' },
+      body: text,
+    })
+  const event = (data: string) =>
+    `{"user_id":"demo-user-1","task_id":"deep","status":"in_progress","progress":1,"occurred_at":"${new Date(Date.now() - 1000).toISOString()}","data":{"x":${data}}}`
+
+  test.each([10, 2_000, 10_000])(
+    'depth %i: a 400 (or accepted when shallow), never a 5xx',
+    async (depth) => {
+      const answers = [
+        await post('/api/v1/agent/health', `{"details":{"x":${deep(depth)}}}`),
+        await post('/api/v1/agent/progress', event(deep(depth))),
+        await post('/api/v1/agent/progress', `{"updates":[${event(deep(depth))}]}`),
+      ]
+      for (const res of answers) {
+        expect(res.status).toBeLessThan(500)
+        expect(depth > 10 ? [400] : [200, 202]).toContain(res.status)
+      }
+    },
+  )
+})
+
 describe(`hostile path parameters and headers (${s.runtime})`, () => {
   const RAW_SEGMENTS = [
     '%00',
