@@ -235,3 +235,70 @@ export function sourceIssues(
   walk(skipSpace(text, 0), [], 1)
   return issues
 }
+
+/**
+ * Canonical JSON of the JSON text `text` (one valid JSON value, nested no deeper than the
+ * schemas allow), for content hashes of what is stored as sent: whitespace dropped; members
+ * sorted by key at every depth, a key named twice kept twice in its order (the text keeps
+ * both); strings re-encoded by JSON.stringify; a number as JSON.stringify writes the double
+ * JSON.parse reads — unless that double is not the number written (an integer past 2^53,
+ * more digits than a double holds), which keeps its exact decimal as `<digits>e<exponent>`.
+ * For text without such numbers or repeated keys this is the canonical JSON of the parsed
+ * value, so hashes made either way agree.
+ */
+export function canonicalSource(text: string): string {
+  const canonical = (start: number, end: number): string => {
+    const first = text[start]
+    if (first === '{') {
+      const sorted = members(text, start)
+        .map((member, order) => ({ member, order }))
+        .sort((a, b) =>
+          a.member.key < b.member.key ? -1 : a.member.key > b.member.key ? 1 : a.order - b.order,
+        )
+      const parts = sorted.map(
+        ({ member }) => `${JSON.stringify(member.key)}:${canonical(member.start, member.end)}`,
+      )
+      return `{${parts.join(',')}}`
+    }
+    if (first === '[') {
+      return `[${elements(text, start)
+        .map((e) => canonical(e.start, e.end))
+        .join(',')}]`
+    }
+    const token = text.slice(start, end)
+    if (first === '"') return JSON.stringify(JSON.parse(token))
+    if (token === 'true' || token === 'false' || token === 'null') return token
+    return canonicalNumber(token)
+  }
+  const start = skipSpace(text, 0)
+  return canonical(start, endOfValue(text, start))
+}
+
+/** A JSON number lexeme as JSON.stringify writes its double, or exactly if that loses it. */
+function canonicalNumber(lexeme: string): string {
+  const written = JSON.stringify(Number(lexeme))
+  const exact = decimalOf(lexeme)
+  const read = decimalOf(written)
+  if (
+    exact.digits === read.digits &&
+    exact.exponent === read.exponent &&
+    exact.sign === read.sign
+  ) {
+    return written
+  }
+  return `${exact.sign}${exact.digits}e${exact.exponent}`
+}
+
+/** A JSON number lexeme's exact value: sign, significant digits, power of ten (zero: "0"). */
+function decimalOf(lexeme: string): { sign: string; digits: string; exponent: number } {
+  const match = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(lexeme)
+  if (!match) return { sign: '', digits: lexeme, exponent: 0 }
+  const [, sign = '', int = '', frac = '', exp = '0'] = match
+  let digits = (int + frac).replace(/^0+/, '')
+  let exponent = Number(exp) - frac.length
+  if (digits === '') return { sign: '', digits: '0', exponent: 0 }
+  const trailing = digits.length - digits.replace(/0+$/, '').length
+  digits = digits.slice(0, digits.length - trailing)
+  exponent += trailing
+  return { sign, digits, exponent }
+}

@@ -5,14 +5,21 @@
 // is a hash of the update's canonical content, stored with the key in both stores: the same
 // key with another fingerprint is a key re-used for a different update (422), not a retry.
 
+import { canonicalSource, sourceOf } from '../contract/json-source.ts'
 import type { ProgressUpdate } from '../contract/progress.ts'
 import { normaliseTimestamp } from '../contract/storable.ts'
 import { base64url, sha256 } from '../kernel/bytes.ts'
 import { type BufferedUpdate, eventKeyOf } from './model.ts'
 
-/** Canonical JSON: object keys sorted at every depth, so equal content gives equal text. */
+/**
+ * Canonical JSON: object keys sorted at every depth, so equal content gives equal text. A
+ * value kept with the text it was sent as (`data`) is canonicalised from that text, as it is
+ * stored: numbers past a double's precision and repeated keys then count (`canonicalSource`).
+ */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value)
+  const source = sourceOf(value)
+  if (source !== undefined) return canonicalSource(source)
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
   const entries = Object.entries(value as Record<string, unknown>)
     .filter(([, v]) => v !== undefined)
@@ -32,7 +39,9 @@ export const FINGERPRINT_PREFIX = 'f1:'
 /**
  * The update's fingerprint: `f1:` + base64url(SHA-256(canonical JSON of every member but the
  * idempotency key, `occurred_at` normalised to UTC)). Two sends of one update always agree;
- * the order of `data`'s keys does not matter (JSON objects are unordered, RFC 8259 §4).
+ * the order of `data`'s keys and its spacing do not matter (JSON objects are unordered, RFC
+ * 8259 §4); its numbers count as written, past what a double holds, as do repeated keys:
+ * `data` is stored as sent.
  */
 export async function fingerprint(update: ProgressUpdate): Promise<string> {
   const { idempotency_key: _, ...content } = update

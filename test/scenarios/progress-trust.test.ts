@@ -185,6 +185,45 @@ describe.each([
     expect(row?.data).toBe(data)
   })
 
+  test('4b. data as sent is the update: numbers past a double’s precision and repeated keys make other updates', async () => {
+    const a = await isolate(s)
+    const send = async (u: Record<string, unknown>, data: string) => {
+      const res = await a.s.fetch(PROGRESS, {
+        method: 'POST',
+        headers: { ...a.auth, 'Content-Type': 'application/json' },
+        body: `${JSON.stringify(u).slice(0, -1)},"data":${data}}`,
+      })
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+    }
+    // Derived keys: 2^53 + 1 and 2^53 are one double, not one update.
+    const u = update()
+    expect((await send(u, '{"n":9007199254740993}')).body).toMatchObject({ accepted: 1 })
+    expect((await send(u, '{"n":9007199254740992}')).body).toMatchObject({ accepted: 1 })
+    expect((await send(u, '{ "n" : 9007199254740993 }')).body).toMatchObject({ duplicates: 1 })
+    // One key: another number, or a repeated key, is a re-use; spacing and key order are not.
+    const k = update({ idempotency_key: unique('exact') })
+    expect((await send(k, '{"n":12345678901234567890,"m":[1.5]}')).body).toMatchObject({
+      accepted: 1,
+    })
+    expect((await send(k, '{"m":[1.50], "n":12345678901234567890}')).body).toMatchObject({
+      duplicates: 1,
+    })
+    for (const other of [
+      '{"n":12345678901234567891,"m":[1.5]}',
+      '{"n":1.2345678901234567e19,"m":[1.5]}',
+      '{"n":12345678901234567890,"m":[1.5],"m":[1.5]}',
+    ]) {
+      expect({ other, ...(await send(k, other)) }).toMatchObject({
+        other,
+        status: 422,
+        body: { code: 'idempotency_key_reused' },
+      })
+    }
+    await a.flush()
+    expect(await events(s, u.task_id as string)).toHaveLength(2)
+    expect(await events(s, k.task_id as string)).toHaveLength(1)
+  })
+
   test('7. a burst of one key: accepted exactly once, whichever store takes it', async () => {
     const a = await isolate(s)
     const u = update({ idempotency_key: unique('burst') })

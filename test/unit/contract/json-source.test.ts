@@ -5,12 +5,14 @@ import fc from 'fast-check'
 import { describe, expect, test } from 'vitest'
 import {
   attachSources,
+  canonicalSource,
   jsonText,
   locate,
   sourceIssues,
   sourceOf,
 } from '../../../src/contract/json-source.ts'
 import { MAX_JSON_DEPTH, unstorableReason } from '../../../src/contract/storable.ts'
+import { canonicalJson } from '../../../src/progress/idempotency.ts'
 
 const spans = (text: string, pattern: string) =>
   locate(text, pattern).map(({ path, start, end }) => [path.join('.'), text.slice(start, end)])
@@ -122,5 +124,45 @@ describe('sourceIssues', () => {
     const nest = (levels: number) => `${'{"d":'.repeat(levels - 1)}{}${'}'.repeat(levels - 1)}`
     expect(issues(nest(MAX_JSON_DEPTH))).toEqual([])
     expect(issues(nest(MAX_JSON_DEPTH + 1))).toHaveLength(1)
+  })
+})
+
+describe('canonicalSource', () => {
+  /** Text with the members of every object in a random order and random spacing. */
+  const respelled = (value: unknown, rand: () => number): string => {
+    const space = () => [' ', '', '\n', '\t'][Math.floor(rand() * 4)]!
+    if (value === null || typeof value !== 'object') return `${space()}${JSON.stringify(value)}`
+    if (Array.isArray(value)) return `[${value.map((v) => respelled(v, rand)).join(',')}]`
+    const members = Object.entries(value).sort(() => rand() - 0.5)
+    return `{${members.map(([k, v]) => `${JSON.stringify(k)}${space()}:${respelled(v, rand)}`).join(',')}}`
+  }
+
+  test('agrees with the parsed value’s canonical JSON whenever parsing loses nothing', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), fc.integer(), (value, seed) => {
+        let state = seed
+        const rand = () => {
+          state = (state * 1103515245 + 12345) & 0x7fffffff
+          return state / 0x7fffffff
+        }
+        const text = respelled(value, rand)
+        expect(canonicalSource(text)).toBe(canonicalJson(JSON.parse(text)))
+      }),
+      { numRuns: 500 },
+    )
+  })
+
+  test('numbers past a double, and repeated keys, are kept; other spellings are not', () => {
+    const same = (a: string, b: string) => canonicalSource(a) === canonicalSource(b)
+    expect(same('9007199254740993', '9007199254740992')).toBe(false)
+    expect(same('12345678901234567890', '1.2345678901234567e19')).toBe(false)
+    expect(same('12345678901234567890', '12345678901234567890.0')).toBe(true)
+    expect(same('1.50', '1.5')).toBe(true)
+    expect(same('1e2', '100')).toBe(true)
+    expect(same('-0', '0')).toBe(true)
+    expect(same('0.1', '1e-1')).toBe(true)
+    expect(same('{"a":1,"a":2}', '{"a":2}')).toBe(false)
+    expect(same('{"b":1,"a":[1, 2]}', '{ "a":[1,2],"b":1.0 }')).toBe(true)
+    expect(same('"\\u00e9"', '"é"')).toBe(true)
   })
 })
