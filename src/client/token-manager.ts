@@ -79,8 +79,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       try {
         return store(await requestToken({ type: 'refresh_token', refreshToken }))
       } catch (err) {
-        // 429/503: the server did nothing, the refresh token is intact, and client credentials
-        // would be turned away just the same.
+        // 429/503: the refresh token is intact — or, after a 503 outcome_unknown, it may have
+        // been rotated, and presenting it again within the server's grace period still gets a
+        // pair (CONTRACT.md) — and client credentials would be turned away just the same.
         if (err instanceof AgentApiError && (err.status === 429 || err.status === 503)) throw err
         // Rejected (400 invalid_grant, 401) or fate unknown: never send it again.
         if (refresh?.token === refreshToken) refresh = undefined

@@ -279,3 +279,90 @@ describe(`transient database conditions on the token path (${s.runtime})`, () =>
     }
   })
 })
+
+describe(`token-store writes that land after the client gave up (${s.runtime})`, () => {
+  /** Runs `work` while writes of `table` for `agent` take 1.2 s (the timeout is 400 ms). */
+  async function slowWrites<T>(
+    table: 'refresh_tokens' | 'refresh_token_families',
+    agent: string,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    const db = s.db()
+    const fn = `slow_${table}`
+    await db.query({
+      text: `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_sleep(1.2); RETURN NEW; END $$`,
+      params: [],
+    })
+    await db.query({
+      text: `CREATE TRIGGER ${fn} BEFORE INSERT OR UPDATE ON ${table} FOR EACH ROW
+             WHEN (NEW.agent_id = '${agent}') EXECUTE FUNCTION ${fn}()`,
+      params: [],
+    })
+    try {
+      return await work()
+    } finally {
+      await db.query({ text: `DROP TRIGGER ${fn} ON ${table}`, params: [] })
+    }
+  }
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+  const patient = () =>
+    isolate({
+      DATABASE_TIMEOUT_MS: '400',
+      BREAKER_CONSECUTIVE_FAILURES: '1000',
+      BREAKER_FAILURE_RATE_PERCENT: '100',
+    })
+
+  test('a refresh rotated after the timeout: 503 outcome_unknown; the same token again within the grace period gets a pair', async () => {
+    const agent = await newAgent()
+    const iso = patient()
+    const first = await iso.fetch(
+      TOKEN,
+      jsonPost({ agent_id: agent, agent_secret: agentSecret(iso) }, from(iso)),
+    )
+    const { refresh_token: r0 } = (await first.json()) as { refresh_token: string }
+    const answer = await slowWrites('refresh_tokens', agent, async () => {
+      const res = await refresh(iso, r0, agent)
+      const body = (await res.json()) as Record<string, string>
+      await sleep(1500) // the rotation lands meanwhile
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), body }
+    })
+    expect(answer).toMatchObject({
+      status: 503,
+      retryAfter: '5',
+      body: { code: 'outcome_unknown', error: 'temporarily_unavailable' },
+    })
+    expect(answer.body.detail).toMatch(/same refresh token within 60 s/)
+    // It did rotate: r0 is spent, and presenting it again (within the grace) gets a fresh pair.
+    const again = await refresh(iso, r0, agent)
+    expect(again.status).toBe(200)
+    const tokens = (await again.json()) as { access_token: string; refresh_token: string }
+    expect((await iso.fetch(CONTEXT, { headers: bearer(tokens.access_token) })).status).toBe(200)
+    expect((await refresh(iso, tokens.refresh_token, agent)).status).toBe(200)
+  })
+
+  test('a refresh-token revocation made after the timeout: 503 outcome_unknown, never "nothing was revoked"', async () => {
+    const agent = await newAgent()
+    const iso = patient()
+    const first = await iso.fetch(
+      TOKEN,
+      jsonPost({ agent_id: agent, agent_secret: agentSecret(iso) }, from(iso)),
+    )
+    const { refresh_token: r0 } = (await first.json()) as { refresh_token: string }
+    const answer = await slowWrites('refresh_token_families', agent, async () => {
+      const res = await iso.fetch(
+        REVOKE,
+        formPost({ token: r0 }, { ...client(iso, agent), ...from(iso) }),
+      )
+      const body = (await res.json()) as Record<string, string>
+      await sleep(1500)
+      return { status: res.status, body }
+    })
+    expect(answer).toMatchObject({
+      status: 503,
+      body: { code: 'outcome_unknown', error: 'temporarily_unavailable' },
+    })
+    // It did land: the token no longer refreshes.
+    expect((await refresh(iso, r0, agent)).status).toBe(400)
+  })
+})

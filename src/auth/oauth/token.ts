@@ -10,6 +10,7 @@ import {
   type TokenResponse,
 } from '../../contract/token.ts'
 import { type Database, isDatabaseOutage } from '../../db/client.ts'
+import { databaseWriteOutcome } from '../../db/outcome.ts'
 import type { Clock } from '../../kernel/clock.ts'
 import type { EventBus } from '../../kernel/events.ts'
 import type { Logger } from '../../kernel/log.ts'
@@ -65,23 +66,20 @@ export function requireDatabase(deps: TokenDeps): Database {
 }
 
 /**
- * Database outages on the token path are 503s, never a 401 that blames the agent. A write that
- * timed out may have landed: `outcome_unknown` says so. Anything else (a rejected statement) is
- * a defect: it goes on to the 500 handler, which logs it.
+ * Database outages on the token path are 503s, never a 401 that blames the agent. `write`, for
+ * a call that writes, says what may have happened and what a retry does: a write the store
+ * may have run after we stopped waiting (a timeout, a lost connection: `databaseWriteOutcome`)
+ * is `outcome_unknown` with that text; one it certainly did not run, `database_unavailable`.
+ * Anything else (a rejected statement) is a defect: it goes on to the 500 handler, which logs
+ * it.
  */
-export async function databaseCall<T>(work: () => Promise<T>, write = false): Promise<T> {
+export async function databaseCall<T>(work: () => Promise<T>, write?: string): Promise<T> {
   try {
     return await work()
   } catch (err) {
     if (err instanceof ProblemError || !isDatabaseOutage(err)) throw err
-    const timedOut =
-      err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
-    if (write && timedOut) {
-      throw temporarilyUnavailable(
-        'outcome_unknown',
-        'The token store timed out: the revocation may or may not have been made; retry it',
-        5,
-      )
+    if (write !== undefined && databaseWriteOutcome(err) === 'unknown') {
+      throw temporarilyUnavailable('outcome_unknown', `The token store did not answer: ${write}`, 5)
     }
     throw temporarilyUnavailable('database_unavailable', 'The token store is unavailable', 5)
   }
@@ -387,19 +385,21 @@ async function clientCredentialsGrant(
   if (!scopes) throw oauthError('invalid_scope', 'A requested scope is not allowed for this agent')
   const scope = formatScopes(scopes)
   const jkt = await dpopKey(deps, context, call, agent.dpopRequired)
-  const issued = await databaseCall(() =>
-    issueRefreshToken(
-      requireDatabase(deps),
-      {
-        agentId: agent.id,
-        scope,
-        environment: deps.config.environment,
-        ttlSeconds: deps.config.tunables.refreshTokenTtlSeconds,
-        resource,
-        jkt,
-      },
-      call.trace,
-    ),
+  const issued = await databaseCall(
+    () =>
+      issueRefreshToken(
+        requireDatabase(deps),
+        {
+          agentId: agent.id,
+          scope,
+          environment: deps.config.environment,
+          ttlSeconds: deps.config.tunables.refreshTokenTtlSeconds,
+          resource,
+          jkt,
+        },
+        call.trace,
+      ),
+    'a refresh token may have been issued that no one received; retrying is safe',
   )
   // Deactivated between the check of its credentials and now: as if the check had seen it.
   if (!issued) throw oauthError('invalid_client', INVALID_CLIENT)
@@ -436,19 +436,23 @@ async function refreshGrant(
   if (bound && jkt !== bound) {
     throw oauthError('invalid_dpop_proof', 'The refresh token is bound to another DPoP key')
   }
-  const rotation = await databaseCall(() =>
-    rotateRefreshToken(
-      requireDatabase(deps),
-      request.refreshToken,
-      {
-        environment: deps.config.environment,
-        ttlSeconds: deps.config.tunables.refreshTokenTtlSeconds,
-        graceSeconds: deps.config.tunables.refreshReuseGraceSeconds,
-        clientId: client.id,
-        scopes: parseScopes(request.scope),
-      },
-      call.trace,
-    ),
+  const rotation = await databaseCall(
+    () =>
+      rotateRefreshToken(
+        requireDatabase(deps),
+        request.refreshToken,
+        {
+          environment: deps.config.environment,
+          ttlSeconds: deps.config.tunables.refreshTokenTtlSeconds,
+          graceSeconds: deps.config.tunables.refreshReuseGraceSeconds,
+          clientId: client.id,
+          scopes: parseScopes(request.scope),
+        },
+        call.trace,
+      ),
+    // Presented again within the grace period, the spent token gets a fresh pair (CONTRACT.md);
+    // after it, a re-use revokes the family.
+    `the refresh token may have been rotated; retry with the same refresh token within ${deps.config.tunables.refreshReuseGraceSeconds} s`,
   )
   if (!rotation.ok) {
     if (rotation.revokedFamily) {
@@ -658,7 +662,7 @@ export async function revoke(
     const db = requireDatabase(deps)
     const familyId = await databaseCall(
       () => revokeRefreshToken(db, token, agentId, config.environment, scope.trace),
-      true,
+      'the revocation may or may not have been made; retry it',
     )
     if (familyId) {
       refreshRevoked = true
