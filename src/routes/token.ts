@@ -188,7 +188,10 @@ export const issueToken = {
     ),
     '401': failure(401, ['invalid_client'], 'Client authentication failed'),
     ...OAUTH_RESPONSES,
-    '503': oauthUnavailable(['configuration_error', 'database_unavailable']),
+    '503': oauthUnavailable(
+      ['configuration_error', 'database_unavailable', 'outcome_unknown', 'auth_unavailable'],
+      'Unavailable; retry after `Retry-After` seconds. `…_unavailable`: nothing was done (`auth_unavailable`: a presented token or proof could not be checked: neither Redis nor Postgres answered, or the isolate’s one-time-proof record is full). `outcome_unknown`: the token store did not answer a write that it may have made; the detail says how to retry (a refresh: the same refresh token, within `REFRESH_REUSE_GRACE_SECONDS`).',
+    ),
   },
 } as const satisfies Operation
 
@@ -295,7 +298,10 @@ export const introspectToken = {
     '400': failure(400, ['invalid_request', 'invalid_json'], 'The request is malformed'),
     '401': failure(401, ['invalid_client'], 'Client authentication failed'),
     ...OAUTH_RESPONSES,
-    '503': oauthUnavailable(['configuration_error', 'database_unavailable']),
+    '503': oauthUnavailable(
+      ['configuration_error', 'database_unavailable', 'auth_unavailable'],
+      'Unavailable: nothing was done; retry after `Retry-After` seconds (`auth_unavailable`: a client assertion could not be recorded as used: the isolate’s one-time-proof record is full while Redis fails).',
+    ),
   },
 } as const satisfies Operation
 

@@ -164,6 +164,27 @@ describe(`token exchange, RFC 8693 (${s.runtime})`, () => {
     })
   })
 
+  test('with Redis and Postgres both refusing, an exchange is a documented 503 a client retries (temporarily_unavailable)', async () => {
+    const sc = isolate()
+    const agent = await getToken(sc)
+    // A fresh isolate, so the subject token's revocation status is not cached.
+    const other = isolate()
+    await s.redis.setFaults({ refuse: true })
+    await s.neon.setFaults({ refuse: true })
+    try {
+      const res = await exchange(other, {
+        subject_token: agent.access_token,
+        requested_subject: 'demo-user-1',
+      })
+      expect(res.status).toBe(503)
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0)
+      expect(await res.json()).toMatchObject({ error: 'temporarily_unavailable' })
+    } finally {
+      await s.redis.clearFaults()
+      await s.neon.clearFaults()
+    }
+  })
+
   test('a delegated token serves its user only: another user the agent holds is the unknown user’s 404', async () => {
     const agent = await getToken(s)
     const res = await exchange(s, {
