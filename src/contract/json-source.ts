@@ -266,7 +266,8 @@ export function canonicalSource(text: string): string {
         .join(',')}]`
     }
     const token = text.slice(start, end)
-    if (first === '"') return JSON.stringify(JSON.parse(token))
+    // Without escapes or surrogates a string is written back as it came (the common case).
+    if (first === '"') return PLAIN_STRING.test(token) ? token : JSON.stringify(JSON.parse(token))
     if (token === 'true' || token === 'false' || token === 'null') return token
     return canonicalNumber(token)
   }
@@ -274,8 +275,15 @@ export function canonicalSource(text: string): string {
   return canonical(start, endOfValue(text, start))
 }
 
+/** A string token JSON.stringify would write back unchanged: no escape, no surrogate. */
+const PLAIN_STRING = /^"[^\\\ud800-\udfff]*"$/
+
+/** An integer a double holds exactly, written as JSON.stringify writes it. */
+const PLAIN_INTEGER = /^-?(?:0|[1-9]\d{0,14})$/
+
 /** A JSON number lexeme as JSON.stringify writes its double, or exactly if that loses it. */
 function canonicalNumber(lexeme: string): string {
+  if (PLAIN_INTEGER.test(lexeme) && lexeme !== '-0') return lexeme
   const written = JSON.stringify(Number(lexeme))
   const exact = decimalOf(lexeme)
   const read = decimalOf(written)
