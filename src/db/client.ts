@@ -22,7 +22,6 @@ export function sql(strings: TemplateStringsArray, ...values: unknown[]): SqlSta
 export interface CallOptions extends CallScope {
   /** Overrides the configured timeout (e.g. the health check's shorter one). */
   timeoutMs?: number
-  signal?: AbortSignal
   /** A read that may safely run twice: retried with jitter within the retry budget. */
   idempotent?: boolean
   /**
@@ -93,8 +92,7 @@ export function createDatabase(options: DatabaseOptions): Database {
     const start = performance.now()
     let ok = false
     const once = () => {
-      const timeout = AbortSignal.timeout(call?.timeoutMs ?? options.timeoutMs)
-      return run(call?.signal ? AbortSignal.any([call.signal, timeout]) : timeout)
+      return run(AbortSignal.timeout(call?.timeoutMs ?? options.timeoutMs))
     }
     try {
       const { breaker } = options
