@@ -1047,7 +1047,6 @@ export class ProgressBuffer {
     )
   }
 
-  /** One flush at a time across all isolates: true when this caller holds the lease now. */
   /**
    * The flush lease (one flush at a time across isolates), for `ttlMs` from `now`. While this
    * isolate holds it, the answer is no without a round trip: Redis would say the same.
