@@ -306,21 +306,25 @@ describe(`token-store writes that land after the client gave up (${s.runtime})`,
     }
   }
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-  const patient = () =>
-    isolate({
+  /** A new agent's first refresh token, in an isolate that gives the database 400 ms. */
+  async function freshPair(extra: Record<string, string> = {}) {
+    const agent = await newAgent()
+    const iso = isolate({
       DATABASE_TIMEOUT_MS: '400',
       BREAKER_CONSECUTIVE_FAILURES: '1000',
       BREAKER_FAILURE_RATE_PERCENT: '100',
+      ...extra,
     })
-
-  test('a refresh rotated after the timeout: 503 outcome_unknown; the same token again within the grace period gets a pair', async () => {
-    const agent = await newAgent()
-    const iso = patient()
     const first = await iso.fetch(
       TOKEN,
       jsonPost({ agent_id: agent, agent_secret: agentSecret(iso) }, from(iso)),
     )
     const { refresh_token: r0 } = (await first.json()) as { refresh_token: string }
+    return { agent, iso, r0 }
+  }
+
+  test('a refresh rotated after the timeout: 503 outcome_unknown; the same token again within the grace period gets a pair', async () => {
+    const { agent, iso, r0 } = await freshPair()
     const answer = await slowWrites('refresh_tokens', agent, async () => {
       const res = await refresh(iso, r0, agent)
       const body = (await res.json()) as Record<string, string>
@@ -342,13 +346,7 @@ describe(`token-store writes that land after the client gave up (${s.runtime})`,
   })
 
   test('a refresh-token revocation made after the timeout: 503 outcome_unknown, never "nothing was revoked"', async () => {
-    const agent = await newAgent()
-    const iso = patient()
-    const first = await iso.fetch(
-      TOKEN,
-      jsonPost({ agent_id: agent, agent_secret: agentSecret(iso) }, from(iso)),
-    )
-    const { refresh_token: r0 } = (await first.json()) as { refresh_token: string }
+    const { agent, iso, r0 } = await freshPair()
     const answer = await slowWrites('refresh_token_families', agent, async () => {
       const res = await iso.fetch(
         REVOKE,
@@ -364,5 +362,17 @@ describe(`token-store writes that land after the client gave up (${s.runtime})`,
     })
     // It did land: the token no longer refreshes.
     expect((await refresh(iso, r0, agent)).status).toBe(400)
+  })
+
+  test('with no grace period, the outcome_unknown of a refresh says to ask anew, not to present the token again', async () => {
+    const { agent, iso, r0 } = await freshPair({ REFRESH_REUSE_GRACE_SECONDS: '0' })
+    const body = await slowWrites('refresh_tokens', agent, async () => {
+      const res = await refresh(iso, r0, agent)
+      await sleep(1500)
+      return (await res.json()) as Record<string, string>
+    })
+    expect(body).toMatchObject({ code: 'outcome_unknown' })
+    expect(body.detail).toMatch(/client credentials/)
+    expect(body.detail).not.toMatch(/same refresh token/)
   })
 })

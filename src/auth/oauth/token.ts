@@ -252,29 +252,11 @@ export interface GrantContext {
 }
 
 /**
- * The resource an RFC 8707 request names, or undefined when it names none (one per request:
- * the parser refuses more). Anything but one of this deployment's resources is
- * `invalid_target` (RFC 8707 §2).
- */
-export function requestedResource(
-  issuer: Issuer,
-  resource: string | undefined,
-): string | undefined {
-  if (resource === undefined) return undefined
-  if (!issuer.resources.includes(resource)) {
-    throw oauthError(
-      'invalid_target',
-      `Unknown resource; this server's are ${issuer.resources.join(' and ')}`,
-    )
-  }
-  return resource
-}
-
-/**
- * The target a token request names by `resource` (RFC 8707) and/or `audience` (RFC 8693 §2.1,
- * a logical name, which many servers also take on other grants; this deployment's services are
- * named by their resource identifiers), or undefined when it names none. A token here has one
- * audience: an unknown name, or a `resource` and an `audience` naming two targets, is
+ * The target a token request names by `resource` (RFC 8707; the parser takes one per
+ * request) and/or `audience` (RFC 8693 §2.1, a logical name, which many servers also take on
+ * other grants; this deployment's services are named by their resource identifiers), or
+ * undefined when it names none. A token here has one audience: a name that is not one of this
+ * deployment's resources, or a `resource` and an `audience` naming two targets, is
  * `invalid_target` (RFC 8707 §2, RFC 8693 §2.2.2).
  */
 function requestedTarget(
@@ -282,18 +264,21 @@ function requestedTarget(
   resource: string | undefined,
   audience: string | undefined,
 ): string | undefined {
-  const named = requestedResource(issuer, resource)
-  if (audience === undefined) return named
-  if (!issuer.resources.includes(audience)) {
-    throw oauthError(
-      'invalid_target',
-      `Unknown audience; this server's are ${issuer.resources.join(' and ')}`,
-    )
+  for (const [parameter, name] of [
+    ['resource', resource],
+    ['audience', audience],
+  ] as const) {
+    if (name !== undefined && !issuer.resources.includes(name)) {
+      throw oauthError(
+        'invalid_target',
+        `Unknown ${parameter}; this server's are ${issuer.resources.join(' and ')}`,
+      )
+    }
   }
-  if (named !== undefined && named !== audience) {
+  if (resource !== undefined && audience !== undefined && resource !== audience) {
     throw oauthError('invalid_target', 'resource and audience name different targets')
   }
-  return audience
+  return resource ?? audience
 }
 
 async function tokens(
@@ -436,6 +421,7 @@ async function refreshGrant(
   if (bound && jkt !== bound) {
     throw oauthError('invalid_dpop_proof', 'The refresh token is bound to another DPoP key')
   }
+  const graceSeconds = deps.config.tunables.refreshReuseGraceSeconds
   const rotation = await databaseCall(
     () =>
       rotateRefreshToken(
@@ -444,15 +430,17 @@ async function refreshGrant(
         {
           environment: deps.config.environment,
           ttlSeconds: deps.config.tunables.refreshTokenTtlSeconds,
-          graceSeconds: deps.config.tunables.refreshReuseGraceSeconds,
+          graceSeconds,
           clientId: client.id,
           scopes: parseScopes(request.scope),
         },
         call.trace,
       ),
     // Presented again within the grace period, the spent token gets a fresh pair (CONTRACT.md);
-    // after it, a re-use revokes the family.
-    `the refresh token may have been rotated; retry with the same refresh token within ${deps.config.tunables.refreshReuseGraceSeconds} s`,
+    // after it (or with no grace period), a re-use revokes the family.
+    graceSeconds > 0
+      ? `the refresh token may have been rotated; retry with the same refresh token within ${graceSeconds} s`
+      : 'the refresh token may have been rotated, and presenting it again would revoke its family; ask for new tokens with client credentials',
   )
   if (!rotation.ok) {
     if (rotation.revokedFamily) {
