@@ -46,29 +46,30 @@ const withoutRedis = () =>
 const exchange = (sc: Scenario, fields: Record<string, string>) =>
   sc.fetch(TOKEN, formPost({ grant_type: EXCHANGE, subject_token_type: AT, ...fields }))
 
+/** An exchange as oauth4webapi makes it (the agent as a public client): the tokens it reads. */
+async function peerExchange(sc: Scenario, fields: Record<string, string>) {
+  const as = await discover(sc)
+  const client = { client_id: DEMO_AGENT }
+  const res = await oauth.genericTokenEndpointRequest(
+    as,
+    client,
+    oauth.None(),
+    EXCHANGE,
+    new URLSearchParams({ subject_token_type: AT, ...fields }),
+    options(sc),
+  )
+  return oauth.processGenericTokenEndpointResponse(as, client, res)
+}
+
 describe(`token exchange, RFC 8693 (${s.runtime})`, () => {
   test('oauth4webapi genericGrantRequest: sub = user, act.sub = agent, narrowed, no longer-lived', async () => {
-    const as = await discover()
-    expect(as.grant_types_supported).toContain(EXCHANGE)
+    expect((await discover()).grant_types_supported).toContain(EXCHANGE)
     const agent = await getToken(s)
-    const res = await oauth.genericTokenEndpointRequest(
-      as,
-      { client_id: DEMO_AGENT },
-      oauth.None(),
-      EXCHANGE,
-      new URLSearchParams({
-        subject_token: agent.access_token,
-        subject_token_type: AT,
-        requested_subject: 'demo-user-1',
-        scope: 'context:read',
-      }),
-      options(),
-    )
-    const tokens = await oauth.processGenericTokenEndpointResponse(
-      as,
-      { client_id: DEMO_AGENT },
-      res,
-    )
+    const tokens = await peerExchange(s, {
+      subject_token: agent.access_token,
+      requested_subject: 'demo-user-1',
+      scope: 'context:read',
+    })
     expect(tokens.issued_token_type).toBe(AT)
     expect(tokens.refresh_token).toBeUndefined()
     const { payload } = decodeJwt(tokens.access_token)
@@ -91,20 +92,7 @@ describe(`token exchange, RFC 8693 (${s.runtime})`, () => {
     const agent = await getToken(sc)
     const base = { subject_token: agent.access_token, requested_subject: 'demo-user-1' }
     const mcp = `${BASE_URL}/mcp`
-    const as = await discover(sc)
-    const res = await oauth.genericTokenEndpointRequest(
-      as,
-      { client_id: DEMO_AGENT },
-      oauth.None(),
-      EXCHANGE,
-      new URLSearchParams({ ...base, subject_token_type: AT, audience: mcp }),
-      options(sc),
-    )
-    const tokens = await oauth.processGenericTokenEndpointResponse(
-      as,
-      { client_id: DEMO_AGENT },
-      res,
-    )
+    const tokens = await peerExchange(sc, { ...base, audience: mcp })
     expect(decodeJwt(tokens.access_token).payload.aud).toBe(mcp)
     // The same in JSON, and with a resource naming the same target.
     const json = await sc.fetch(
