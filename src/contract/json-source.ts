@@ -297,16 +297,24 @@ function canonicalNumber(lexeme: string): string {
   return `${exact.sign}${exact.digits}e${exact.exponent}`
 }
 
-/** A JSON number lexeme's exact value: sign, significant digits, power of ten (zero: "0"). */
-function decimalOf(lexeme: string): { sign: string; digits: string; exponent: number } {
+/**
+ * A JSON number lexeme's exact value: sign, significant digits, power of ten (zero: "0"). The
+ * power in BigInt: a lexeme may carry an exponent of any length (1e-100000000000000000000 is
+ * a finite 0 to JSON.parse), and two such must not compare equal by rounding.
+ */
+function decimalOf(lexeme: string): { sign: string; digits: string; exponent: bigint } {
   const match = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(lexeme)
-  if (!match) return { sign: '', digits: lexeme, exponent: 0 }
+  if (!match) return { sign: '', digits: lexeme, exponent: 0n }
   const [, sign = '', int = '', frac = '', exp = '0'] = match
-  let digits = (int + frac).replace(/^0+/, '')
-  let exponent = Number(exp) - frac.length
-  if (digits === '') return { sign: '', digits: '0', exponent: 0 }
-  const trailing = digits.length - digits.replace(/0+$/, '').length
-  digits = digits.slice(0, digits.length - trailing)
-  exponent += trailing
-  return { sign, digits, exponent }
+  const all = int + frac
+  // Zeros stripped by index: a pattern anchored at the end only rescans long runs of zeros.
+  let first = 0
+  while (first < all.length && all.charCodeAt(first) === ZERO) first++
+  let end = all.length
+  while (end > first && all.charCodeAt(end - 1) === ZERO) end--
+  if (first === end) return { sign: '', digits: '0', exponent: 0n }
+  const exponent = BigInt(exp) - BigInt(frac.length) + BigInt(all.length - end)
+  return { sign, digits: all.slice(first, end), exponent }
 }
+
+const ZERO = 0x30

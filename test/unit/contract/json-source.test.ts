@@ -164,5 +164,12 @@ describe('canonicalSource', () => {
     expect(same('{"a":1,"a":2}', '{"a":2}')).toBe(false)
     expect(same('{"b":1,"a":[1, 2]}', '{ "a":[1,2],"b":1.0 }')).toBe(true)
     expect(same('"\\u00e9"', '"é"')).toBe(true)
+    // Exponents of any length compare exactly (JSON.parse reads both as 0).
+    expect(same('1e-100000000000000000000', '1e-100000000000000000001')).toBe(false)
+    expect(same('1e-9007199254740993', '1e-9007199254740992')).toBe(false)
+    expect(same('1e-100000000000000000000', '10e-100000000000000000001')).toBe(true)
+    // A long run of zeros inside the digits is still those digits.
+    expect(same(`0.1${'0'.repeat(4070)}1`, '0.1')).toBe(false)
+    expect(same(`0.1${'0'.repeat(4070)}`, '0.1')).toBe(true)
   })
 })
