@@ -98,6 +98,30 @@ app.get('*', async (c) => {
 export default app`
 
 /**
+ * The start-up floor of an authenticated read: a bare Hono worker importing the libraries the
+ * app's first authenticated context read needs when Redis is configured (hono, jose, zod/mini
+ * through @hono/zod-validator, @upstash/redis, @upstash/ratelimit; the Neon driver is loaded
+ * lazily by the app too), building nothing at module scope. Its route uses them, so nothing is
+ * shaken out that a real route would keep.
+ */
+export const BARE_LIBRARIES_WORKER = `import { Hono } from 'hono'
+import { importJWK, jwtVerify } from 'jose'
+import { Redis } from '@upstash/redis'
+import { Ratelimit } from '@upstash/ratelimit'
+import * as z from 'zod/mini'
+import { zValidator } from '@hono/zod-validator'
+const app = new Hono()
+app.get('*', zValidator('query', z.object({ user_id: z.optional(z.string()) })), async (c) => {
+  const redis = new Redis({ url: c.env.UPSTASH_REDIS_REST_URL, token: c.env.UPSTASH_REDIS_REST_TOKEN })
+  const limiter = new Ratelimit({ redis, limiter: Ratelimit.slidingWindow(600, '60 s') })
+  const key = await importJWK(JSON.parse(c.env.JWK), 'ES256')
+  const { payload } = await jwtVerify((c.req.header('authorization') ?? '').slice(7), key)
+  const { success } = await limiter.limit(String(payload.sub))
+  return c.json({ sub: payload.sub }, success ? 200 : 429)
+})
+export default app`
+
+/**
  * The least a progress write can cost: a bare Hono worker whose one route reads the JSON body
  * and writes it to Redis with one Upstash REST call (`SET … PX`, no client library), then
  * answers 202 — the durable acceptance every buffered write needs.
