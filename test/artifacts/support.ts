@@ -6,6 +6,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { type ArtifactManifest, readManifest } from '../../local/artifact-layout.ts'
 import { POSTGRES_URL, postgresAvailable, REDIS_URL, redisAvailable } from '../../local/engines.ts'
 import { type LocalStack, startLocalStack } from '../../local/stack.ts'
+import { toolList } from '../../src/mcp/server.ts'
+import { openApiDocument } from '../../src/openapi/generate.ts'
+import { OPERATIONS } from '../../src/routes/index.ts'
 
 export interface ArtifactContext {
   manifest: ArtifactManifest
@@ -143,12 +146,24 @@ export function smokeTests(send: () => Send, stack: () => ArtifactContext) {
     }
     expect(result.result.isError).toBeFalsy()
     expect(result.result.structuredContent.user.id).toBe('demo-user-1')
+    // The tools' JSON Schemas, built in the bundle by the lazy chunk's own zod from the
+    // contract's schemas (local/worker-build.ts), are those the sources build.
+    const list = await rpc({ jsonrpc: '2.0', id: 3, method: 'tools/list' })
+    expect(list.status).toBe(200)
+    expect(((await list.json()) as { result: { tools: unknown } }).result.tools).toEqual(
+      JSON.parse(JSON.stringify(toolList())),
+    )
   })
 
   it('serves the lazily loaded OpenAPI document and pages from the bundle', async () => {
     const openapi = await send()('/openapi.json')
     expect(openapi.status).toBe(200)
-    expect(((await openapi.json()) as { openapi: string }).openapi).toMatch(/^3\.1\./)
+    const served = (await openapi.json()) as { openapi: string; info: { version: string } }
+    expect(served.openapi).toMatch(/^3\.1\./)
+    // The very document the sources generate (the bundle's generator has a zod of its own).
+    expect(served).toEqual(
+      JSON.parse(JSON.stringify(openApiDocument(OPERATIONS, served.info.version))),
+    )
     for (const path of ['/', '/health/dashboard']) {
       const page = await send()(path, { headers: { Accept: 'text/html' } })
       expect(page.status, path).toBe(200)
