@@ -470,6 +470,25 @@ async function cpuFigures(stack: StackHandle) {
     call(context, { headers: auth }),
   )
 
+  // What the answer itself costs: a bare Hono route given the same request and returning the
+  // same bytes and headers, recorded from the app (nothing checked or computed).
+  const recorded = await call(context, { headers: auth })
+  const answer = { body: await recorded.text(), headers: [...recorded.headers] }
+  const same = new Hono().get('*', () => new Response(answer.body, { headers: answer.headers }))
+  const sameCall = () =>
+    same.fetch(new Request(`http://bench.local${context}`, { headers: new Headers(auth) }))
+  const answerOnly = await cpuPerRequest({ subject: sameCall, baseline: bareCall })
+  add({
+    id: 'cpu.auth-answer',
+    group,
+    label:
+      'the same request and answer, bare: a Hono route returning the cache hit’s recorded body and headers',
+    value: answerOnly.subject,
+    unit: 'µs',
+    baseline: { label: 'bare Hono route', value: answerOnly.baseline },
+    note: `of the cache hit’s ${fmt(hit.subject / hit.baseline)}× bare, this much is receiving that request and sending that answer (${answer.headers.length} headers); auth, limits, cache, ETag, metrics and logs are the rest`,
+  })
+
   // The same read with a DPoP-bound token (RFC 9449): a proof checked on every request (its
   // signature, htm/htu/iat/ath, and its jti recorded once, per isolate here). Proofs are made
   // before the clock starts: signing them is the client's work, not the server's.
