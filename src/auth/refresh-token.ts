@@ -249,6 +249,8 @@ export interface RefreshTokenState {
   agentId: string
   scope: string
   resource: string | undefined
+  /** The thumbprint of the DPoP key its family is bound to (RFC 9449 §5), if any. */
+  jkt: string | undefined
   /** ms, the database's clock. */
   issuedAt: number
   expiresAt: number
@@ -269,11 +271,12 @@ export async function describeRefreshToken(
     agent_id: string
     scope: string
     resource: string | null
+    jkt: string | null
     issued_at_ms: string
     expires_at_ms: string
     active: boolean
   }>(
-    sql`SELECT t.token_hash, t.agent_id, t.scope, f.resource,
+    sql`SELECT t.token_hash, t.agent_id, t.scope, f.resource, f.jkt,
                (extract(epoch FROM t.issued_at) * 1000)::bigint AS issued_at_ms,
                (extract(epoch FROM t.expires_at) * 1000)::bigint AS expires_at_ms,
                (t.spent_at IS NULL AND t.retired_at IS NULL AND t.revoked_at IS NULL
@@ -291,6 +294,7 @@ export async function describeRefreshToken(
     agentId: row.agent_id,
     scope: row.scope,
     resource: row.resource ?? undefined,
+    jkt: row.jkt ?? undefined,
     issuedAt: Number(row.issued_at_ms),
     expiresAt: Number(row.expires_at_ms),
     active: row.active,

@@ -211,7 +211,7 @@ export const tokenForm = z
   .register(z.globalRegistry, {
     id: 'TokenRequestForm',
     description:
-      'RFC 6749 §4.4 and §6. Client credentials in the body (`client_id`, `client_secret`) or by HTTP Basic, never both. Parameters may not repeat (a repeated `resource` or `audience` is `invalid_target`: a token here has one audience); each value is at most 8192 characters; unknown parameters are ignored.',
+      'RFC 6749 §4.4 and §6. Client credentials in the body (`client_id`, `client_secret`) or by HTTP Basic, never both (beside Basic, a body `client_id` alone only names the client, the same one). Parameters may not repeat (a repeated `resource` or `audience` is `invalid_target`: a token here has one audience); each value is at most 8192 characters; unknown parameters are ignored.',
   })
 
 export const revokeForm = z
@@ -322,8 +322,8 @@ export const introspectionResponse = onFirstUse(() =>
       z.strictObject({
         active: z.literal(true),
         token_type: describe(
-          z.enum(['Bearer', 'refresh_token']),
-          '`Bearer` for an access token, `refresh_token` for a refresh token.',
+          z.enum(['Bearer', 'DPoP', 'refresh_token']),
+          '`Bearer` for an access token, `DPoP` for a DPoP-bound one (as the token endpoint issued it), `refresh_token` for a refresh token.',
         ),
         scope: scopeString,
         client_id: identifier,
@@ -346,7 +346,7 @@ export const introspectionResponse = onFirstUse(() =>
         cnf: z.optional(
           describe(
             z.strictObject({ jkt: z.string() }),
-            'A DPoP-bound token (RFC 9449 §6.2): the key’s thumbprint.',
+            'A DPoP-bound token (RFC 9449 §6.2), or a refresh token whose family is bound (§5): the key’s thumbprint.',
           ),
         ),
       }),

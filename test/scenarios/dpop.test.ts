@@ -84,6 +84,24 @@ describe(`DPoP, RFC 9449 (${s.runtime})`, () => {
       }),
     )
     expect(decodeJwt(refreshed.access_token).payload.cnf).toEqual({ jkt })
+    // Introspection (RFC 7662) says what the token endpoint said: a DPoP token, bound to the
+    // key, and a refresh token bound to it too.
+    const introspect = async (token: string) =>
+      oauth.processIntrospectionResponse(
+        as,
+        c,
+        await oauth.introspectionRequest(as, c, auth, token, peerOptions(s)),
+      )
+    expect(await introspect(refreshed.access_token)).toMatchObject({
+      active: true,
+      token_type: 'DPoP',
+      cnf: { jkt },
+    })
+    expect(await introspect(refreshed.refresh_token!)).toMatchObject({
+      active: true,
+      token_type: 'refresh_token',
+      cnf: { jkt },
+    })
     const without = await s.fetch(
       TOKEN,
       formPost({ grant_type: 'refresh_token', refresh_token: refreshed.refresh_token! }, client(s)),

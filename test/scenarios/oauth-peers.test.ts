@@ -159,6 +159,42 @@ describe(`oauth4webapi (${s.runtime})`, () => {
       .processClientCredentialsResponse(as, client, badTarget)
       .catch((e: unknown) => e)
     expect(eTarget).toMatchObject({ error: 'invalid_target', status: 400 })
+
+    // A resource is a URI (RFC 8707 §2), compared in its RFC 3986 normal form: the token's
+    // aud is our own spelling of it. Another path, a fragment or no URI at all is refused.
+    const target = async (resource: string) => {
+      const res = await oauth.clientCredentialsGrantRequest(
+        as,
+        client,
+        oauth.ClientSecretPost(secret),
+        new URLSearchParams({ resource }),
+        options(),
+      )
+      return oauth
+        .processClientCredentialsResponse(as, client, res)
+        .then((t) => decodeJwt(t.access_token).payload.aud)
+        .catch((e: unknown) => (e as { error?: string }).error)
+    }
+    const api = BASE_URL
+    const mcp = `${BASE_URL}/mcp`
+    const upper = api.replace(/^http/, 'HTTP')
+    expect({
+      'origin with /': await target(new URL(api).href),
+      'scheme in capitals': await target(upper),
+      'a dot segment': await target(`${api}/x/../mcp`),
+      'mcp with /': await target(`${mcp}/`),
+      'a fragment': await target(`${mcp}#x`),
+      'a backslash': await target(`${api}\\mcp`),
+      'no scheme': await target(`//${new URL(api).host}`),
+    }).toEqual({
+      'origin with /': api,
+      'scheme in capitals': api,
+      'a dot segment': mcp,
+      'mcp with /': 'invalid_target',
+      'a fragment': 'invalid_target',
+      'a backslash': 'invalid_target',
+      'no scheme': 'invalid_target',
+    })
   })
 
   test('audience (RFC 8693 §2.1) on client credentials and refresh names the target as resource does', async () => {

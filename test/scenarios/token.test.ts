@@ -86,6 +86,15 @@ describe(`token endpoint (${s.runtime})`, () => {
     )
     expect(viaBasic.status).toBe(200)
     expect((await viaBasic.json()).scope).toBe('context:read')
+    // RFC 6749 §3.2.1: a client may name itself with client_id beside Basic.
+    const namedToo = await s.fetch(
+      TOKEN,
+      formPost(
+        { grant_type: 'client_credentials', client_id: DEMO_AGENT },
+        { Authorization: basic(DEMO_AGENT, secret) },
+      ),
+    )
+    expect(namedToo.status).toBe(200)
   })
 
   test('requested scopes must be a subset of the agent’s', async () => {
@@ -395,6 +404,17 @@ describe(`revocation, RFC 7009 (${s.runtime})`, () => {
       formPost({}, { Authorization: basic(DEMO_AGENT, secret) }),
     )
     expect(missing.status).toBe(400)
+    // A refused access token as the credential: OAuth's error says what its challenge says.
+    const badBearer = await s.fetch(
+      REVOKE,
+      formPost({ token: 'unknown' }, { Authorization: 'Bearer not.a.token' }),
+    )
+    expect(badBearer.status).toBe(401)
+    expect(badBearer.headers.get('www-authenticate')).toContain('error="invalid_token"')
+    expect(await badBearer.json()).toMatchObject({
+      code: 'invalid_token',
+      error: 'invalid_token',
+    })
   })
 
   test('an agent cannot revoke another agent’s tokens', async () => {

@@ -83,17 +83,21 @@ export function temporarilyUnavailable(
 /**
  * OAuth's members for any problem of the token endpoints (RFC 6749 §5.2): a malformed body
  * or an unsupported media type is `invalid_request`, whatever our own problem code says; a
- * limit or an outage (429, 5xx) is `temporarily_unavailable`, never the client's fault.
+ * refused access token (revocation and introspection take one as the agent's credential) is
+ * RFC 6750 §3.1's `invalid_token`, as its challenge says; a limit or an outage (429, 5xx) is
+ * `temporarily_unavailable`, never the client's fault.
  */
 export function withOAuthError(problem: ProblemInit): Record<string, unknown> {
   if (problem.extensions && 'error' in problem.extensions) return problem.extensions
   return {
     ...problem.extensions,
-    // "Not now" (as RFC 6749 §4.1.2.1 spells it), not "malformed": a strict client retries.
     error:
       problem.status === 429 || problem.status >= 500
-        ? 'temporarily_unavailable'
-        : 'invalid_request',
+        ? // "Not now" (as RFC 6749 §4.1.2.1 spells it), not "malformed": a strict client retries.
+          'temporarily_unavailable'
+        : problem.code === 'invalid_token'
+          ? 'invalid_token'
+          : 'invalid_request',
     error_description: problem.detail ?? problem.title ?? problem.code,
   }
 }

@@ -38,6 +38,7 @@ export async function introspect(
       exp: Math.floor(state.expiresAt / 1000),
       iat: Math.floor(state.issuedAt / 1000),
       jti: state.tokenHash,
+      ...(state.jkt && { cnf: { jkt: state.jkt } }),
     }
   }
   if (token.split('.').length !== 3) return INACTIVE
@@ -61,7 +62,8 @@ export async function introspect(
   if (await tokenRefusal({ auth, db: deps.db }, claims, now, call)) return INACTIVE
   return {
     active: true,
-    token_type: 'Bearer',
+    // As the token endpoint named it (RFC 7662 §2.2: RFC 6749 §5.1's token_type).
+    token_type: claims.cnf ? 'DPoP' : 'Bearer',
     scope: claims.scope,
     client_id: claims.client_id,
     sub: claims.sub,

@@ -175,12 +175,27 @@ function parseJson(text: string): unknown {
   }
 }
 
+/** What a required parameter is for, where its name alone does not say (not OAuth's own). */
+const REQUIRED_FOR: Record<string, string> = {
+  requested_subject: 'requested_subject (the user the token is to act for)',
+}
+
+/**
+ * `value` held to `schema`; else `invalid_request` with each field's error. The description
+ * names the required parameters that are missing (schema names, never request data), so a
+ * client learns what to add without reading `errors`.
+ */
 function validated<S extends z.ZodMiniType>(schema: S, value: unknown): z.output<S> {
   const result = schema.safeParse(value)
   if (!result.success) {
+    const sent = value !== null && typeof value === 'object' ? value : {}
+    const missing = result.error.issues
+      .map((issue) => (issue.path.length === 1 ? issue.path[0] : undefined))
+      .filter((name): name is string => typeof name === 'string' && !Object.hasOwn(sent, name))
+      .map((name) => REQUIRED_FOR[name] ?? name)
     throw oauthError(
       'invalid_request',
-      'The request body is not valid',
+      missing.length ? `Missing ${missing.join(', ')}` : 'The request body is not valid',
       fieldErrors(result.error.issues),
     )
   }
@@ -189,10 +204,20 @@ function validated<S extends z.ZodMiniType>(schema: S, value: unknown): z.output
 
 const TOKEN_FORM_FIELDS = z.omit(tokenForm, { grant_type: true })
 
-/** Credentials from the body and from Basic: one of them, never both. */
+/**
+ * Credentials from the body and from Basic: one method, never two (RFC 6749 §2.3.1). Beside
+ * Basic, a body `client_id` alone is no second method, only the client naming itself, which
+ * any client may do (§3.2.1): it must name the client Basic authenticates.
+ */
 function oneOf(inBody: Credentials | undefined, basic: Credentials | undefined) {
   if (inBody && basic) {
-    throw oauthError('invalid_request', 'Send credentials once: in the body or by Basic')
+    const namesOnly = inBody.secret === '' && inBody.assertion === undefined
+    if (!namesOnly) {
+      throw oauthError('invalid_request', 'Send credentials once: in the body or by Basic')
+    }
+    if (inBody.agentId !== basic.agentId) {
+      throw oauthError('invalid_request', 'client_id names another client than Basic')
+    }
   }
   return basic ?? inBody
 }

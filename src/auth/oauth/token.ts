@@ -255,7 +255,11 @@ export interface GrantContext {
  * The target a token request names by `resource` (RFC 8707; the parser takes one per
  * request) and/or `audience` (RFC 8693 §2.1, a logical name, which many servers also take on
  * other grants; this deployment's services are named by their resource identifiers), or
- * undefined when it names none. A token here has one audience: a name that is not one of this
+ * undefined when it names none, as this deployment spells it. A `resource` is a URI, compared
+ * in its RFC 3986 normal form, so `https://api.example/` and `HTTPS://api.example` are the API
+ * (§6.2.2 case, percent-encoding and dot segments; §6.2.3 an empty path is `/`, a default port
+ * none) and `…/mcp/` is another path; an `audience` is a logical name, compared as it is
+ * spelled. A token here has one audience: a name that is not one of this
  * deployment's resources, or a `resource` and an `audience` naming two targets, is
  * `invalid_target` (RFC 8707 §2, RFC 8693 §2.2.2).
  */
@@ -264,21 +268,38 @@ function requestedTarget(
   resource: string | undefined,
   audience: string | undefined,
 ): string | undefined {
-  for (const [parameter, name] of [
-    ['resource', resource],
-    ['audience', audience],
-  ] as const) {
-    if (name !== undefined && !issuer.resources.includes(name)) {
+  const ours = (name: string | undefined, parameter: 'resource' | 'audience') => {
+    if (name === undefined) return undefined
+    const normal = parameter === 'resource' ? normalUri(name) : name
+    const target =
+      normal === undefined
+        ? undefined
+        : issuer.resources.find((r) => (parameter === 'resource' ? normalUri(r) : r) === normal)
+    if (!target) {
       throw oauthError(
         'invalid_target',
         `Unknown ${parameter}; this server's are ${issuer.resources.join(' and ')}`,
       )
     }
+    return target
   }
-  if (resource !== undefined && audience !== undefined && resource !== audience) {
+  const byResource = ours(resource, 'resource')
+  const byAudience = ours(audience, 'audience')
+  if (byResource && byAudience && byResource !== byAudience) {
     throw oauthError('invalid_target', 'resource and audience name different targets')
   }
-  return resource ?? audience
+  return byResource ?? byAudience
+}
+
+/** An absolute `scheme://…` URI, and nothing looser, in the WHATWG URL parser's normal form. */
+function normalUri(name: string): string | undefined {
+  // The URL parser also drops tabs, newlines, outer spaces and reads `\` as `/`: not URIs.
+  if (!/^[a-z][a-z\d+.-]*:\/\/[^\s\\]+$/i.test(name)) return undefined
+  try {
+    return new URL(name).href
+  } catch {
+    return undefined
+  }
 }
 
 async function tokens(

@@ -107,6 +107,78 @@ describe('parseTokenRequest', () => {
     expect(failure(await parseTokenRequest(value)).code).toBe('invalid_request')
   })
 
+  test('beside Basic, a body client_id alone names the client (RFC 6749 §3.2.1): the same one', async () => {
+    for (const grant of [
+      'grant_type=client_credentials',
+      'grant_type=refresh_token&refresh_token=rt_x',
+    ]) {
+      const same = await parseTokenRequest(
+        input(FORM, `${grant}&client_id=a`, basic('a', 's')).value,
+      )
+      expect(same).toMatchObject({ request: { credentials: { agentId: 'a', secret: 's' } } })
+      const other = failure(
+        await parseTokenRequest(input(FORM, `${grant}&client_id=b`, basic('a', 's')).value),
+      )
+      expect(other).toMatchObject({
+        status: 400,
+        code: 'invalid_request',
+        extensions: { error_description: 'client_id names another client than Basic' },
+      })
+    }
+    const revoke = await parseRevokeRequest(
+      input(FORM, 'token=t&client_id=a', basic('a', 's')).value,
+    )
+    expect(revoke).toEqual({ request: { token: 't', credentials: { agentId: 'a', secret: 's' } } })
+    // A secret or an assertion in the body beside Basic is a second method, as before.
+    const assertion = failure(
+      await parseTokenRequest(
+        input(
+          FORM,
+          'grant_type=client_credentials&client_id=a&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=e30.eyJzdWIiOiJhIn0.c2ln',
+          basic('a', 's'),
+        ).value,
+      ),
+    )
+    expect(assertion.code).toBe('invalid_request')
+  })
+
+  test('a missing required parameter is named in error_description (schema names only)', async () => {
+    const exchange = failure(
+      await parseTokenRequest(
+        input(
+          FORM,
+          'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=a.b.c&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token',
+        ).value,
+      ),
+    )
+    expect(exchange).toMatchObject({
+      code: 'invalid_request',
+      errors: [{ path: 'requested_subject' }],
+      extensions: {
+        error_description: 'Missing requested_subject (the user the token is to act for)',
+      },
+    })
+    const json = failure(
+      await parseTokenRequest(
+        input(
+          'application/json',
+          '{"grant_type":"refresh_token","agent_id":"a","agent_secret":"s"}',
+        ).value,
+      ),
+    )
+    expect(json.extensions).toMatchObject({ error_description: 'Missing refresh_token' })
+    // A value sent but wrong is not "missing": the generic description, the field in errors.
+    const wrong = failure(
+      await parseTokenRequest(
+        input('application/json', '{"agent_id":"a","agent_secret":"s","scope":7}').value,
+      ),
+    )
+    expect(wrong).toMatchObject({
+      errors: [{ path: 'scope' }],
+      extensions: { error_description: 'The request body is not valid' },
+    })
+  })
+
   test('malformed Basic credentials: invalid_client with the Basic challenge', async () => {
     const { value } = input(FORM, 'grant_type=client_credentials', 'Basic !!!')
     expect(failure(await parseTokenRequest(value))).toMatchObject({
