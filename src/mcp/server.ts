@@ -99,8 +99,39 @@ export async function handleMcp(
     keepAliveMs: 0,
   })
   await server.connect(transport)
-  return transport.handleRequest(c.req.raw, { parsedBody: message })
+  const answer = await transport.handleRequest(c.req.raw, { parsedBody: message })
+  return answer.status === 400 ? notAMessage(answer) : answer
 }
+
+/**
+ * The SDK answers JSON that is no JSON-RPC message (no `jsonrpc: "2.0"`, an `id` of null or a
+ * fraction, a number…) with -32700 Parse error. The body was JSON (the route parsed it), so
+ * that is JSON-RPC 2.0 §5.1's -32600 Invalid Request, as our document says. Other 400s pass.
+ */
+async function notAMessage(answer: Response): Promise<Response> {
+  const text = await answer.text()
+  let error: { code?: unknown; message?: unknown } | undefined
+  try {
+    error = (JSON.parse(text) as { error?: typeof error }).error
+  } catch {}
+  if (error?.code !== ErrorCode.ParseError || error.message !== SDK_NOT_A_MESSAGE) {
+    return new Response(text, answer)
+  }
+  return Response.json(
+    {
+      jsonrpc: '2.0',
+      error: {
+        code: ErrorCode.InvalidRequest,
+        message: 'Invalid Request: not a JSON-RPC 2.0 message',
+      },
+      id: null,
+    },
+    { status: 400 },
+  )
+}
+
+/** What the SDK's transport says of parsed JSON its JSONRPCMessageSchema refuses. */
+const SDK_NOT_A_MESSAGE = 'Parse error: Invalid JSON-RPC message'
 
 /**
  * MCP Streamable HTTP (2025-06-18 §2.7): a request after initialization naming a protocol

@@ -581,6 +581,9 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
       ['a number', await rpc(token, '42')],
       ['null', await rpc(token, 'null')],
       ['no jsonrpc', await rpc(token, { id: 1, method: 'tools/list' })],
+      ['jsonrpc 1.0', await rpc(token, { jsonrpc: '1.0', id: 1, method: 'tools/list' })],
+      ['id null', await rpc(token, { jsonrpc: '2.0', id: null, method: 'tools/list' })],
+      ['id a fraction', await rpc(token, { jsonrpc: '2.0', id: 1.5, method: 'tools/list' })],
       ['huge', await rpc(token, call('list_users', { cursor: 'x'.repeat(70 * 1024) }))],
       [
         'big but under the limit',
@@ -632,6 +635,9 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
       'a number': 400,
       null: 400,
       'no jsonrpc': 400,
+      'jsonrpc 1.0': 400,
+      'id null': 400,
+      'id a fraction': 400,
       huge: 413,
       'big but under the limit': 200,
       'bad protocol version': 400,
@@ -644,6 +650,31 @@ describe(`MCP limits, errors and hostile input (${s.runtime})`, () => {
       'its own Origin': 200,
       GET: 405,
       DELETE: 405,
+    })
+    // JSON-RPC 2.0 §5.1: -32700 only for what is not JSON; JSON that is no message, -32600.
+    const codes: Record<string, unknown> = {}
+    for (const what of [
+      'not JSON',
+      'batch',
+      'a number',
+      'null',
+      'no jsonrpc',
+      'jsonrpc 1.0',
+      'id null',
+      'id a fraction',
+    ]) {
+      const res = answers.find(([w]) => w === what)![1]
+      codes[what] = ((await res.clone().json()) as { error: { code: number } }).error.code
+    }
+    expect(codes).toEqual({
+      'not JSON': -32700,
+      batch: -32600,
+      'a number': -32600,
+      null: -32600,
+      'no jsonrpc': -32600,
+      'jsonrpc 1.0': -32600,
+      'id null': -32600,
+      'id a fraction': -32600,
     })
     const [noToken] = answers
     expect(noToken![1].headers.get('www-authenticate')).toBe(
