@@ -124,6 +124,7 @@ export async function acceptProgress(
       throw keyReused(pathOf(result.index, 'idempotency_key'))
     }
     if (result?.ok) {
+      progress.buffered.note(updates, now)
       const t = config.tunables
       if (
         flushDue(result, now, { batchSize: t.progressBatchSize, delayMs: t.progressBatchDelayMs })
@@ -145,6 +146,13 @@ export async function acceptProgress(
         reason: result.reason,
       })
     }
+  }
+
+  if (buffer) {
+    // Redis cannot say what it holds: what this instance queued under these keys can still
+    // refuse another update under one of them (the event log stays one update per key).
+    const index = firstReusedKey(updates, progress.buffered.known(updates, clock.now()))
+    if (index >= 0) throw keyReused(pathOf(index, 'idempotency_key'))
   }
 
   let databaseOutcome: WriteOutcome | undefined

@@ -102,8 +102,11 @@ describe.runIf(s.hasRedis)(`idempotency keys are per agent (${s.runtime})`, () =
 })
 
 describe.runIf(s.hasRedis)(`a 202 is never undone at flush time (${s.runtime})`, () => {
-  test('F3: a key buffered, then re-used while Redis refuses: both 202s stand, both are events, no dead letter', async () => {
-    const a = await isolate({ ...prefix(), ...PATIENT })
+  test('F3: a key buffered by one isolate, then re-used at another while Redis refuses: both 202s stand, both are events, no dead letter', async () => {
+    const env = { ...prefix(), ...PATIENT }
+    const a = await isolate(env)
+    // Another isolate: the same Redis prefix, its own services (any other variable makes one).
+    const b = await isolate({ ...env, ISOLATE: 'b' })
     const key = unique('k')
     const x = update({ idempotency_key: key, progress: 11, occurred_at: isoAgo(120_000) })
     const first = await a.post(x)
@@ -111,8 +114,9 @@ describe.runIf(s.hasRedis)(`a 202 is never undone at flush time (${s.runtime})`,
     await s.redis.setFaults({ refuse: true })
     let second: Awaited<ReturnType<typeof a.post>>
     try {
-      // Redis holds the key and cannot be asked; Postgres has never seen it: a 202.
-      second = await a.post({
+      // Redis holds the key and cannot be asked; Postgres has never seen it, nor has this
+      // isolate: a 202.
+      second = await b.post({
         ...x,
         progress: 99,
         status: 'completed',
@@ -133,6 +137,37 @@ describe.runIf(s.hasRedis)(`a 202 is never undone at flush time (${s.runtime})`,
     expect(health.health.alerts.map((x: { id: string }) => x.id)).not.toContain(
       'progress_dead_letters',
     )
+  })
+
+  test('a key buffered by this isolate, re-used while Redis refuses or hangs: 422, one event, as the same update a duplicate of one event', async () => {
+    for (const fault of [{ refuse: true }, { hang: true }] as const) {
+      const a = await isolate({ ...prefix(), ...PATIENT, REDIS_TIMEOUT_MS: '300' })
+      const key = unique('k')
+      const x = update({ idempotency_key: key, progress: 11, data: { n: 0 } })
+      const first = await a.post(x)
+      expect(first.body).toMatchObject({ accepted: 1, status: 'queued' })
+      await s.redis.setFaults(fault)
+      let other: Awaited<ReturnType<typeof a.post>>
+      let same: Awaited<ReturnType<typeof a.post>>
+      try {
+        other = await a.post({ ...x, data: { n: 47 } })
+        same = await a.post(x)
+      } finally {
+        await s.redis.clearFaults()
+      }
+      expect({ fault, status: other.res.status, code: other.body.code }).toEqual({
+        fault,
+        status: 422,
+        code: 'idempotency_key_reused',
+      })
+      expect(same.res.status).toBe(202)
+      expect(await a.flush()).toMatchObject({ remaining: 0, dead_letters: 0 })
+      const recorded = await events(s, x.task_id as string)
+      expect({ fault, data: recorded.map((e) => JSON.parse(e.data!)) }).toEqual({
+        fault,
+        data: [{ n: 0 }],
+      })
+    }
   })
 
   test('F3 + F4: a key Redis forgot, re-used with newer content, and another agent’s update of the task: all recorded, state is the latest', async () => {

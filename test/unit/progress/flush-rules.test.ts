@@ -10,7 +10,7 @@ import type { BufferStats, Claim, ProgressBuffer } from '../../../src/progress/b
 import { DirectCommits } from '../../../src/progress/dedupe.ts'
 import { flushProgress } from '../../../src/progress/flush.ts'
 import type { BufferedUpdate } from '../../../src/progress/model.ts'
-import type { ProgressDeps } from '../../../src/progress/service.ts'
+import { BufferedKeys, type ProgressDeps } from '../../../src/progress/service.ts'
 
 const NOW = Date.parse('2026-11-26T09:00:00Z')
 
@@ -96,6 +96,7 @@ function deps(over: { buffer?: ProgressBuffer; db?: Database; neonOpen?: boolean
         windowMs: 60_000,
         timeoutMs: 100,
       }),
+      buffered: new BufferedKeys(60_000),
       invalidations: undefined as never,
       invalidate: () => {},
     },
