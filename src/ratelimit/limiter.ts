@@ -23,7 +23,11 @@
 //    off by what other isolates spent since this one last asked Redis (at most a lease of its
 //    own requests ago) and by their unspent leases (at most lease − 1 each).
 //  - Fallback. When Redis is absent or failing, a per-isolate sliding window keeps the limit
-//    (and so brute-force protection) on; a Redis error never fails the request.
+//    (and so brute-force protection) on; a Redis error never fails the request. Taking over
+//    mid-window it starts from Redis's last count for the id in that window, so a failure does
+//    not hand out a second limit's worth. (The other way round, Redis does not learn what the
+//    fallback allowed: after Redis recovers, a window may allow up to one isolate's fallback
+//    count more.)
 import { Ratelimit } from '@upstash/ratelimit'
 import { BoundedLru } from '../cache/lru.ts'
 import type { CallScope } from '../kernel/scope.ts'
@@ -217,6 +221,8 @@ export function createLimiter(options: LimiterOptions): Limiter {
         }
       } catch (err) {
         options.onRedisError?.(err)
+        const counted = seen.get(id, ctx.now)?.value
+        if (counted) local.seed(id, spec.limit - counted.remaining, ctx.now)
         return fromLocal(id, ctx.now)
       } finally {
         if (leader) leasing.delete(id)

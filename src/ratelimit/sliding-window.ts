@@ -32,6 +32,18 @@ export class SlidingWindowLimiter {
   }
 
   /**
+   * Makes `id` count at least `used` in the window holding `now` (what another count, Redis's,
+   * had reached in it): a fallback taking over mid-window starts from there, not from zero.
+   */
+  seed(id: string, used: number, now: number): void {
+    const stored = this.#state.get(id, now)?.value
+    const state = this.#current(stored, now)
+    const short = used - this.#used(state, now)
+    if (short > 0) state.current += short
+    if (state !== stored) this.#store(id, state, now)
+  }
+
+  /**
    * Gives back `cost` counted at `countedAt` (a request that turned out not to count). Only
    * within the window it was counted in: a window later its weight has begun to fade, and
    * taking it off the new window would hand out more than the limit.

@@ -224,6 +224,31 @@ describe.each(MODES)(`failure budgets under bursts (${s.runtime}, %s)`, (mode) =
   })
 })
 
+describe.runIf(s.hasRedis)(
+  `the per-agent request limit across a Redis failure (${s.runtime})`,
+  () => {
+    test('Redis failing mid-window: the isolate’s fallback starts from Redis’s count, not from zero', async () => {
+      const iso = isolate('redis', {
+        RATE_LIMIT_REQUESTS_PER_AGENT: '50',
+        // The revocation answer from before the failure is trusted through it (see prepare below).
+        REVOCATION_CHECK_TTL_MS: '60000',
+      })
+      const auth = bearer((await getToken(iso)).access_token)
+      const context = '/api/v1/agent/users/demo-user-1/context'
+      const burst = () =>
+        Promise.all(Array.from({ length: 70 }, () => iso.fetch(context, { headers: auth })))
+      const before = tally(await burst())
+      const during = tally(await inMode('redis failing', burst))
+      report('70 at once, Redis up, then 70 with Redis failing, limit 50', 'redis failing', {
+        before: before[200] ?? 0,
+        during: during[200] ?? 0,
+      })
+      expect(before).toEqual({ 200: 50, 429: 20 })
+      expect(during).toEqual({ 429: 70 })
+    })
+  },
+)
+
 describe.each(MODES)(`the per-agent request limit under bursts (${s.runtime}, %s)`, (mode) => {
   const context = '/api/v1/agent/users/demo-user-1/context'
 

@@ -24,3 +24,14 @@ test('refunds never make the count negative', () => {
   limiter.refund('a', start, start + 2)
   expect(limiter.consume('a', start + 3).remaining).toBe(2)
 })
+
+test('seeded with another count (Redis’s, before it failed), a window starts from it, never lower', () => {
+  const limiter = new SlidingWindowLimiter({ limit: 5, windowMs: WINDOW }, 100)
+  limiter.seed('a', 4, start + 10)
+  expect(limiter.consume('a', start + 11)).toMatchObject({ allowed: true, remaining: 0 })
+  expect(limiter.consume('a', start + 12).allowed).toBe(false)
+  // A lower count changes nothing; the seed weighs on the next window as a count would.
+  limiter.seed('a', 1, start + 13)
+  expect(limiter.consume('a', start + 14).allowed).toBe(false)
+  expect(limiter.consume('a', start + WINDOW + WINDOW / 2).remaining).toBe(5 - 1 - 2)
+})
