@@ -254,8 +254,9 @@ export interface RefreshTokenState {
   /** ms, the database's clock. */
   issuedAt: number
   expiresAt: number
-  /** Usable now: unspent, not retired, its family not revoked (an agent-wide revocation revokes
-   * every family), unexpired, its agent active. */
+  /** Usable now: unspent, not retired (or retired by a concurrent refresh while its live
+   * sibling is unused: it still rotates), its family not revoked (an agent-wide revocation
+   * revokes every family), unexpired, its agent active. */
   active: boolean
 }
 
@@ -279,8 +280,15 @@ export async function describeRefreshToken(
     sql`SELECT t.token_hash, t.agent_id, t.scope, f.resource, f.jkt,
                (extract(epoch FROM t.issued_at) * 1000)::bigint AS issued_at_ms,
                (extract(epoch FROM t.expires_at) * 1000)::bigint AS expires_at_ms,
-               (t.spent_at IS NULL AND t.retired_at IS NULL AND t.revoked_at IS NULL
-                AND f.revoked_at IS NULL AND t.expires_at > now() AND a.active) AS active
+               (t.spent_at IS NULL AND t.revoked_at IS NULL AND f.revoked_at IS NULL
+                AND t.expires_at > now() AND a.active
+                AND (t.retired_at IS NULL OR EXISTS (
+                  -- A sibling retired by a concurrent refresh rotates while the live token is
+                  -- its unused sibling (refresh_token_rotate): as usable, as active.
+                  SELECT 1 FROM refresh_tokens l
+                   WHERE l.family_id = t.family_id AND l.spent_at IS NULL
+                     AND l.retired_at IS NULL AND l.revoked_at IS NULL
+                     AND l.parent_hash = t.parent_hash AND l.expires_at > now()))) AS active
         FROM refresh_tokens t
         JOIN refresh_token_families f ON f.id = t.family_id
         JOIN agents a ON a.id = t.agent_id

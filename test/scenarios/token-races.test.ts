@@ -186,6 +186,31 @@ describe(`concurrent and retried refreshes (${s.runtime})`, () => {
     expect((await iso.fetch(CONTEXT, { headers: bearer(kept.access_token) })).status).toBe(401)
   })
 
+  test('introspection says of a retired sibling what a refresh would do: active while its live sibling is unused, then not', async () => {
+    const iso = isolate()
+    const issued = await getToken(iso, DEMO_AGENT_2)
+    const retired = await (await refresh(iso, issued.refresh_token)).json()
+    const live = await (await refresh(iso, issued.refresh_token)).json()
+    const active = async (token: string) => {
+      const res = await iso.fetch(
+        '/api/v1/agent/token/introspect',
+        formPost({ token }, { ...client(iso), ...from(iso) }),
+      )
+      expect(res.status).toBe(200)
+      return ((await res.json()) as { active: boolean }).active
+    }
+    expect([await active(retired.refresh_token), await active(live.refresh_token)]).toEqual([
+      true,
+      true,
+    ])
+    expect((await refresh(iso, live.refresh_token)).status).toBe(200)
+    expect([await active(retired.refresh_token), await active(live.refresh_token)]).toEqual([
+      false,
+      false,
+    ])
+    expect((await refresh(iso, retired.refresh_token)).status).toBe(400)
+  })
+
   test('with REFRESH_REUSE_GRACE_SECONDS=0 any re-use revokes the family', async () => {
     const iso = isolate({ REFRESH_REUSE_GRACE_SECONDS: '0' })
     const issued = await getToken(iso, DEMO_AGENT_2)
