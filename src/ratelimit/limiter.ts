@@ -24,10 +24,10 @@
 //    own requests ago) and by their unspent leases (at most lease − 1 each).
 //  - Fallback. When Redis is absent or failing, a per-isolate sliding window keeps the limit
 //    (and so brute-force protection) on; a Redis error never fails the request. Taking over
-//    mid-window it starts from Redis's last count for the id in that window, so a failure does
-//    not hand out a second limit's worth. (The other way round, Redis does not learn what the
-//    fallback allowed: after Redis recovers, a window may allow up to one isolate's fallback
-//    count more.)
+//    it starts from Redis's last count for the id, in that window or the one before (which a
+//    sliding window still weighs), so a failure does not hand out a second limit's worth. (The
+//    other way round, Redis does not learn what the fallback allowed: after Redis recovers, a
+//    window may allow up to one isolate's fallback count more.)
 import { Ratelimit } from '@upstash/ratelimit'
 import { BoundedLru } from '../cache/lru.ts'
 import type { CallScope } from '../kernel/scope.ts'
@@ -71,7 +71,10 @@ interface Lease {
   remaining: number
 }
 
-/** Redis's lowest `remaining` for an id in the window ending at `reset`. */
+/**
+ * Redis's lowest `remaining` for an id in the window ending at `reset`; kept one window past
+ * it, for a fallback to start from (a sliding window still weighs the window before).
+ */
 interface Seen {
   remaining: number
   reset: number
@@ -117,19 +120,23 @@ export function createLimiter(options: LimiterOptions): Limiter {
   const note = (id: string, result: { remaining: number; reset: number }, now: number) => {
     const prior = seen.get(id, now)?.value
     if (!prior || result.reset > prior.reset || result.remaining < prior.remaining) {
-      seen.set(
-        id,
-        { remaining: result.remaining, reset: result.reset },
-        {
-          now,
-          ttlMs: result.reset - now,
-        },
-      )
+      remember(id, result, now)
     }
+  }
+  const remember = (id: string, result: { remaining: number; reset: number }, now: number) =>
+    seen.set(
+      id,
+      { remaining: result.remaining, reset: result.reset },
+      { now, ttlMs: result.reset + spec.windowMs - now },
+    )
+  /** Redis's last answer for the id in the window holding `now`, if any. */
+  const current = (id: string, now: number) => {
+    const value = seen.get(id, now)?.value
+    return value && value.reset > now ? value : undefined
   }
   /** Remaining for the agent as this isolate knows it: Redis's count plus its unspent lease. */
   const remainingFor = (id: string, now: number) =>
-    (seen.get(id, now)?.value.remaining ?? spec.limit) + (leases.get(id, now)?.value.remaining ?? 0)
+    (current(id, now)?.remaining ?? spec.limit) + (leases.get(id, now)?.value.remaining ?? 0)
 
   const take = async (id: string, rate: number, ctx: LimitContext) => {
     // The library appends `:<id>:<window>` to the prefix: the id is a key part like any other.
@@ -147,14 +154,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
         const result = await take(id, -1, ctx)
         // A refund raises the count Redis keeps: its answer replaces the lowest one seen,
         // else RateLimit-Remaining would stay at a burst's low until the window's reset.
-        seen.set(
-          id,
-          { remaining: result.remaining, reset: result.reset },
-          {
-            now: ctx.now,
-            ttlMs: result.reset - ctx.now,
-          },
-        )
+        remember(id, result, ctx.now)
       } catch (err) {
         // The unit stays counted: the limit errs on the safe side.
         options.onRedisError?.(err)
@@ -191,7 +191,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
 
       // One lease request per id at a time, and only while the window has room for it (one
       // landing past the limit would be refused having counted its units).
-      const known = seen.get(id, ctx.now)?.value.remaining
+      const known = current(id, ctx.now)?.remaining
       const roomy = known === undefined || known >= 2 * leaseSize
       const leader = leaseSize > 1 && roomy && !leasing.get(id, ctx.now)
       if (leader) leasing.set(id, true, { now: ctx.now, ttlMs: leasingTtlMs })
@@ -222,7 +222,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
       } catch (err) {
         options.onRedisError?.(err)
         const counted = seen.get(id, ctx.now)?.value
-        if (counted) local.seed(id, spec.limit - counted.remaining, ctx.now)
+        if (counted) local.seed(id, spec.limit - counted.remaining, counted.reset, ctx.now)
         return fromLocal(id, ctx.now)
       } finally {
         if (leader) leasing.delete(id)

@@ -32,14 +32,22 @@ export class SlidingWindowLimiter {
   }
 
   /**
-   * Makes `id` count at least `used` in the window holding `now` (what another count, Redis's,
-   * had reached in it): a fallback taking over mid-window starts from there, not from zero.
+   * Makes `id` count at least `used` in the window ending at `windowEnd` (ms), when that is the
+   * window holding `now` or the one before, which still weighs on it: what another count,
+   * Redis's, had reached. A fallback taking over then starts from there, not from zero.
    */
-  seed(id: string, used: number, now: number): void {
+  seed(id: string, used: number, windowEnd: number, now: number): void {
     const stored = this.#state.get(id, now)?.value
     const state = this.#current(stored, now)
-    const short = used - this.#used(state, now)
-    if (short > 0) state.current += short
+    const { windowMs } = this.#spec
+    if (windowEnd === state.start + windowMs) {
+      const short = used - this.#used(state, now)
+      if (short > 0) state.current += short
+    } else if (windowEnd === state.start) {
+      state.previous = Math.max(state.previous, used)
+    } else {
+      return
+    }
     if (state !== stored) this.#store(id, state, now)
   }
 

@@ -246,6 +246,38 @@ describe.runIf(s.hasRedis)(
       expect(before).toEqual({ 200: 50, 429: 20 })
       expect(during).toEqual({ 429: 70 })
     })
+
+    test('Redis failing just after a window ends: the window before still weighs, as in Redis', async () => {
+      const windowMs = 10_000
+      const iso = isolate('redis', {
+        RATE_LIMIT_REQUESTS_PER_AGENT: '50',
+        RATE_LIMIT_REQUESTS_WINDOW_SECONDS: String(windowMs / 1000),
+        REVOCATION_CHECK_TTL_MS: '60000',
+      })
+      const auth = bearer((await getToken(iso)).access_token)
+      const context = '/api/v1/agent/users/demo-user-1/context'
+      const burst = (n: number) =>
+        Promise.all(Array.from({ length: n }, () => iso.fetch(context, { headers: auth })))
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+      const left = () => windowMs - (Date.now() % windowMs)
+      // The first burst well inside a window (the library's windows follow the wall clock) …
+      if (left() < 4000) await sleep(left())
+      const before = tally(await burst(50))
+      // … the second just after it ended: that window still weighs about 48 of the 50.
+      await sleep(left() + 300)
+      const during = tally(await inMode('redis failing', () => burst(60)))
+      report(
+        '50 in a window, then 60 with Redis failing just after it, limit 50',
+        'redis failing',
+        {
+          before: before[200] ?? 0,
+          during: during[200] ?? 0,
+        },
+      )
+      expect(before).toEqual({ 200: 50 })
+      // Redis itself would allow what the old window no longer weighs (a few), never 50.
+      expect(during[200] ?? 0).toBeLessThanOrEqual(10)
+    }, 30_000)
   },
 )
 

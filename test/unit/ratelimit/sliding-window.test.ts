@@ -27,11 +27,24 @@ test('refunds never make the count negative', () => {
 
 test('seeded with another count (Redis’s, before it failed), a window starts from it, never lower', () => {
   const limiter = new SlidingWindowLimiter({ limit: 5, windowMs: WINDOW }, 100)
-  limiter.seed('a', 4, start + 10)
+  limiter.seed('a', 4, start + WINDOW, start + 10)
   expect(limiter.consume('a', start + 11)).toMatchObject({ allowed: true, remaining: 0 })
   expect(limiter.consume('a', start + 12).allowed).toBe(false)
   // A lower count changes nothing; the seed weighs on the next window as a count would.
-  limiter.seed('a', 1, start + 13)
+  limiter.seed('a', 1, start + WINDOW, start + 13)
   expect(limiter.consume('a', start + 14).allowed).toBe(false)
   expect(limiter.consume('a', start + WINDOW + WINDOW / 2).remaining).toBe(5 - 1 - 2)
+})
+
+test('a count of the window before weighs on this one as the sliding window weighs it; older ones not at all', () => {
+  const limiter = new SlidingWindowLimiter({ limit: 10, windowMs: WINDOW }, 100)
+  // Redis counted 10 in the window that ended at `start`; now is halfway into the next, where
+  // that window still weighs 5: 5 more are allowed, not 10.
+  const now = start + WINDOW / 2
+  limiter.seed('a', 10, start, now)
+  const allowed = Array.from({ length: 8 }, () => limiter.consume('a', now).allowed)
+  expect(allowed.filter(Boolean)).toHaveLength(5)
+  const fresh = new SlidingWindowLimiter({ limit: 10, windowMs: WINDOW }, 100)
+  fresh.seed('b', 10, start - WINDOW, start + 1)
+  expect(fresh.consume('b', start + 2).remaining).toBe(9)
 })
