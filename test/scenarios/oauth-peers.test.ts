@@ -186,6 +186,13 @@ describe(`oauth4webapi (${s.runtime})`, () => {
       'a fragment': await target(`${mcp}#x`),
       'a backslash': await target(`${api}\\mcp`),
       'no scheme': await target(`//${new URL(api).host}`),
+      'an encoded unreserved character': await target(`${api}/%6Dc%70`),
+      'an encoded slash': await target(`${api}/%2Fmcp`),
+      'empty userinfo': await target(api.replace('://', '://@')),
+      'a trailing dot in the host': await target(
+        `${new URL(api).protocol}//${new URL(api).host}./mcp`,
+      ),
+      'a full-width letter in the host': await target(api.replace('a', '\uff41')),
     }).toEqual({
       'origin with /': api,
       'scheme in capitals': api,
@@ -194,6 +201,11 @@ describe(`oauth4webapi (${s.runtime})`, () => {
       'a fragment': 'invalid_target',
       'a backslash': 'invalid_target',
       'no scheme': 'invalid_target',
+      'an encoded unreserved character': mcp,
+      'an encoded slash': 'invalid_target',
+      'empty userinfo': 'invalid_target',
+      'a trailing dot in the host': 'invalid_target',
+      'a full-width letter in the host': 'invalid_target',
     })
   })
 

@@ -291,15 +291,30 @@ function requestedTarget(
   return byResource ?? byAudience
 }
 
-/** An absolute `scheme://…` URI, and nothing looser, in the WHATWG URL parser's normal form. */
+/**
+ * `scheme://host[:port][/path]` (an ASCII host name, a dotted IPv4 address or a bracketed IPv6
+ * one; no userinfo, query or fragment) in RFC 3986 normal form: scheme and host in lower case,
+ * a default port dropped, an empty path as `/`, dot segments removed (§6.2.2–6.2.3), and
+ * percent-encoded unreserved characters decoded, the others' hex in capitals (§6.2.2.2).
+ * Undefined for anything else, and for what the WHATWG URL parser would rewrite beyond case
+ * (`127.1`, `2130706433`, a trailing dot, full-width digits): no URI names those hosts.
+ */
 function normalUri(name: string): string | undefined {
-  // The URL parser also drops tabs, newlines, outer spaces and reads `\` as `/`: not URIs.
-  if (!/^[a-z][a-z\d+.-]*:\/\/[^\s\\]+$/i.test(name)) return undefined
+  const parts =
+    /^([a-z][a-z\d+.-]*):\/\/([a-z\d.-]+|\[[\da-f:.]+\])(?::\d{1,5})?(\/[^\s\\?#]*)?$/i.exec(name)
+  if (!parts) return undefined
+  let url: URL
   try {
-    return new URL(name).href
+    url = new URL(name)
   } catch {
     return undefined
   }
+  if (url.hostname !== parts[2]!.toLowerCase()) return undefined
+  const path = url.pathname.replace(/%([\da-f]{2})/gi, (_, hex: string) => {
+    const char = String.fromCharCode(Number.parseInt(hex, 16))
+    return /[\w.~-]/.test(char) ? char : `%${hex.toUpperCase()}`
+  })
+  return `${url.protocol}//${url.host}${path}`
 }
 
 async function tokens(
