@@ -148,11 +148,17 @@ export async function acceptProgress(
     }
   }
 
+  /** Updates this instance buffered before, the same: duplicates, whatever Postgres knows. */
+  let buffered: boolean[] | undefined
   if (buffer) {
     // Redis cannot say what it holds: what this instance queued under these keys can still
     // refuse another update under one of them (the event log stays one update per key).
-    const index = firstReusedKey(updates, progress.buffered.known(updates, clock.now()))
+    const remembered = progress.buffered.known(updates, clock.now())
+    const index = firstReusedKey(updates, remembered)
     if (index >= 0) throw keyReused(pathOf(index, 'idempotency_key'))
+    if (remembered.size > 0) {
+      buffered = updates.map((u) => knownFingerprint(remembered, u)?.fingerprint === u.fingerprint)
+    }
   }
 
   let databaseOutcome: WriteOutcome | undefined
@@ -170,6 +176,7 @@ export async function acceptProgress(
         now,
         scope,
         config.tunables.progressDedupeTtlMs,
+        buffered,
       )
       if (buffer) {
         // Redis' dedupe must learn these keys. Try at once, after the answer: if Redis only

@@ -98,9 +98,11 @@ export interface DirectResult {
  * Commits one request's updates and its batch record (`via = 'direct'`, committed at
  * `committedAt`). `duplicates` counts the updates whose key the API remembers for the same
  * update — accepted within `windowMs` (PROGRESS_DEDUPE_TTL_MS, as Redis remembers keys), or
- * earlier in this request; every other update is `accepted` (one re-sent after its key expired
- * too, although the event log, holding it already, records it once). Throws the database's
- * error; SQLSTATE `KEY_REUSED_SQLSTATE` (with the key in `detail`) when a key is recorded within
+ * earlier in this request, or (`buffered`, by index) already in the Redis buffer for the same
+ * update, as this instance knows; every other update is `accepted` (one re-sent after its key
+ * expired too, although the event log, holding it already, records it once). Every update is
+ * recorded: one also in the buffer is written once, whichever copy comes first. Throws the
+ * database's error; SQLSTATE `KEY_REUSED_SQLSTATE` (with the key in `detail`) when a key is recorded within
  * the window for another update: nothing is then written.
  */
 export async function writeDirect(
@@ -110,8 +112,10 @@ export async function writeDirect(
   committedAt: number,
   call: CallOptions,
   windowMs: number,
+  buffered?: readonly boolean[],
 ): Promise<DirectResult> {
   const since = iso(committedAt - windowMs)
+  const seen = updates.map((_, i) => buffered?.[i] === true)
   const firsts = new Set<string>()
   const first = updates.map((u) => !firsts.has(eventKeyOf(u)) && !!firsts.add(eventKeyOf(u)))
   const keys = updates.map((u) => u.idempotencyKey)
@@ -125,14 +129,14 @@ export async function writeDirect(
           SELECT ${batch.id}, ${batch.agentId}, count(*) FILTER (WHERE NOT d.duplicate),
                  count(*) FILTER (WHERE d.duplicate), ${iso(committedAt)}, 'direct'
           FROM (
-            SELECT NOT u.first OR EXISTS (
+            SELECT NOT u.first OR u.buffered OR EXISTS (
                 SELECT 1 FROM progress_events e
                 WHERE e.agent_id = ${batch.agentId} AND e.idempotency_key = u.key
                   AND e.fingerprint IS NOT DISTINCT FROM u.fingerprint
                   AND e.batch_id <> ${batch.id} AND e.received_at >= ${since}
               ) AS duplicate
-            FROM unnest(${keys}::text[], ${fps}::text[], ${first}::boolean[])
-              AS u(key, fingerprint, first)
+            FROM unnest(${keys}::text[], ${fps}::text[], ${first}::boolean[], ${seen}::boolean[])
+              AS u(key, fingerprint, first, buffered)
           ) AS d
           ON CONFLICT (id) DO NOTHING
           RETURNING accepted, duplicates`,

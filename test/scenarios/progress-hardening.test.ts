@@ -161,6 +161,8 @@ describe.runIf(s.hasRedis)(`a 202 is never undone at flush time (${s.runtime})`,
         code: 'idempotency_key_reused',
       })
       expect(same.res.status).toBe(202)
+      // The instance knows it took this very update: a duplicate, as Redis would have said.
+      expect(same.body).toMatchObject({ accepted: 0, duplicates: 1, status: 'committed' })
       expect(await a.flush()).toMatchObject({ remaining: 0, dead_letters: 0 })
       const recorded = await events(s, x.task_id as string)
       expect({ fault, data: recorded.map((e) => JSON.parse(e.data!)) }).toEqual({
