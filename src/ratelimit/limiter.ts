@@ -23,16 +23,16 @@
 //    off by what other isolates spent since this one last asked Redis (at most a lease of its
 //    own requests ago) and by their unspent leases (at most lease − 1 each).
 //  - Fallback. When Redis is absent or failing, a per-isolate sliding window keeps the limit
-//    (and so brute-force protection) on; a Redis error never fails the request. Taking over
-//    it starts from Redis's last count for the id, in that window or the one before (which a
-//    sliding window still weighs), so a failure does not hand out a second limit's worth. (The
-//    other way round, Redis does not learn what the fallback allowed: after Redis recovers, a
-//    window may allow up to one isolate's fallback count more.)
+//    (and so brute-force protection) on; a Redis error never fails the request. It counts on
+//    top of the units this isolate took from Redis in this window and the one before (weighed
+//    as Redis weighs them), so losing Redis does not hand this isolate a second limit's worth,
+//    nor refuse what Redis would allow it. (Other isolates' units are not known here; and
+//    after Redis recovers it has not counted what the fallback allowed.)
 import { Ratelimit } from '@upstash/ratelimit'
 import { BoundedLru } from '../cache/lru.ts'
 import type { CallScope } from '../kernel/scope.ts'
 import { keyPart, type RedisStore } from '../redis.ts'
-import { SlidingWindowLimiter } from './sliding-window.ts'
+import { type BaseCount, SlidingWindowLimiter } from './sliding-window.ts'
 import type { LimitDecision, LimitSpec } from './types.ts'
 
 export type { LimitDecision, LimitSpec } from './types.ts'
@@ -71,10 +71,7 @@ interface Lease {
   remaining: number
 }
 
-/**
- * Redis's lowest `remaining` for an id in the window ending at `reset`; kept one window past
- * it, for a fallback to start from (a sliding window still weighs the window before).
- */
+/** Redis's lowest `remaining` for an id in the window ending at `reset`. */
 interface Seen {
   remaining: number
   reset: number
@@ -86,8 +83,8 @@ export function createLimiter(options: LimiterOptions): Limiter {
   const { spec, redis } = options
   const local = new SlidingWindowLimiter(spec, options.maxIdentifiers)
 
-  const fromLocal = (id: string, now: number): LimitTicket => {
-    const decision = local.consume(id, now)
+  const fromLocal = (id: string, now: number, base?: BaseCount): LimitTicket => {
+    const decision = local.consume(id, now, 1, base)
     return {
       ...decision,
       refund: decision.allowed
@@ -115,28 +112,41 @@ export function createLimiter(options: LimiterOptions): Limiter {
   const leasing = new BoundedLru<string, true>({ maxEntries: options.maxIdentifiers })
   const leasingTtlMs = options.leaseRequestTimeoutMs ?? 5000
   const seen = new BoundedLru<string, Seen>({ maxEntries: options.maxIdentifiers })
+  /** Units this isolate holds in Redis per id (what it took, less what it gave back). */
+  const taken = new BoundedLru<string, BaseCount>({ maxEntries: options.maxIdentifiers })
+
+  /** Adds `units` (negative: given back) to the window ending at `reset`. */
+  const count = (id: string, units: number, reset: number, now: number) => {
+    const prior = taken.get(id, now)?.value
+    let next: BaseCount
+    if (prior?.windowEnd === reset) next = { ...prior, current: prior.current + units }
+    else if (prior && reset < prior.windowEnd)
+      return // a late answer of a window gone by
+    else {
+      const previous = prior?.windowEnd === reset - spec.windowMs ? prior.current : 0
+      next = { windowEnd: reset, current: units, previous }
+    }
+    // Kept while it can weigh: through the window after its own.
+    taken.set(id, next, { now, ttlMs: reset + spec.windowMs - now })
+  }
 
   /** Keeps the lowest answer of the window (a new window replaces it). */
   const note = (id: string, result: { remaining: number; reset: number }, now: number) => {
     const prior = seen.get(id, now)?.value
     if (!prior || result.reset > prior.reset || result.remaining < prior.remaining) {
-      remember(id, result, now)
+      seen.set(
+        id,
+        { remaining: result.remaining, reset: result.reset },
+        {
+          now,
+          ttlMs: result.reset - now,
+        },
+      )
     }
-  }
-  const remember = (id: string, result: { remaining: number; reset: number }, now: number) =>
-    seen.set(
-      id,
-      { remaining: result.remaining, reset: result.reset },
-      { now, ttlMs: result.reset + spec.windowMs - now },
-    )
-  /** Redis's last answer for the id in the window holding `now`, if any. */
-  const current = (id: string, now: number) => {
-    const value = seen.get(id, now)?.value
-    return value && value.reset > now ? value : undefined
   }
   /** Remaining for the agent as this isolate knows it: Redis's count plus its unspent lease. */
   const remainingFor = (id: string, now: number) =>
-    (current(id, now)?.remaining ?? spec.limit) + (leases.get(id, now)?.value.remaining ?? 0)
+    (seen.get(id, now)?.value.remaining ?? spec.limit) + (leases.get(id, now)?.value.remaining ?? 0)
 
   const take = async (id: string, rate: number, ctx: LimitContext) => {
     // The library appends `:<id>:<window>` to the prefix: the id is a key part like any other.
@@ -152,9 +162,17 @@ export function createLimiter(options: LimiterOptions): Limiter {
       if (Date.now() >= reset) return
       try {
         const result = await take(id, -1, ctx)
+        count(id, -1, reset, ctx.now)
         // A refund raises the count Redis keeps: its answer replaces the lowest one seen,
         // else RateLimit-Remaining would stay at a burst's low until the window's reset.
-        remember(id, result, ctx.now)
+        seen.set(
+          id,
+          { remaining: result.remaining, reset: result.reset },
+          {
+            now: ctx.now,
+            ttlMs: result.reset - ctx.now,
+          },
+        )
       } catch (err) {
         // The unit stays counted: the limit errs on the safe side.
         options.onRedisError?.(err)
@@ -191,7 +209,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
 
       // One lease request per id at a time, and only while the window has room for it (one
       // landing past the limit would be refused having counted its units).
-      const known = current(id, ctx.now)?.remaining
+      const known = seen.get(id, ctx.now)?.value.remaining
       const roomy = known === undefined || known >= 2 * leaseSize
       const leader = leaseSize > 1 && roomy && !leasing.get(id, ctx.now)
       if (leader) leasing.set(id, true, { now: ctx.now, ttlMs: leasingTtlMs })
@@ -203,7 +221,10 @@ export function createLimiter(options: LimiterOptions): Limiter {
           result = await take(id, 1, ctx)
           granted = 1
         }
-        if (result.success) note(id, result, ctx.now)
+        if (result.success) {
+          note(id, result, ctx.now)
+          count(id, granted, result.reset, ctx.now)
+        }
         let refund = result.success ? refundGlobal(id, result.reset) : NOTHING_TO_REFUND
         if (result.success && granted > 1) {
           const held: Lease = { remaining: granted - 1 }
@@ -221,9 +242,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
         }
       } catch (err) {
         options.onRedisError?.(err)
-        const counted = seen.get(id, ctx.now)?.value
-        if (counted) local.seed(id, spec.limit - counted.remaining, counted.reset, ctx.now)
-        return fromLocal(id, ctx.now)
+        return fromLocal(id, ctx.now, taken.get(id, ctx.now)?.value)
       } finally {
         if (leader) leasing.delete(id)
       }

@@ -10,6 +10,16 @@ interface WindowState {
   previous: number
 }
 
+/**
+ * Units another count (Redis's, as this isolate took them) holds for an id: `current` in the
+ * window ending at `windowEnd` (ms), `previous` in the one before it.
+ */
+export interface BaseCount {
+  windowEnd: number
+  current: number
+  previous: number
+}
+
 export class SlidingWindowLimiter {
   readonly #spec: LimitSpec
   readonly #state: BoundedLru<string, WindowState>
@@ -19,36 +29,19 @@ export class SlidingWindowLimiter {
     this.#state = new BoundedLru({ maxEntries: maxIdentifiers })
   }
 
-  /** Counts `cost` against `id` if that stays within the limit. */
-  consume(id: string, now: number, cost = 1): LimitDecision {
+  /**
+   * Counts `cost` against `id` if that stays within the limit, on top of `base` (what Redis
+   * counted of this isolate's requests before it failed, weighed as this window weighs it).
+   */
+  consume(id: string, now: number, cost = 1, base?: BaseCount): LimitDecision {
     const stored = this.#state.get(id, now)?.value
     const state = this.#current(stored, now)
-    const used = this.#used(state, now)
+    const used = this.#used(state, now) + this.#baseUsed(base, state.start, now)
     const allowed = used + cost <= this.#spec.limit
     if (allowed) state.current += cost
     // The same window's state was updated in place; a new one must be stored.
     if (state !== stored) this.#store(id, state, now)
     return this.#decision(allowed, allowed ? used + cost : used, state)
-  }
-
-  /**
-   * Makes `id` count at least `used` in the window ending at `windowEnd` (ms), when that is the
-   * window holding `now` or the one before, which still weighs on it: what another count,
-   * Redis's, had reached. A fallback taking over then starts from there, not from zero.
-   */
-  seed(id: string, used: number, windowEnd: number, now: number): void {
-    const stored = this.#state.get(id, now)?.value
-    const state = this.#current(stored, now)
-    const { windowMs } = this.#spec
-    if (windowEnd === state.start + windowMs) {
-      const short = used - this.#used(state, now)
-      if (short > 0) state.current += short
-    } else if (windowEnd === state.start) {
-      state.previous = Math.max(state.previous, used)
-    } else {
-      return
-    }
-    if (state !== stored) this.#store(id, state, now)
   }
 
   /**
@@ -75,6 +68,19 @@ export class SlidingWindowLimiter {
   #used(state: WindowState, now: number): number {
     const overlap = 1 - (now - state.start) / this.#spec.windowMs
     return state.current + Math.floor(state.previous * overlap)
+  }
+
+  /** `base` as the window starting at `start` counts it: its own, the one before, or nothing. */
+  #baseUsed(base: BaseCount | undefined, start: number, now: number): number {
+    if (!base) return 0
+    const { windowMs } = this.#spec
+    if (base.windowEnd === start + windowMs) {
+      return this.#used({ start, current: base.current, previous: base.previous }, now)
+    }
+    if (base.windowEnd === start) {
+      return this.#used({ start, current: 0, previous: base.current }, now)
+    }
+    return 0
   }
 
   #store(id: string, state: WindowState, now: number): void {

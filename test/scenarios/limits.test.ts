@@ -278,6 +278,40 @@ describe.runIf(s.hasRedis)(
       // Redis itself would allow what the old window no longer weighs (a few), never 50.
       expect(during[200] ?? 0).toBeLessThanOrEqual(10)
     }, 30_000)
+
+    test('Redis failing never refuses what Redis would allow: the window before weighs only what it held', async () => {
+      const windowMs = 5_000
+      const iso = isolate('redis', {
+        RATE_LIMIT_REQUESTS_PER_AGENT: '50',
+        RATE_LIMIT_REQUESTS_WINDOW_SECONDS: String(windowMs / 1000),
+        REVOCATION_CHECK_TTL_MS: '60000',
+      })
+      const auth = bearer((await getToken(iso)).access_token)
+      const context = '/api/v1/agent/users/demo-user-1/context'
+      const burst = (n: number) =>
+        Promise.all(Array.from({ length: n }, () => iso.fetch(context, { headers: auth })))
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+      const nextWindow = () => sleep(windowMs - (Date.now() % windowMs) + 300)
+      await nextWindow()
+      const first = tally(await burst(50)) // a full window …
+      await nextWindow()
+      const second = tally(await burst(1)) // … then one request in the next …
+      await nextWindow()
+      // … and in the one after, Redis weighs only that one request: all 20 go through.
+      const during = tally(await inMode('redis failing', () => burst(20)))
+      report(
+        '50, then 1 a window later, then 20 with Redis failing a window after that, limit 50',
+        'redis failing',
+        {
+          during: during[200] ?? 0,
+        },
+      )
+      expect({ first, second, during }).toEqual({
+        first: { 200: 50 },
+        second: { 200: 1 },
+        during: { 200: 20 },
+      })
+    }, 30_000)
   },
 )
 

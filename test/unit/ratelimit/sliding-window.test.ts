@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest'
-import { SlidingWindowLimiter } from '../../../src/ratelimit/sliding-window.ts'
+import { type BaseCount, SlidingWindowLimiter } from '../../../src/ratelimit/sliding-window.ts'
 
 const WINDOW = 60_000
 const start = 120_000 * 1000 // a window boundary
@@ -25,26 +25,45 @@ test('refunds never make the count negative', () => {
   expect(limiter.consume('a', start + 3).remaining).toBe(2)
 })
 
-test('seeded with another count (Redis’s, before it failed), a window starts from it, never lower', () => {
-  const limiter = new SlidingWindowLimiter({ limit: 5, windowMs: WINDOW }, 100)
-  limiter.seed('a', 4, start + WINDOW, start + 10)
-  expect(limiter.consume('a', start + 11)).toMatchObject({ allowed: true, remaining: 0 })
-  expect(limiter.consume('a', start + 12).allowed).toBe(false)
-  // A lower count changes nothing; the seed weighs on the next window as a count would.
-  limiter.seed('a', 1, start + WINDOW, start + 13)
-  expect(limiter.consume('a', start + 14).allowed).toBe(false)
-  expect(limiter.consume('a', start + WINDOW + WINDOW / 2).remaining).toBe(5 - 1 - 2)
-})
-
-test('a count of the window before weighs on this one as the sliding window weighs it; older ones not at all', () => {
-  const limiter = new SlidingWindowLimiter({ limit: 10, windowMs: WINDOW }, 100)
-  // Redis counted 10 in the window that ended at `start`; now is halfway into the next, where
-  // that window still weighs 5: 5 more are allowed, not 10.
-  const now = start + WINDOW / 2
-  limiter.seed('a', 10, start, now)
-  const allowed = Array.from({ length: 8 }, () => limiter.consume('a', now).allowed)
-  expect(allowed.filter(Boolean)).toHaveLength(5)
-  const fresh = new SlidingWindowLimiter({ limit: 10, windowMs: WINDOW }, 100)
-  fresh.seed('b', 10, start - WINDOW, start + 1)
-  expect(fresh.consume('b', start + 2).remaining).toBe(9)
+test('on top of a base count (what Redis counted before it failed): its window, and the one before, weighed as a sliding window weighs them', () => {
+  const limit = (n: number) => new SlidingWindowLimiter({ limit: n, windowMs: WINDOW }, 100)
+  const allowed = (l: SlidingWindowLimiter, now: number, base: BaseCount, tries = 12) =>
+    Array.from({ length: tries }, () => l.consume('a', now, 1, base).allowed).filter(Boolean).length
+  // Redis took 4 of 5 in this window: one more.
+  const five = limit(5)
+  expect(
+    five.consume('a', start + 11, 1, { windowEnd: start + WINDOW, current: 4, previous: 0 }),
+  ).toMatchObject({ allowed: true, remaining: 0 })
+  expect(
+    five.consume('a', start + 12, 1, { windowEnd: start + WINDOW, current: 4, previous: 0 })
+      .allowed,
+  ).toBe(false)
+  // 10 in the window before, halfway into this one: it weighs 5 …
+  expect(
+    allowed(limit(10), start + WINDOW / 2, { windowEnd: start + WINDOW, current: 0, previous: 10 }),
+  ).toBe(5)
+  // … the same when the base's own window has ended and this is the next one …
+  expect(
+    allowed(limit(10), start + WINDOW + WINDOW / 2, {
+      windowEnd: start + WINDOW,
+      current: 10,
+      previous: 7,
+    }),
+  ).toBe(5)
+  // … and less as the window goes on (never more refused than Redis would refuse).
+  expect(
+    allowed(limit(10), start + (WINDOW * 3) / 4, {
+      windowEnd: start + WINDOW,
+      current: 0,
+      previous: 10,
+    }),
+  ).toBe(8)
+  // Older than the window before: nothing.
+  expect(
+    allowed(limit(10), start + 2 * WINDOW + 1, {
+      windowEnd: start + WINDOW,
+      current: 10,
+      previous: 10,
+    }),
+  ).toBe(10)
 })
