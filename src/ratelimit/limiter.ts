@@ -118,14 +118,16 @@ export function createLimiter(options: LimiterOptions): Limiter {
   /** Adds `units` (negative: given back) to the window ending at `reset`. */
   const count = (id: string, units: number, reset: number, now: number) => {
     const prior = taken.get(id, now)?.value
-    let next: BaseCount
-    if (prior?.windowEnd === reset) next = { ...prior, current: prior.current + units }
-    else if (prior && reset < prior.windowEnd)
-      return // a late answer of a window gone by
-    else {
-      const previous = prior?.windowEnd === reset - spec.windowMs ? prior.current : 0
-      next = { windowEnd: reset, current: units, previous }
+    if (prior && reset < prior.windowEnd) {
+      // A late answer of the window before (it still weighs), or of one that no longer does.
+      if (reset === prior.windowEnd - spec.windowMs) prior.previous += units
+      return
     }
+    const previous = prior?.windowEnd === reset - spec.windowMs ? prior.current : 0
+    const next: BaseCount =
+      prior?.windowEnd === reset
+        ? { ...prior, current: prior.current + units }
+        : { windowEnd: reset, current: units, previous }
     // Kept while it can weigh: through the window after its own.
     taken.set(id, next, { now, ttlMs: reset + spec.windowMs - now })
   }
