@@ -193,6 +193,8 @@ describe(`oauth4webapi (${s.runtime})`, () => {
         `${new URL(api).protocol}//${new URL(api).host}./mcp`,
       ),
       'a full-width letter in the host': await target(api.replace('a', '\uff41')),
+      'a control character at the end': await target(`${mcp}\u0001`),
+      'an empty port': await target(`${api}:/mcp`),
     }).toEqual({
       'origin with /': api,
       'scheme in capitals': api,
@@ -206,6 +208,8 @@ describe(`oauth4webapi (${s.runtime})`, () => {
       'empty userinfo': 'invalid_target',
       'a trailing dot in the host': 'invalid_target',
       'a full-width letter in the host': 'invalid_target',
+      'a control character at the end': 'invalid_target',
+      'an empty port': mcp,
     })
   })
 

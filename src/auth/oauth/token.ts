@@ -294,14 +294,19 @@ function requestedTarget(
 /**
  * `scheme://host[:port][/path]` (an ASCII host name, a dotted IPv4 address or a bracketed IPv6
  * one; no userinfo, query or fragment) in RFC 3986 normal form: scheme and host in lower case,
- * a default port dropped, an empty path as `/`, dot segments removed (§6.2.2–6.2.3), and
- * percent-encoded unreserved characters decoded, the others' hex in capitals (§6.2.2.2).
+ * a default or empty port dropped, an empty path as `/`, dot segments removed (§6.2.2–6.2.3),
+ * and in the path percent-encoded unreserved characters decoded, the others' hex in capitals
+ * (§6.2.2.2).
  * Undefined for anything else, and for what the WHATWG URL parser would rewrite beyond case
  * (`127.1`, `2130706433`, a trailing dot, full-width digits): no URI names those hosts.
  */
 function normalUri(name: string): string | undefined {
+  // RFC 3986 §3: no userinfo, query or fragment; the path only of pchar and "/". (The URL
+  // parser would also strip control characters and spaces, and read a backslash as "/".)
   const parts =
-    /^([a-z][a-z\d+.-]*):\/\/([a-z\d.-]+|\[[\da-f:.]+\])(?::\d{1,5})?(\/[^\s\\?#]*)?$/i.exec(name)
+    /^([a-z][a-z\d+.-]*):\/\/([a-z\d.-]+|\[[\da-f:.]+\])(?::\d*)?((?:\/(?:[\w.~!$&'()*+,;=:@-]|%[\da-f]{2})*)*)$/i.exec(
+      name,
+    )
   if (!parts) return undefined
   let url: URL
   try {
