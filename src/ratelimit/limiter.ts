@@ -209,10 +209,12 @@ export function createLimiter(options: LimiterOptions): Limiter {
       const lease = leases.get(id, ctx.now)
       if (lease && lease.value.remaining > 0) return fromLease(id, lease, ctx.now)
 
-      // One lease request per id at a time, and only while the window has room for it (one
-      // landing past the limit would be refused having counted its units).
+      // One lease request per id at a time, and only once this window's count is known to have
+      // room for it: the library's script checks the count before adding, so a lease landing
+      // past the limit is refused having counted its units (the window before, still weighing,
+      // can leave less room than a lease). A window's first request here asks for one unit.
       const known = seen.get(id, ctx.now)?.value.remaining
-      const roomy = known === undefined || known >= 2 * leaseSize
+      const roomy = known !== undefined && known >= 2 * leaseSize
       const leader = leaseSize > 1 && roomy && !leasing.get(id, ctx.now)
       if (leader) leasing.set(id, true, { now: ctx.now, ttlMs: leasingTtlMs })
       try {

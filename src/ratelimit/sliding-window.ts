@@ -33,10 +33,13 @@ export class SlidingWindowLimiter {
    * Counts `cost` against `id` if that stays within the limit, on top of `base` (what Redis
    * counted of this isolate's requests before it failed, weighed as this window weighs it).
    */
-  consume(id: string, now: number, cost = 1, base?: BaseCount): LimitDecision {
-    const stored = this.#state.get(id, now)?.value
+  consume(id: string, requestedAt: number, cost = 1, base?: BaseCount): LimitDecision {
+    const stored = this.#state.get(id, requestedAt)?.value
+    // A request that started before the window the state is in (its Redis call timed out
+    // meanwhile) counts in that window: time never runs back over a newer count.
+    const now = stored && requestedAt < stored.start ? stored.start : requestedAt
     const state = this.#current(stored, now)
-    const used = this.#used(state, now) + this.#baseUsed(base, state.start, now)
+    const used = this.#used(this.#withBase(state, base), now)
     const allowed = used + cost <= this.#spec.limit
     if (allowed) state.current += cost
     // The same window's state was updated in place; a new one must be stored.
@@ -70,17 +73,24 @@ export class SlidingWindowLimiter {
     return state.current + Math.floor(state.previous * overlap)
   }
 
-  /** `base` as the window starting at `start` counts it: its own, the one before, or nothing. */
-  #baseUsed(base: BaseCount | undefined, start: number, now: number): number {
-    if (!base) return 0
+  /**
+   * The counts of `state`'s window and the one before with `base` added where its windows are
+   * these (one floor over the sum, as Redis takes it: split, each share rounds down apart).
+   */
+  #withBase(state: WindowState, base: BaseCount | undefined): WindowState {
+    if (!base) return state
     const { windowMs } = this.#spec
-    if (base.windowEnd === start + windowMs) {
-      return this.#used({ start, current: base.current, previous: base.previous }, now)
+    if (base.windowEnd === state.start + windowMs) {
+      return {
+        start: state.start,
+        current: state.current + base.current,
+        previous: state.previous + base.previous,
+      }
     }
-    if (base.windowEnd === start) {
-      return this.#used({ start, current: 0, previous: base.current }, now)
+    if (base.windowEnd === state.start) {
+      return { ...state, previous: state.previous + base.current }
     }
-    return 0
+    return state
   }
 
   #store(id: string, state: WindowState, now: number): void {

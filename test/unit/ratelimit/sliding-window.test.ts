@@ -67,3 +67,22 @@ test('on top of a base count (what Redis counted before it failed): its window, 
     }),
   ).toBe(10)
 })
+
+test('a request that started in the window before the stored one counts in the stored one, never resetting it', () => {
+  const limiter = new SlidingWindowLimiter({ limit: 5, windowMs: WINDOW }, 100)
+  for (let i = 0; i < 3; i++) limiter.consume('a', start + WINDOW + 10)
+  // Its Redis call timed out across the boundary: it started 100 ms before this window.
+  expect(limiter.consume('a', start + WINDOW - 100)).toMatchObject({ allowed: true, remaining: 1 })
+  expect(limiter.consume('a', start + WINDOW + 20).allowed).toBe(true)
+  expect(limiter.consume('a', start + WINDOW + 30).allowed).toBe(false)
+})
+
+test('Redis’s units and the fallback’s of one window round down together, as Redis rounds its count', () => {
+  const limiter = new SlidingWindowLimiter({ limit: 10, windowMs: WINDOW }, 100)
+  const base: BaseCount = { windowEnd: start + WINDOW, current: 1, previous: 0 }
+  expect(limiter.consume('a', start + 10, 1, base).allowed).toBe(true)
+  // A twentieth into the next window those 2 weigh floor(1.9) = 1, not floor(0.95) twice = 0.
+  const now = start + WINDOW + WINDOW / 20
+  const allowed = Array.from({ length: 12 }, () => limiter.consume('a', now, 1, base).allowed)
+  expect(allowed.filter(Boolean)).toHaveLength(9)
+})
