@@ -12,13 +12,15 @@
 //    Only one lease request per (isolate, id) is in flight at a time; requests arriving
 //    meanwhile take one unit each with their own Redis call (never by awaiting the lease
 //    request: on Workers a request may only await its own I/O). So N requests sent at once
-//    spend at most N + lease − 1 units: the bound is one partly spent lease per isolate. Never
+//    spend at most N + lease − 1 units: the bound is one partly spent lease per isolate (a
+//    request Redis refuses spends a unit of a lease that arrived meanwhile). Never
 //    more requests than the limit are allowed; an isolate may hold up to lease − 1 units it has
 //    not spent yet (others then see the limit reached that much earlier).
-//  - RateLimit-Remaining. What Redis last said remains (the lowest answer this window: answers
-//    to concurrent calls arrive in any order, and a lower one is a later count; a refund's
-//    answer replaces it, since a refund raises what remains: one arriving after a later
-//    count's answer overstates it until the next answer), plus the units
+//  - RateLimit-Remaining. What Redis last said remains (answers to concurrent calls arrive in
+//    any order: a lower one is a later count, and so is the answer to a call sent after the
+//    kept one arrived, higher as the window before weighs less; a refund's answer replaces
+//    it, since a refund raises what remains: one arriving after a later count's answer
+//    overstates it until the next answer), plus the units
 //    of this isolate's lease not yet spent. With one isolate that is exact; with several it is
 //    off by what other isolates spent since this one last asked Redis (at most a lease of its
 //    own requests ago) and by their unspent leases (at most lease − 1 each).
@@ -71,10 +73,22 @@ interface Lease {
   remaining: number
 }
 
-/** Redis's lowest `remaining` for an id in the window ending at `reset`. */
+/**
+ * Redis's latest known `remaining` for an id in the window ending at `reset`; `after`: how many
+ * calls this isolate had sent to Redis when it arrived (a call sent later counts later).
+ */
 interface Seen {
   remaining: number
   reset: number
+  after: number
+}
+
+/** A Redis answer, and the number of the call that asked (this isolate's count of calls). */
+interface Answer {
+  success: boolean
+  remaining: number
+  reset: number
+  sent: number
 }
 
 const NOTHING_TO_REFUND = async () => {}
@@ -133,28 +147,45 @@ export function createLimiter(options: LimiterOptions): Limiter {
   }
 
   /** Keeps the lowest answer of the window (a new window replaces it). */
-  const note = (id: string, result: { remaining: number; reset: number }, now: number) => {
+  /**
+   * Keeps the latest count of the window: a new window's; a lower one (answers to concurrent
+   * calls arrive in any order, and a lower one is a later count); or one asked for after the
+   * kept one arrived (a later count, higher as the window before weighs less and less).
+   */
+  const note = (id: string, result: Answer, now: number) => {
     const prior = seen.get(id, now)?.value
-    if (!prior || result.reset > prior.reset || result.remaining < prior.remaining) {
-      seen.set(
-        id,
-        { remaining: result.remaining, reset: result.reset },
-        {
-          now,
-          ttlMs: result.reset - now,
-        },
-      )
+    if (
+      !prior ||
+      result.reset > prior.reset ||
+      result.remaining < prior.remaining ||
+      result.sent > prior.after
+    ) {
+      remember(id, result, now)
     }
   }
+  const remember = (id: string, result: Answer, now: number) =>
+    seen.set(
+      id,
+      { remaining: result.remaining, reset: result.reset, after: sent },
+      { now, ttlMs: result.reset - now },
+    )
   /** Remaining for the agent as this isolate knows it: Redis's count plus its unspent lease. */
   const remainingFor = (id: string, now: number) =>
     (seen.get(id, now)?.value.remaining ?? spec.limit) + (leases.get(id, now)?.value.remaining ?? 0)
 
-  const take = async (id: string, rate: number, ctx: LimitContext) => {
+  /** Calls sent to Redis by this isolate: orders its answers (see Seen.after). */
+  let sent = 0
+  const take = async (id: string, rate: number, ctx: LimitContext): Promise<Answer> => {
+    const order = ++sent
     // The library appends `:<id>:<window>` to the prefix: the id is a key part like any other.
     const result = await redis.run('ratelimit', () => global.limit(keyPart(id), { rate }), ctx)
     ctx.defer?.(result.pending)
-    return result
+    return {
+      success: result.success,
+      remaining: result.remaining,
+      reset: result.reset,
+      sent: order,
+    }
   }
 
   /** Gives one unit back in Redis, if still within the window it was taken in. */
@@ -167,14 +198,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
         count(id, -1, reset, ctx.now)
         // A refund raises the count Redis keeps: its answer replaces the lowest one seen,
         // else RateLimit-Remaining would stay at a burst's low until the window's reset.
-        seen.set(
-          id,
-          { remaining: result.remaining, reset: result.reset },
-          {
-            now: ctx.now,
-            ttlMs: result.reset - ctx.now,
-          },
-        )
+        remember(id, result, ctx.now)
       } catch (err) {
         // The unit stays counted: the limit errs on the safe side.
         options.onRedisError?.(err)
@@ -228,6 +252,12 @@ export function createLimiter(options: LimiterOptions): Limiter {
         if (result.success) {
           note(id, result, ctx.now)
           count(id, granted, result.reset, ctx.now)
+        }
+        if (!result.success) {
+          // A lease another request of this isolate took meanwhile holds units Redis counted:
+          // they are this isolate's to spend, not a reason to refuse.
+          const arrived = leases.get(id, ctx.now)
+          if (arrived && arrived.value.remaining > 0) return fromLease(id, arrived, ctx.now)
         }
         let refund = result.success ? refundGlobal(id, result.reset) : NOTHING_TO_REFUND
         if (result.success && granted > 1) {

@@ -336,6 +336,58 @@ describe.runIf(s.hasRedis)(`leases at a window's start (${s.runtime})`, () => {
     // Redis has room for these 5 (a lease of 10 would not fit, and would be counted anyway).
     expect(statuses).toEqual([200, 200, 200, 200, 200])
   }, 30_000)
+
+  test('near the limit, a burst spends the lease one of its requests took: every unit Redis had is served', async () => {
+    const windowMs = 10_000
+    const iso = isolate('redis', { RATE_LIMIT_REQUESTS_WINDOW_SECONDS: String(windowMs / 1000) })
+    const auth = bearer((await getToken(iso)).access_token)
+    const context = '/api/v1/agent/users/demo-user-1/context'
+    await new Promise((r) => setTimeout(r, windowMs - (Date.now() % windowMs) + 300))
+    const window = Math.floor(Date.now() / windowMs)
+    const key = `${iso.env.REDIS_KEY_PREFIX}ratelimit:requests-agent:${DEMO_AGENT}`
+    const res = await fetch(iso.env.UPSTASH_REDIS_REST_URL!, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${iso.env.UPSTASH_REDIS_REST_TOKEN}` },
+      body: JSON.stringify(['SET', `${key}:${window}`, '579', 'PX', '60000']),
+    })
+    expect(res.ok).toBe(true)
+    // One request learns the window's count (20 left after it) …
+    const first = await iso.fetch(context, { headers: auth })
+    expect(first.headers.get('ratelimit-remaining')).toBe('20')
+    // … then 60 at once: one takes a lease of 10, the others one unit each until Redis says no,
+    // and those refused spend what is left of the lease.
+    const burst = await Promise.all(
+      Array.from({ length: 60 }, () => iso.fetch(context, { headers: auth })),
+    )
+    const counts = tally(burst)
+    report('60 at once with 20 left (lease 10)', 'redis', { allowed: counts[200] ?? 0 })
+    expect(counts).toEqual({ 200: 20, 429: 40 })
+  }, 30_000)
+
+  test('RateLimit-Remaining follows the window as the window before weighs less, not its first low answer', async () => {
+    const windowMs = 10_000
+    const iso = isolate('redis', { RATE_LIMIT_REQUESTS_WINDOW_SECONDS: String(windowMs / 1000) })
+    const auth = bearer((await getToken(iso)).access_token)
+    const context = '/api/v1/agent/users/demo-user-1/context'
+    await new Promise((r) => setTimeout(r, windowMs - (Date.now() % windowMs) + 300))
+    const window = Math.floor(Date.now() / windowMs)
+    const key = `${iso.env.REDIS_KEY_PREFIX}ratelimit:requests-agent:${DEMO_AGENT}`
+    await fetch(iso.env.UPSTASH_REDIS_REST_URL!, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${iso.env.UPSTASH_REDIS_REST_TOKEN}` },
+      body: JSON.stringify(['SET', `${key}:${window - 1}`, '600', 'PX', '60000']),
+    })
+    const remaining = async () =>
+      Number((await iso.fetch(context, { headers: auth })).headers.get('ratelimit-remaining'))
+    // 0.3 s in, the full window before weighs about 582: under 20 left.
+    const early = await remaining()
+    await new Promise((r) => setTimeout(r, 3000))
+    // 3 s later it weighs about 400: Redis's answer to a later call says so.
+    const later = await remaining()
+    report('Remaining 0.3 s and 3.3 s into a window after a full one', 'redis', { early, later })
+    expect(early).toBeLessThan(20)
+    expect(later).toBeGreaterThan(150)
+  }, 30_000)
 })
 
 describe.each(MODES)(`the per-agent request limit under bursts (${s.runtime}, %s)`, (mode) => {
