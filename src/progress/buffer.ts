@@ -287,7 +287,7 @@ for j = 1, m do
     end
   end
 end
--- Nothing buffered: no agent holds any of it (heals any drift of the counts).
+-- Nothing buffered: no agent holds a share of it (heals drift of the counts).
 if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('ZCARD', KEYS[9]) == 0 then
   redis.call('DEL', KEYS[8])
 end
