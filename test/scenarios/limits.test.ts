@@ -56,23 +56,54 @@ function report(label: string, mode: Mode, figures: Record<string, number>) {
   console.info(`[burst] ${s.runtime} | ${mode} | ${label} | ${text}`)
 }
 
+/** A command to the scenario's Redis, through the Upstash stand-in (its REST API). */
+async function redisCommand(iso: Scenario, ...command: string[]): Promise<unknown> {
+  const res = await fetch(iso.env.UPSTASH_REDIS_REST_URL!, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${iso.env.UPSTASH_REDIS_REST_TOKEN}` },
+    body: JSON.stringify(command),
+  })
+  expect(res.ok).toBe(true)
+  return ((await res.json()) as { result: unknown }).result
+}
+
+/** The Redis key prefix of an agent's request-limit windows (the library appends the window). */
+const requestLimitKey = (iso: Scenario, agentId: string) =>
+  `${iso.env.REDIS_KEY_PREFIX}ratelimit:requests-agent:${agentId}`
+
 /** What Redis counted against the agent's request limit (all windows of this prefix). */
 async function redisCounted(iso: Scenario, agentId: string): Promise<number> {
-  const call = async (command: string[]) => {
-    const res = await fetch(iso.env.UPSTASH_REDIS_REST_URL!, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${iso.env.UPSTASH_REDIS_REST_TOKEN}` },
-      body: JSON.stringify(command),
-    })
-    return ((await res.json()) as { result: unknown }).result
-  }
-  const keys = (await call([
-    'KEYS',
-    `${iso.env.REDIS_KEY_PREFIX}ratelimit:requests-agent:${agentId}:*`,
-  ])) as string[]
+  const keys = (await redisCommand(iso, 'KEYS', `${requestLimitKey(iso, agentId)}:*`)) as string[]
   let total = 0
-  for (const key of keys) total += Number(await call(['GET', key]))
+  for (const key of keys) total += Number(await redisCommand(iso, 'GET', key))
   return total
+}
+
+const CONTEXT = '/api/v1/agent/users/demo-user-1/context'
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** Until `into` ms into the next window of `windowMs` (the library's windows follow the wall clock). */
+const nextWindow = (windowMs: number, into = 300) =>
+  sleep(windowMs - (Date.now() % windowMs) + into)
+
+/** An isolate with Redis, and demo-agent's context reads through it: one, or `n` at once. */
+async function readsWithRedis(extra: Record<string, string>) {
+  const iso = isolate('redis', extra)
+  const auth = bearer((await getToken(iso)).access_token)
+  const read = () => iso.fetch(CONTEXT, { headers: auth })
+  return { iso, read, burst: (n: number) => Promise.all(Array.from({ length: n }, read)) }
+}
+
+/** Sets Redis's count of demo-agent's requests in the window `offset` windows from now's. */
+async function setRequestCount(iso: Scenario, windowMs: number, offset: number, count: number) {
+  const window = Math.floor(Date.now() / windowMs) + offset
+  await redisCommand(
+    iso,
+    'SET',
+    `${requestLimitKey(iso, DEMO_AGENT)}:${window}`,
+    String(count),
+    'PX',
+    '60000',
+  )
 }
 
 describe.each(MODES)(`failure budgets under bursts (${s.runtime}, %s)`, (mode) => {
@@ -228,17 +259,13 @@ describe.runIf(s.hasRedis)(
   `the per-agent request limit across a Redis failure (${s.runtime})`,
   () => {
     test('Redis failing mid-window: the isolate’s fallback starts from Redis’s count, not from zero', async () => {
-      const iso = isolate('redis', {
+      // The revocation answer from before the failure is trusted through it (see prepare below).
+      const { burst } = await readsWithRedis({
         RATE_LIMIT_REQUESTS_PER_AGENT: '50',
-        // The revocation answer from before the failure is trusted through it (see prepare below).
         REVOCATION_CHECK_TTL_MS: '60000',
       })
-      const auth = bearer((await getToken(iso)).access_token)
-      const context = '/api/v1/agent/users/demo-user-1/context'
-      const burst = () =>
-        Promise.all(Array.from({ length: 70 }, () => iso.fetch(context, { headers: auth })))
-      const before = tally(await burst())
-      const during = tally(await inMode('redis failing', burst))
+      const before = tally(await burst(70))
+      const during = tally(await inMode('redis failing', () => burst(70)))
       report('70 at once, Redis up, then 70 with Redis failing, limit 50', 'redis failing', {
         before: before[200] ?? 0,
         during: during[200] ?? 0,
@@ -249,22 +276,16 @@ describe.runIf(s.hasRedis)(
 
     test('Redis failing just after a window ends: the window before still weighs, as in Redis', async () => {
       const windowMs = 10_000
-      const iso = isolate('redis', {
+      const { burst } = await readsWithRedis({
         RATE_LIMIT_REQUESTS_PER_AGENT: '50',
         RATE_LIMIT_REQUESTS_WINDOW_SECONDS: String(windowMs / 1000),
         REVOCATION_CHECK_TTL_MS: '60000',
       })
-      const auth = bearer((await getToken(iso)).access_token)
-      const context = '/api/v1/agent/users/demo-user-1/context'
-      const burst = (n: number) =>
-        Promise.all(Array.from({ length: n }, () => iso.fetch(context, { headers: auth })))
-      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-      const left = () => windowMs - (Date.now() % windowMs)
-      // The first burst well inside a window (the library's windows follow the wall clock) …
-      if (left() < 4000) await sleep(left())
+      // The first burst well inside a window …
+      if (windowMs - (Date.now() % windowMs) < 4000) await nextWindow(windowMs, 0)
       const before = tally(await burst(50))
       // … the second just after it ended: that window still weighs about 48 of the 50.
-      await sleep(left() + 300)
+      await nextWindow(windowMs)
       const during = tally(await inMode('redis failing', () => burst(60)))
       report(
         '50 in a window, then 60 with Redis failing just after it, limit 50',
@@ -281,26 +302,20 @@ describe.runIf(s.hasRedis)(
 
     test('Redis failing never refuses what Redis would allow: the window before weighs only what it held', async () => {
       const windowMs = 5_000
-      const iso = isolate('redis', {
+      const { burst } = await readsWithRedis({
         RATE_LIMIT_REQUESTS_PER_AGENT: '50',
         RATE_LIMIT_REQUESTS_WINDOW_SECONDS: String(windowMs / 1000),
         REVOCATION_CHECK_TTL_MS: '60000',
       })
-      const auth = bearer((await getToken(iso)).access_token)
-      const context = '/api/v1/agent/users/demo-user-1/context'
-      const burst = (n: number) =>
-        Promise.all(Array.from({ length: n }, () => iso.fetch(context, { headers: auth })))
-      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-      const nextWindow = () => sleep(windowMs - (Date.now() % windowMs) + 300)
-      await nextWindow()
+      await nextWindow(windowMs)
       const first = tally(await burst(50)) // a full window …
-      await nextWindow()
+      await nextWindow(windowMs)
       const second = tally(await burst(1)) // … then one request in the next …
-      await nextWindow()
+      await nextWindow(windowMs)
       // … and in the one after, Redis weighs only that one request: all 20 go through.
       const during = tally(await inMode('redis failing', () => burst(20)))
       report(
-        '50, then 1 a window later, then 20 with Redis failing a window after that, limit 50',
+        '50, a window later 1, a window later 20 with Redis failing, limit 50',
         'redis failing',
         {
           during: during[200] ?? 0,
@@ -316,72 +331,41 @@ describe.runIf(s.hasRedis)(
 )
 
 describe.runIf(s.hasRedis)(`leases at a window's start (${s.runtime})`, () => {
+  const windowMs = 10_000
+  const window = { RATE_LIMIT_REQUESTS_WINDOW_SECONDS: String(windowMs / 1000) }
+
   test('the window before still weighing near the limit: no lease is asked before this window’s count is known, so none is counted and refused', async () => {
-    const windowMs = 10_000
-    const iso = isolate('redis', { RATE_LIMIT_REQUESTS_WINDOW_SECONDS: String(windowMs / 1000) })
-    const auth = bearer((await getToken(iso)).access_token)
-    const context = '/api/v1/agent/users/demo-user-1/context'
-    await new Promise((r) => setTimeout(r, windowMs - (Date.now() % windowMs) + 300))
+    const { iso, read } = await readsWithRedis(window)
+    await nextWindow(windowMs)
     // The window before held 612 (say, from other isolates): 0.3 s in, it weighs 593 of 600.
-    const window = Math.floor(Date.now() / windowMs)
-    const key = `${iso.env.REDIS_KEY_PREFIX}ratelimit:requests-agent:${DEMO_AGENT}`
-    const res = await fetch(iso.env.UPSTASH_REDIS_REST_URL!, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${iso.env.UPSTASH_REDIS_REST_TOKEN}` },
-      body: JSON.stringify(['SET', `${key}:${window - 1}`, '612', 'PX', '60000']),
-    })
-    expect(res.ok).toBe(true)
+    await setRequestCount(iso, windowMs, -1, 612)
     const statuses: number[] = []
-    for (let i = 0; i < 5; i++) statuses.push((await iso.fetch(context, { headers: auth })).status)
+    for (let i = 0; i < 5; i++) statuses.push((await read()).status)
     // Redis has room for these 5 (a lease of 10 would not fit, and would be counted anyway).
     expect(statuses).toEqual([200, 200, 200, 200, 200])
   }, 30_000)
 
   test('near the limit, a burst spends the lease one of its requests took: every unit Redis had is served', async () => {
-    const windowMs = 10_000
-    const iso = isolate('redis', { RATE_LIMIT_REQUESTS_WINDOW_SECONDS: String(windowMs / 1000) })
-    const auth = bearer((await getToken(iso)).access_token)
-    const context = '/api/v1/agent/users/demo-user-1/context'
-    await new Promise((r) => setTimeout(r, windowMs - (Date.now() % windowMs) + 300))
-    const window = Math.floor(Date.now() / windowMs)
-    const key = `${iso.env.REDIS_KEY_PREFIX}ratelimit:requests-agent:${DEMO_AGENT}`
-    const res = await fetch(iso.env.UPSTASH_REDIS_REST_URL!, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${iso.env.UPSTASH_REDIS_REST_TOKEN}` },
-      body: JSON.stringify(['SET', `${key}:${window}`, '579', 'PX', '60000']),
-    })
-    expect(res.ok).toBe(true)
+    const { iso, read, burst } = await readsWithRedis(window)
+    await nextWindow(windowMs)
+    await setRequestCount(iso, windowMs, 0, 579)
     // One request learns the window's count (20 left after it) …
-    const first = await iso.fetch(context, { headers: auth })
-    expect(first.headers.get('ratelimit-remaining')).toBe('20')
+    expect((await read()).headers.get('ratelimit-remaining')).toBe('20')
     // … then 60 at once: one takes a lease of 10, the others one unit each until Redis says no,
     // and those refused spend what is left of the lease.
-    const burst = await Promise.all(
-      Array.from({ length: 60 }, () => iso.fetch(context, { headers: auth })),
-    )
-    const counts = tally(burst)
+    const counts = tally(await burst(60))
     report('60 at once with 20 left (lease 10)', 'redis', { allowed: counts[200] ?? 0 })
     expect(counts).toEqual({ 200: 20, 429: 40 })
   }, 30_000)
 
   test('RateLimit-Remaining follows the window as the window before weighs less, not its first low answer', async () => {
-    const windowMs = 10_000
-    const iso = isolate('redis', { RATE_LIMIT_REQUESTS_WINDOW_SECONDS: String(windowMs / 1000) })
-    const auth = bearer((await getToken(iso)).access_token)
-    const context = '/api/v1/agent/users/demo-user-1/context'
-    await new Promise((r) => setTimeout(r, windowMs - (Date.now() % windowMs) + 300))
-    const window = Math.floor(Date.now() / windowMs)
-    const key = `${iso.env.REDIS_KEY_PREFIX}ratelimit:requests-agent:${DEMO_AGENT}`
-    await fetch(iso.env.UPSTASH_REDIS_REST_URL!, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${iso.env.UPSTASH_REDIS_REST_TOKEN}` },
-      body: JSON.stringify(['SET', `${key}:${window - 1}`, '600', 'PX', '60000']),
-    })
-    const remaining = async () =>
-      Number((await iso.fetch(context, { headers: auth })).headers.get('ratelimit-remaining'))
+    const { iso, read } = await readsWithRedis(window)
+    await nextWindow(windowMs)
+    await setRequestCount(iso, windowMs, -1, 600)
+    const remaining = async () => Number((await read()).headers.get('ratelimit-remaining'))
     // 0.3 s in, the full window before weighs about 582: under 20 left.
     const early = await remaining()
-    await new Promise((r) => setTimeout(r, 3000))
+    await sleep(3000)
     // 3 s later it weighs about 400: Redis's answer to a later call says so.
     const later = await remaining()
     report('Remaining 0.3 s and 3.3 s into a window after a full one', 'redis', { early, later })
